@@ -1,0 +1,379 @@
+"""Derivation: from the symbolic model to M-step updates, recording every step.
+
+For each free parameter sympy differentiates Q, emsym pulls factors that do not depend on
+the summation index out of the sums (linearity of summation), collapses Kronecker deltas
+(general K, d-dimensional means), sets the derivative to zero and lets sympy solve for the
+parameter, treating each remaining sum over the data as an opaque statistic.  Free mixing
+weights go through a Lagrangian whose multiplier is found from the constraint and the
+identity sum_k gamma_nk = 1.
+
+Then the updates are ordered.  When one update uses another free parameter whose own update
+does not use it back (sigma2_k uses mu_k), the used one is computed first and the pair is
+the joint maximiser.  When updates use each other (a shared mean with free variances), no
+joint closed form is derived: each update maximises Q over its own parameter with the others
+held at their latest values -- an ECM step, which still never decreases the likelihood.
+
+>>> from emsym.spec import load_spec
+>>> d = derive(load_spec("standard"))
+>>> print(d.update("mu_1").text)
+sum_{n=1}^{N} (x_n*gamma_n1)/N_1
+>>> print(d.update("pi_2").text)
+N_2/N
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .exceptions import DerivationError
+from .printing import latex, text
+from .qfunction import Param, SymbolicModel
+from .spec import ModelSpec
+
+__all__ = ["Derivation", "Step", "Update", "derive", "linearise"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recorded step: what was done (title, text) and the resulting expression."""
+
+    title: str
+    text: str
+    expr: sp.Basic
+    latex: str
+    plain: str
+    param: str | None = None  # the parameter this step derives, None for model-level steps
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "text": self.text, "param": self.param,
+                "expression": self.plain, "latex": self.latex, "sympy": sp.srepr(self.expr)}
+
+
+def _step(title: str, what: str, expr: sp.Basic, param: str | None = None) -> Step:
+    return Step(title, what, expr, latex(expr), text(expr), param)
+
+
+@dataclass(frozen=True)
+class Update:
+    """The M-step update of one free parameter.
+
+    ``expr`` is what the runner compiles (sums over the data written out); ``display``
+    writes N_k for sum_n gamma_nk.  ``uses`` names the other free parameters in it; they
+    are evaluated at their new values (they come earlier in ``Derivation.updates``).
+    """
+
+    param: Param
+    expr: sp.Expr
+    display: sp.Expr
+    uses: tuple[str, ...]
+    conditional: bool
+
+    @property
+    def name(self) -> str:
+        return self.param.name
+
+    @property
+    def text(self) -> str:
+        return text(self.display)
+
+    @property
+    def latex(self) -> str:
+        return latex(self.display)
+
+    def to_dict(self) -> dict:
+        return {"param": self.name, "kind": self.param.kind, "expression": self.text,
+                "latex": self.latex, "uses": list(self.uses), "conditional": self.conditional,
+                "expression_sums": text(self.expr)}
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """The result of ``derive``: the model, every step, and the ordered updates."""
+
+    spec: ModelSpec
+    model: SymbolicModel
+    steps: tuple[Step, ...]
+    updates: tuple[Update, ...]
+    method: str  # "EM" (exact M-step) or "ECM" (conditional maximisation)
+    notes: tuple[str, ...]
+
+    def update(self, name: str) -> Update:
+        for u in self.updates:
+            if u.name == name:
+                return u
+        raise KeyError(f"no update for {name!r}; the free parameters are {[u.name for u in self.updates]}")
+
+    def steps_for(self, name: str | None) -> list[Step]:
+        return [s for s in self.steps if s.param == name]
+
+    def to_dict(self) -> dict:
+        return {"model": self.spec.to_dict(), "method": self.method, "notes": list(self.notes),
+                "parameters": [u.name for u in self.updates],
+                "steps": [s.to_dict() for s in self.steps],
+                "updates": [u.to_dict() for u in self.updates]}
+
+
+# -- algebra helpers ---------------------------------------------------------------------
+_INDEX_NAMES = {"n", "j", "k", "i", "l", "N", "K", "d"}
+
+
+def _drop_range_piecewise(expr: sp.Basic) -> sp.Basic:
+    """d/dpi_k of sum_j pi_j gives Piecewise((1, k <= K), (0, True)); k is in range by construction."""
+    def in_range(e):
+        return (isinstance(e, sp.Piecewise) and len(e.args) == 2 and e.args[1].cond is sp.true
+                and {s.name for s in e.args[0].cond.free_symbols} <= _INDEX_NAMES)
+    return expr.replace(in_range, lambda e: e.args[0].expr)
+
+
+def _split(f: sp.Expr) -> sp.Expr:
+    """Distribute products over sums but keep powers such as (x_n - mu)**2 whole."""
+    return sp.expand(f, mul=True, multinomial=False, power_exp=False, power_base=False, log=False)
+
+
+def _sum1(f: sp.Expr, var: sp.Symbol, a, b) -> sp.Expr:
+    out = sp.Integer(0)
+    for term in sp.Add.make_args(_split(f)):
+        delta = next((fac for fac in sp.Mul.make_args(term)
+                      if isinstance(fac, sp.KroneckerDelta) and var in fac.args), None)
+        if delta is not None:  # sum_var delta(var, k) g(var) = g(k): k lies in [a, b]
+            other = delta.args[0] if delta.args[1] == var else delta.args[1]
+            out += (term / delta).subs(var, other)
+            continue
+        const, dep = term.as_independent(var, as_Add=False)
+        out += const * (sp.Sum(dep, (var, a, b)) if dep != 1 else (b - a + 1))
+    return out
+
+
+def linearise(expr: sp.Expr) -> sp.Expr:
+    """Use linearity of summation: split sums of sums and pull constant factors out.
+
+    >>> import sympy as sp
+    >>> n, N, mu = sp.symbols("n N mu")
+    >>> x = sp.IndexedBase("x")
+    >>> linearise(sp.Sum(3 * (x[n] - mu), (n, 1, N)))
+    -3*N*mu + 3*Sum(x[n], (n, 1, N))
+    """
+    expr = _drop_range_piecewise(expr)
+    if isinstance(expr, sp.Sum):
+        f = linearise(expr.function)
+        for var, a, b in expr.limits:
+            f = _sum1(f, var, a, b)
+        return f
+    if expr.is_Atom or isinstance(expr, sp.Indexed) or not expr.args:
+        return expr
+    return expr.func(*[linearise(a) for a in expr.args])
+
+
+def _count_of(e: sp.Basic, model: SymbolicModel):
+    """The component index c when e is sum_n gamma[n, c] over all points, else None."""
+    if (isinstance(e, sp.Sum) and len(e.limits) == 1 and e.limits[0] == (model.n, 1, model.N)
+            and isinstance(e.function, sp.Indexed) and e.function.base == model.gamma
+            and e.function.indices[0] == model.n):
+        return e.function.indices[1]
+    return None
+
+
+def _normalise(expr: sp.Expr, model: SymbolicModel) -> sp.Expr:
+    """Replace sum_k N_k by N, using sum_k gamma_nk = 1 for every point n."""
+    if model.general:
+        def is_total(e):  # sum_j sum_n gamma[n, j] (sympy flattens the nested Sum)
+            if not (isinstance(e, sp.Sum) and len(e.limits) == 2):
+                return False
+            (v1, a1, b1), (v2, a2, b2) = e.limits
+            return ((v1, a1, b1) == (model.n, 1, model.N) and a2 == 1 and b2 == model.K
+                    and e.function == model.gamma[model.n, v2])
+        return expr.replace(is_total, lambda e: model.N)
+
+    comps = set(model.comps)
+
+    def fold(add: sp.Add):
+        coef: dict = {}
+        for t in add.args:
+            for fac in sp.Mul.make_args(t):
+                c = _count_of(fac, model)
+                if c is not None:
+                    coef.setdefault(c, []).append(t / fac)
+                    break
+        if set(coef) != comps or any(len(v) != 1 for v in coef.values()):
+            return add
+        values = {v[0] for v in coef.values()}
+        if len(values) != 1:
+            return add
+        (a,) = values
+        return add - sum(a * model.count(c) for c in comps) + a * model.N
+    return expr.replace(lambda e: isinstance(e, sp.Add), fold)
+
+
+def _with_counts(expr: sp.Expr, model: SymbolicModel) -> sp.Expr:
+    """Display form: write N_c for sum_n gamma_nc."""
+    return expr.replace(lambda e: _count_of(e, model) is not None,
+                        lambda e: model.count_symbol(_count_of(e, model)))
+
+
+def _solve(expr: sp.Expr, target: sp.Expr, what: str) -> sp.Expr:
+    """Solve expr = 0 for target; sums over the data that do not involve target are constants."""
+    sums = [s for s in expr.atoms(sp.Sum) if not s.has(target)]
+    rep = {s: sp.Dummy(positive=True) for s in sums}
+    try:
+        sols = sp.solve(expr.xreplace(rep), target, dict=False)
+    except NotImplementedError as exc:  # pragma: no cover - sympy gives up
+        raise DerivationError(f"{what}: sympy could not solve the stationarity condition ({exc})") from None
+    back = {d: s for s, d in rep.items()}
+    sols = [sp.factor_terms(s.xreplace(back)) for s in sols]
+    if len(sols) != 1:
+        raise DerivationError(
+            f"{what}: the stationarity condition has {len(sols)} closed-form solutions, expected exactly one; "
+            "emsym does not guess between roots"
+        )
+    return sols[0]
+
+
+# -- the derivation ----------------------------------------------------------------------
+class _Deriver:
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.m = SymbolicModel(spec)
+        self.steps: list[Step] = []
+        self.solutions: dict[str, sp.Expr] = {}
+        self.Qsym = sp.Function("Q")(sp.Symbol("theta"), sp.Symbol("theta_old"))
+
+    def add(self, title, what, expr, param=None):
+        self.steps.append(_step(title, what, expr, param))
+
+    def model_steps(self):
+        m = self.m
+        self.add("Mixture density", "The marginal density of one point, with the component z summed out.", m.density)
+        self.add("Log-likelihood", "The objective EM increases: the log of the mixture density, summed over the points.",
+                 sp.Eq(sp.Symbol("ell"), m.loglik))
+        self.add("Complete-data log-likelihood",
+                 "If z_nk = 1 told us that point n came from component k, the log-likelihood would be:",
+                 sp.Eq(sp.Symbol("ell_c"), m.complete_loglik))
+        for c in m.comps:
+            self.add("E-step", f"Bayes' rule gives the responsibility of component {c} for point n "
+                     "(the posterior probability of z_n = {c} at the current parameters).".replace("{c}", str(c)),
+                     m.posterior(c))
+        self.add("Q function", "Take the expectation of the complete-data log-likelihood under the E-step "
+                 "posterior: each z_nk becomes gamma_nk, computed at the old parameters and held fixed.",
+                 sp.Eq(self.Qsym, m.Q))
+
+    def stationary(self, p: Param, objective: sp.Expr, obj_name: str = "Q") -> sp.Expr:
+        """Differentiate, set to zero and solve for p; record the steps; return the raw solution."""
+        d = sp.diff(objective, p.symbol)
+        self.add(f"Differentiate {obj_name} with respect to {p.name}",
+                 f"Only the terms of {obj_name} that contain {p.name} survive.",
+                 sp.Eq(sp.Derivative(sp.Symbol(obj_name), p.symbol), d), p.name)
+        lin = linearise(d)
+        cond = sp.Eq(_with_counts(lin, self.m), 0)
+        self.add("Set the derivative to zero",
+                 "Factors that do not depend on the summation index move out of the sums "
+                 "(Kronecker deltas keep only the matching term); the stationarity condition is:", cond, p.name)
+        sol = _solve(lin, p.symbol, f"{obj_name}, parameter {p.name}")
+        self.add(f"Solve for {p.name}", "Solving the condition for the parameter gives its update.",
+                 sp.Eq(p.symbol, _with_counts(sol, self.m)), p.name)
+        return sol
+
+    def finish(self, p: Param, sol: sp.Expr):
+        folded = _normalise(sol, self.m)
+        if folded != sol:
+            sol = sp.factor_terms(folded)
+            self.add("Use the normalisation of the responsibilities",
+                     "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so sum_k N_k = N.",
+                     sp.Eq(p.symbol, _with_counts(sol, self.m)), p.name)
+        self.solutions[p.name] = sol
+
+    def free_weights(self, weights: list[Param]):
+        m = self.m
+        lam = m.lam
+        constraint = m.over_components(lambda c: m.pi_[c]) - 1
+        L = sp.Symbol("Q") + lam * constraint
+        self.add("Lagrangian for the mixing weights",
+                 "The weights must sum to one; add that constraint to Q with a Lagrange multiplier lambda.",
+                 sp.Eq(sp.Symbol("L"), L), weights[0].name if len(weights) == 1 else None)
+        objective = m.Q + lam * constraint
+        by_lambda = {}
+        for p in weights:
+            by_lambda[p.name] = self.stationary(p, objective, "L")
+        if m.general:
+            sol_k = by_lambda[weights[0].name]
+            total = sp.Sum(sol_k.subs(m.k, m.j), (m.j, 1, m.K))
+        else:
+            total = sp.Add(*by_lambda.values())
+        total = linearise(total)
+        self.add("Impose the constraint", "Substitute the weights into sum_k pi_k = 1.",
+                 sp.Eq(_with_counts(total, m), 1))
+        total = _normalise(total, m)
+        self.add("Use the normalisation of the responsibilities",
+                 "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so sum_k N_k = N.",
+                 sp.Eq(total, 1))
+        lam_value = _solve(total - 1, lam, "Lagrange multiplier")
+        self.add("Solve for the multiplier", "The multiplier is minus the number of points.", sp.Eq(lam, lam_value))
+        for p in weights:
+            sol = sp.factor_terms(by_lambda[p.name].subs(lam, lam_value))
+            self.add(f"Update of {p.name}", "Put lambda back into the stationarity condition.",
+                     sp.Eq(p.symbol, _with_counts(sol, m)), p.name)
+            self.solutions[p.name] = sol
+
+    def run(self) -> Derivation:
+        m = self.m
+        self.model_steps()
+        weights = [p for p in m.params if p.kind == "weight"]
+        if weights and weights[0].domain == "simplex":
+            self.free_weights(weights)
+        for p in m.params:
+            if p.name in self.solutions:
+                continue
+            self.finish(p, self.stationary(p, m.Q))
+        updates, method, notes = self.order()
+        for u in updates:
+            self.add(f"M-step update of {u.name}",
+                     ("Maximises Q over this parameter with the others at their latest values."
+                      if u.conditional else "The maximiser of Q for this parameter.")
+                     + (f" Uses the new {', '.join(u.uses)}." if u.uses else ""),
+                     sp.Eq(u.param.symbol, u.display), u.name)
+        return Derivation(self.spec, m, tuple(self.steps), tuple(updates), method, tuple(notes))
+
+    def order(self):
+        params = [p for p in self.m.params]
+        uses = {p.name: tuple(q.name for q in params if q is not p and q.occurs_in(self.solutions[p.name]))
+                for p in params}
+        reach = {a: set(uses[a]) for a in uses}
+        changed = True
+        while changed:
+            changed = False
+            for a in reach:
+                new = set().union(*(reach[b] for b in reach[a])) - reach[a] if reach[a] else set()
+                if new:
+                    reach[a] |= new
+                    changed = True
+        cyclic = {a for a in reach if a in reach[a]}
+        order: list[str] = []
+        pending = [p.name for p in params]
+        while pending:  # natural order, but never before what it uses (cycles excepted)
+            for a in pending:
+                if all(b in order or (a in cyclic and b in reach and a in reach[b]) for b in uses[a]):
+                    order.append(a)
+                    pending.remove(a)
+                    break
+        by_name = {p.name: p for p in params}
+        updates = [Update(by_name[a], self.solutions[a], _with_counts(self.solutions[a], self.m),
+                          uses[a], a in cyclic) for a in order]
+        notes = []
+        if cyclic:
+            ring = [a for a in order if a in cyclic]
+            notes.append(
+                f"The updates of {', '.join(ring)} depend on each other, so emsym derives no joint closed "
+                "form: each is the maximiser of Q over its own parameter with the others held at their "
+                "latest values, in the order shown (an ECM step: the log-likelihood still never decreases)."
+            )
+        for a in order:
+            later = [b for b in uses[a] if b not in cyclic or a not in cyclic]
+            if later:
+                notes.append(f"{a} is evaluated at the new {', '.join(later)}; together they are the joint maximiser.")
+        return updates, ("ECM" if cyclic else "EM"), notes
+
+
+def derive(spec: ModelSpec) -> Derivation:
+    """Derive the EM updates of a model variant (uncached; see ``emsym.cache``)."""
+    return _Deriver(spec).run()

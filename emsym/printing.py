@@ -1,0 +1,89 @@
+"""Notation: how emsym prints symbolic expressions as plain text and as LaTeX.
+
+Plain text uses the names a student types (``mu_1``, ``sigma2_k``, ``gamma_n1``, ``x_n``)
+and ``sum_{n=1}^{N} (...)`` for sums; LaTeX uses the textbook symbols.
+
+>>> import sympy as sp
+>>> mu, g, x = sp.IndexedBase("mu"), sp.IndexedBase("gamma"), sp.IndexedBase("x")
+>>> n, N = sp.symbols("n N")
+>>> e = sp.Sum(g[n, 1] * x[n], (n, 1, N)) / sp.Sum(g[n, 1], (n, 1, N))
+>>> text(e)
+'sum_{n=1}^{N} (x_n*gamma_n1)/sum_{n=1}^{N} (gamma_n1)'
+>>> latex(sp.Symbol("sigma2") + mu[1])
+'\\\\sigma^{2} + \\\\mu_{1}'
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+__all__ = ["Normal", "latex", "text"]
+
+
+def _index_text(indices) -> str:
+    parts = [str(i) for i in indices]
+    return "".join(parts) if all(len(p) == 1 for p in parts) else ",".join(parts)
+
+
+class Normal(sp.Function):
+    """Display-only normal density N(x | mean, variance); never evaluated numerically."""
+
+    nargs = (3, 4)  # (x, mean, variance[, vector flag])
+
+
+class _Text(StrPrinter):
+    printmethod = "_emsym_text"  # Indexed has its own _sympystr, which would win otherwise
+
+    def _print_Indexed(self, expr):
+        return f"{self._print(expr.base.label)}_{_index_text(expr.indices)}"
+
+    def _print_Sum(self, expr):
+        body = self._print(expr.function)
+        for var, a, b in expr.limits:
+            body = f"sum_{{{self._print(var)}={self._print(a)}}}^{{{self._print(b)}}} ({body})"
+        return body
+
+    def _print_KroneckerDelta(self, expr):
+        return f"delta_{_index_text(expr.args)}"
+
+    def _print_Normal(self, expr):
+        x, m, v = (self._print(a) for a in expr.args[:3])
+        cov = f"{v}*I" if len(expr.args) == 4 else v
+        return f"N({x} | {m}, {cov})"
+
+
+_GREEK_SQ = {"sigma2": r"\sigma^{2}"}
+
+
+class _Latex(LatexPrinter):
+    def _print_Symbol(self, expr, style="plain"):
+        name = expr.name
+        if name in _GREEK_SQ:
+            return _GREEK_SQ[name]
+        if name.startswith("sigma2_"):
+            return r"\sigma^{2}_{" + name[len("sigma2_"):] + "}"
+        return super()._print_Symbol(expr, style=style)
+
+    def _print_Indexed(self, expr):
+        base = self._print(expr.base.label)
+        return f"{base}_{{{_index_text(self._print(i) for i in expr.indices)}}}"
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        return r"\delta_{" + "".join(self._print(a) for a in expr.args) + "}"
+
+    def _print_Normal(self, expr, exp=None):
+        x, m, v = (self._print(a) for a in expr.args[:3])
+        cov = rf"{v} \mathbf{{I}}" if len(expr.args) == 4 else v
+        return rf"\mathcal{{N}}\left({x} \mid {m}, {cov}\right)"
+
+
+def text(expr) -> str:
+    """Plain-text form of a sympy expression in emsym's student notation."""
+    return _Text({"order": "none"}).doprint(expr)
+
+
+def latex(expr) -> str:
+    """LaTeX form of a sympy expression in textbook notation."""
+    return _Latex({"order": "none"}).doprint(expr)

@@ -1,0 +1,222 @@
+"""The symbolic model of a variant: density, complete-data log-likelihood, E-step, Q.
+
+``SymbolicModel(spec)`` builds, with sympy, every object the derivation needs from the
+spec alone -- there is one definition of a component's weight, mean, variance and log
+density, and the E-step, Q and the compiled numeric code are all made from it.
+
+Index conventions: n runs over the N points, j over components inside a sum, k is a
+generic component (general K), i runs over coordinates inside a sum and l is a generic
+coordinate (d-dimensional points).  ``gamma[n, k]`` is the responsibility of component
+k for point n; ``x[n]`` (or ``x[n, i]``) is the data.
+
+>>> from emsym.spec import load_spec
+>>> m = SymbolicModel(load_spec("standard"))
+>>> [p.name for p in m.params]
+['pi_1', 'pi_2', 'mu_1', 'mu_2', 'sigma2_1', 'sigma2_2']
+>>> from emsym.printing import text
+>>> text(m.logf(1, m.n))
+'-log(2*pi*sigma2_1)/2 - (-mu_1 + x_n)**2/(2*sigma2_1)'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .printing import Normal
+from .spec import Fixed, ModelSpec
+
+__all__ = ["Param", "SymbolicModel"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One free parameter: the symbol Q is differentiated by, and how to name it.
+
+    ``comp`` is the component it belongs to, or None when it is shared by all
+    components (a shared mean, a tied variance, Bernoulli theta) or generic (general K).
+    """
+
+    symbol: sp.Expr
+    name: str
+    kind: str  # "weight" | "mean" | "variance"
+    domain: str  # "simplex" | "unit" | "real" | "positive"
+    comp: int | None
+
+    def occurs_in(self, expr: sp.Basic) -> bool:
+        """Whether ``expr`` depends on this parameter (sums over components included)."""
+        if isinstance(self.symbol, sp.Symbol):
+            return expr.has(self.symbol)
+        base = self.symbol.base
+        return any(
+            a.base == base and (self.comp is None or a.indices[0] == self.comp)
+            for a in expr.atoms(sp.Indexed)
+        )
+
+
+def _exact(v) -> sp.Rational:
+    return sp.Rational(v.numerator, v.denominator)
+
+
+class SymbolicModel:
+    """Everything symbolic about one variant; built once per spec (see module docstring)."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        pos_int = {"integer": True, "positive": True}
+        self.n, self.j, self.k, self.i, self.l = sp.symbols("n j k i l", **pos_int)
+        self.N = sp.Symbol("N", **pos_int)
+        self.general = spec.general_k
+        self.K = sp.Symbol("K", **pos_int) if spec.general_k else spec.components
+        self.vector = spec.vector
+        self.d = sp.Symbol("d", **pos_int) if spec.general_d else spec.dim
+        self.x = sp.IndexedBase("x", real=True)
+        self.gamma = sp.IndexedBase("gamma", nonnegative=True)
+        self.z = sp.IndexedBase("z", nonnegative=True)
+        self.pi_ = sp.IndexedBase("pi", positive=True)
+        self.theta = sp.Symbol("theta", positive=True)
+        self.mu_ = sp.IndexedBase("mu", real=True)
+        self.m_fixed = sp.IndexedBase("m", real=True)  # fixed vector means, bound numerically
+        self.sigma2_ = sp.IndexedBase("sigma2", positive=True)
+        self.mu_shared = sp.Symbol("mu", real=True)
+        self.sigma2_tied = sp.Symbol("sigma2", positive=True)
+        self.lam = sp.Symbol("lambda", real=True)
+        self.comps = [self.k] if self.general else list(range(1, spec.components + 1))
+        self.params = tuple(self._params())
+
+    # -- the parameters ----------------------------------------------------------------
+    def _params(self):
+        s = self.spec
+        if s.mixing == "free":
+            for c in self.comps:
+                yield Param(self.pi_[c], self._name("pi", c), "weight", "simplex", self._comp(c))
+        elif s.mixing == "bernoulli":
+            yield Param(self.theta, "theta", "weight", "unit", None)
+        if s.mean == "free":
+            for c in self.comps:
+                sym = self.mu_[c, self.l] if self.vector else self.mu_[c]
+                yield Param(sym, self._name("mu", c), "mean", "real", self._comp(c))
+        elif s.mean == "shared":
+            sym = self.mu_[self.l] if self.vector else self.mu_shared
+            yield Param(sym, "mu", "mean", "real", None)
+        if s.variance == "free":
+            for c in self.comps:
+                yield Param(self.sigma2_[c], self._name("sigma2", c), "variance", "positive", self._comp(c))
+        elif s.variance == "tied":
+            yield Param(self.sigma2_tied, "sigma2", "variance", "positive", None)
+
+    def _comp(self, c):
+        return None if self.general else c
+
+    @staticmethod
+    def _name(base: str, c) -> str:
+        return f"{base}_{c}"
+
+    # -- one component -----------------------------------------------------------------
+    def weight(self, c) -> sp.Expr:
+        s = self.spec
+        if s.mixing == "free":
+            return self.pi_[c]
+        if s.mixing == "equal":
+            return sp.Integer(1) / self.K
+        if s.mixing == "bernoulli":  # component 2 is z = 1
+            return self.theta if c == 2 else 1 - self.theta
+        return _exact(s.mixing.values[c - 1])
+
+    def mean(self, c, coord=None) -> sp.Expr:
+        """Component c's mean (its coordinate ``coord`` for vector data)."""
+        s = self.spec
+        if isinstance(s.mean, Fixed):
+            if self.vector:
+                return self.m_fixed[c, coord]
+            return _exact(s.mean.values[c - 1])
+        if s.mean == "shared":
+            return self.mu_[coord] if self.vector else self.mu_shared
+        return self.mu_[c, coord] if self.vector else self.mu_[c]
+
+    def variance(self, c) -> sp.Expr:
+        s = self.spec
+        if isinstance(s.variance, Fixed):
+            return _exact(s.variance.values[c - 1])
+        if s.variance == "tied":
+            return self.sigma2_tied
+        return self.sigma2_[c]
+
+    def logf(self, c, n) -> sp.Expr:
+        """log N(x_n | mean_c, variance_c) (times I in d dimensions), written out."""
+        v = self.variance(c)
+        if self.vector:
+            i = self.i
+            sq = sp.Sum((self.x[n, i] - self.mean(c, i)) ** 2, (i, 1, self.d))
+            return -self.d * sp.log(2 * sp.pi * v) / 2 - sq / (2 * v)
+        return -sp.log(2 * sp.pi * v) / 2 - (self.x[n] - self.mean(c)) ** 2 / (2 * v)
+
+    def log_joint(self, c, n) -> sp.Expr:
+        """log p(x_n, z_n = c) = log w_c + log f_c(x_n)."""
+        return sp.log(self.weight(c)) + self.logf(c, n)
+
+    def normal(self, c, point) -> sp.Expr:
+        """Display form N(x | mean_c, variance_c)."""
+        if self.vector:
+            mean = self.mean_display(c)
+            return Normal(point, mean, self.variance(c), sp.true)
+        return Normal(point, self.mean(c), self.variance(c))
+
+    def mean_display(self, c) -> sp.Expr:
+        s = self.spec
+        if not self.vector:
+            return self.mean(c)
+        if isinstance(s.mean, Fixed):
+            return self.m_fixed[c]
+        if s.mean == "shared":
+            return sp.Symbol("mu", real=True)
+        return self.mu_[c]
+
+    # -- sums over components and points --------------------------------------------------
+    def over_components(self, f) -> sp.Expr:
+        """sum over components of f(c): an explicit sum for a concrete K, a Sum for K."""
+        if self.general:
+            return sp.Sum(f(self.j), (self.j, 1, self.K))
+        return sp.Add(*[f(c) for c in self.comps])
+
+    def over_points(self, f) -> sp.Expr:
+        return sp.Sum(f(self.n), (self.n, 1, self.N))
+
+    def point(self, n) -> sp.Expr:
+        return sp.Symbol("x_" + str(n), real=True) if self.vector else self.x[n]
+
+    # -- the objects of EM ----------------------------------------------------------------
+    @property
+    def density(self) -> sp.Eq:
+        x = sp.Symbol("x", real=True)
+        return sp.Eq(sp.Function("p")(x), self.over_components(lambda c: self.weight(c) * self.normal(c, x)))
+
+    @property
+    def complete_loglik(self) -> sp.Expr:
+        return self.over_points(lambda n: self.over_components(lambda c: self.z[n, c] * self.log_joint(c, n)))
+
+    @property
+    def Q(self) -> sp.Expr:
+        """Expected complete-data log-likelihood: z[n, c] replaced by gamma[n, c]."""
+        return self.over_points(lambda n: self.over_components(lambda c: self.gamma[n, c] * self.log_joint(c, n)))
+
+    @property
+    def loglik(self) -> sp.Expr:
+        n = self.n
+        return self.over_points(
+            lambda n: sp.log(self.over_components(lambda c: self.weight(c) * self.normal(c, self.point(n))))
+        )
+
+    def posterior(self, c) -> sp.Eq:
+        """E-step: gamma_{nc} = w_c N_c(x_n) / sum_j w_j N_j(x_n)."""
+        n, x = self.n, self.point(self.n)
+        num = self.weight(c) * self.normal(c, x)
+        return sp.Eq(self.gamma[n, c], num / self.over_components(lambda j: self.weight(j) * self.normal(j, x)))
+
+    def count(self, c) -> sp.Sum:
+        """N_c = sum_n gamma_nc, the effective number of points of component c."""
+        return sp.Sum(self.gamma[self.n, c], (self.n, 1, self.N))
+
+    def count_symbol(self, c) -> sp.Symbol:
+        return sp.Symbol(f"N_{c}", positive=True)

@@ -1,0 +1,381 @@
+"""Model variants: the ``ModelSpec`` that every later stage starts from.
+
+A spec is read from a YAML file, a preset name or a dict, validated key by key, and
+frozen.  Validation refuses what is provably wrong (unknown keys, impossible
+combinations, wrong-length fixed values, non-positive variances, weights that do not
+sum to one) with a one-line message naming the key, what was expected and what came in.
+
+>>> spec = load_spec("standard")
+>>> spec.components, spec.mixing, spec.mean, spec.variance
+(2, 'free', 'free', 'free')
+>>> load_spec({"components": 2, "varience": "tied"})
+Traceback (most recent call last):
+...
+emsym.exceptions.SpecError: model: unknown key 'varience'; did you mean 'variance'? (valid keys: components, covariance, description, dim, family, mean, mixing, name, variance)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from .exceptions import SpecError
+
+__all__ = ["PRESETS", "Fixed", "ModelSpec", "load_spec", "preset_names"]
+
+GENERAL_K = "K"
+GENERAL_D = "d"
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """Known values of one parameter kind, one entry per component (k = 1..K).
+
+    Entries are exact fractions; a vector mean is a tuple of fractions.
+    """
+
+    values: tuple
+
+    def as_list(self) -> list:
+        return [_plain(v) for v in self.values]
+
+
+Option = Union[str, Fixed]
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_plain(e) for e in v]
+    if isinstance(v, Fraction):
+        return int(v) if v.denominator == 1 else float(v)
+    return v
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A Gaussian mixture variant (see the README's "Model files" section).
+
+    Parameters
+    ----------
+    components : int or "K"
+        Number of components; ``"K"`` derives for a general number (derivation only).
+    dim : int or "d"
+        Dimension of a data point; ``"d"`` derives for a general dimension.
+    mixing : "free", "equal", "bernoulli" or Fixed
+        ``bernoulli`` needs two components: z ~ Bernoulli(theta), component 2 is z = 1
+        and has weight theta.
+    mean : "free", "shared" or Fixed
+    variance : "free", "tied" or Fixed
+        Variances (sigma squared), not standard deviations.
+    covariance : "full", "diag" or "spherical"
+        Shape of a component's covariance when dim > 1.
+    """
+
+    family: str = "gaussian"
+    components: int | str = 2
+    dim: int | str = 1
+    mixing: Option = "free"
+    mean: Option = "free"
+    variance: Option = "free"
+    covariance: str = "full"
+    name: str | None = dataclasses.field(default=None, compare=False)
+    description: str | None = dataclasses.field(default=None, compare=False)
+
+    # -- views -------------------------------------------------------------------------
+    @property
+    def general_k(self) -> bool:
+        return self.components == GENERAL_K
+
+    @property
+    def general_d(self) -> bool:
+        return self.dim == GENERAL_D
+
+    @property
+    def vector(self) -> bool:
+        """True when points are vectors (dim > 1 or a general d)."""
+        return self.general_d or self.dim > 1
+
+    @property
+    def concrete(self) -> bool:
+        return not (self.general_k or self.general_d)
+
+    def to_dict(self) -> dict:
+        def opt(o: Option) -> Any:
+            return {"fixed": o.as_list()} if isinstance(o, Fixed) else o
+
+        out = {
+            "family": self.family,
+            "components": self.components,
+            "dim": self.dim,
+            "mixing": opt(self.mixing),
+            "mean": opt(self.mean),
+            "variance": opt(self.variance),
+            "covariance": self.covariance,
+        }
+        if self.name:
+            out["name"] = self.name
+        return out
+
+    def key(self) -> str:
+        """Canonical text of everything that changes the derivation (for caching)."""
+        d = self.to_dict()
+        d.pop("name", None)
+        return json.dumps(d, sort_keys=True, default=str)
+
+    def instantiate(self, components: int = 3, dim: int = 2) -> ModelSpec:
+        """The same variant with concrete K and d where they are general."""
+        return dataclasses.replace(
+            self,
+            components=components if self.general_k else self.components,
+            dim=dim if self.general_d else self.dim,
+        )
+
+    def label(self) -> str:
+        return self.name or "model"
+
+
+# -- parsing ---------------------------------------------------------------------------
+_KEYS = ("family", "components", "dim", "mixing", "mean", "variance", "covariance", "name", "description")
+_CHOICES = {
+    "family": ("gaussian",),
+    "mixing": ("free", "equal", "bernoulli"),
+    "mean": ("free", "shared"),
+    "variance": ("free", "tied"),
+    "covariance": ("full", "diag", "spherical"),
+}
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _number(value: Any, where: str) -> Fraction:
+    """An exact finite number from YAML: int, float or a string such as '1/3'."""
+    if isinstance(value, bool):
+        raise SpecError(f"{where} should be a number, but got {value!r}")
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SpecError(f"{where} should be a finite number, but got {value!r}")
+        return Fraction(repr(value))
+    if isinstance(value, str):
+        try:
+            return Fraction(value.strip())
+        except (ValueError, ZeroDivisionError):
+            pass
+    raise SpecError(f"{where} should be a number (e.g. 0.5 or '1/3'), but got {value!r}")
+
+
+def _count(value: Any, key: str, general: str, where: str) -> int | str:
+    if value == general:
+        return general
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(
+            f"{where}: '{key}' should be a whole number >= 1 or '{general}' (general), but got {value!r}"
+        )
+    return value
+
+
+def _option(data: dict, key: str, where: str) -> Option:
+    value = data.get(key, "free")
+    choices = _CHOICES[key]
+    if isinstance(value, str):
+        if value not in choices:
+            raise SpecError(
+                f"{where}: '{key}' should be one of {', '.join(choices)} or {{fixed: [...]}}, "
+                f"but got {value!r}{_suggest(value, choices)}"
+            )
+        return value
+    if isinstance(value, list):
+        raise SpecError(f"{where}: '{key}' got a bare list {value!r}; write {key}: {{fixed: {value!r}}}")
+    if isinstance(value, dict):
+        extra = [k for k in value if k != "fixed"]
+        if extra or "fixed" not in value:
+            bad = extra[0] if extra else "(nothing)"
+            raise SpecError(
+                f"{where}: '{key}' as a mapping takes only the key 'fixed', but got {bad!r}{_suggest(bad, ['fixed'])}"
+            )
+        values = value["fixed"]
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{where}: '{key}.fixed' should be a list with one value per component, but got {values!r}")
+        return Fixed(tuple(values))  # checked against K and dim in _check_fixed
+    raise SpecError(f"{where}: '{key}' should be one of {', '.join(choices)} or {{fixed: [...]}}, but got {value!r}")
+
+
+def _check_fixed(spec_kw: dict, where: str) -> None:
+    K, dim = spec_kw["components"], spec_kw["dim"]
+    for key in ("mixing", "mean", "variance"):
+        opt = spec_kw[key]
+        if not isinstance(opt, Fixed):
+            continue
+        if K == GENERAL_K:
+            raise SpecError(
+                f"{where}: '{key}.fixed' needs a whole number of components, but components is 'K'; "
+                f"set components to {len(opt.values)}"
+            )
+        if len(opt.values) != K:
+            raise SpecError(
+                f"{where}: '{key}.fixed' should have {K} values (one per component), but got {len(opt.values)}"
+            )
+        vals = []
+        for i, raw in enumerate(opt.values):
+            at = f"{where}: '{key}.fixed[{i}]'"
+            if key == "mean" and (dim == GENERAL_D or dim > 1):
+                if dim == GENERAL_D:
+                    raise SpecError(f"{where}: fixed vector means need a whole number for 'dim', but dim is 'd'")
+                if not isinstance(raw, list) or len(raw) != dim:
+                    raise SpecError(f"{at} should be a list of {dim} numbers (a mean in {dim} dimensions), but got {raw!r}")
+                vals.append(tuple(_number(e, f"{at}[{j}]") for j, e in enumerate(raw)))
+                continue
+            v = _number(raw, at)
+            if key == "variance" and v <= 0:
+                raise SpecError(f"{at} should be a variance > 0, but got {raw!r}")
+            if key == "mixing" and v < 0:
+                raise SpecError(f"{at} should be a weight >= 0, but got {raw!r}")
+            vals.append(v)
+        if key == "mixing" and sum(vals) != 1:
+            total = float(sum(vals))
+            if abs(total - 1) > 1e-9:
+                raise SpecError(f"{where}: 'mixing.fixed' weights should sum to 1, but they sum to {total:g}")
+            vals[-1] = 1 - sum(vals[:-1])  # absorb decimal rounding such as 0.1 + 0.2 + 0.7
+        spec_kw[key] = Fixed(tuple(vals))
+
+
+def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: a model should be a mapping of keys (components, dim, mixing, ...), but got {type(data).__name__}")
+    for key in data:
+        if key not in _KEYS:
+            raise SpecError(
+                f"{where}: unknown key {key!r}{_suggest(key, _KEYS)} (valid keys: {', '.join(sorted(_KEYS))})"
+            )
+    family = data.get("family", "gaussian")
+    if family not in _CHOICES["family"]:
+        raise SpecError(f"{where}: 'family' should be 'gaussian' (the only family so far), but got {family!r}{_suggest(family, _CHOICES['family'])}")
+    kw: dict[str, Any] = {
+        "family": family,
+        "components": _count(data.get("components", 2), "components", GENERAL_K, where),
+        "dim": _count(data.get("dim", 1), "dim", GENERAL_D, where),
+        "mixing": _option(data, "mixing", where),
+        "mean": _option(data, "mean", where),
+        "variance": _option(data, "variance", where),
+    }
+    cov = data.get("covariance", "full")
+    if cov not in _CHOICES["covariance"]:
+        raise SpecError(f"{where}: 'covariance' should be one of full, diag, spherical, but got {cov!r}{_suggest(cov, _CHOICES['covariance'])}")
+    for text_key in ("name", "description"):
+        if text_key in data and not isinstance(data[text_key], str):
+            raise SpecError(f"{where}: '{text_key}' should be text, but got {data[text_key]!r}")
+    _check_fixed(kw, where)
+    K, dim = kw["components"], kw["dim"]
+    vector = dim == GENERAL_D or dim > 1
+    if not vector:
+        cov = "full"  # in one dimension full, diag and spherical are the same model
+    elif cov != "spherical":
+        raise SpecError(
+            f"{where}: covariance '{cov}' in {dim} dimensions is not supported yet; "
+            f"emsym derives spherical covariance (sigma^2 I) in d dimensions: set covariance: spherical"
+        )
+    if kw["mixing"] == "bernoulli" and K != 2:
+        raise SpecError(f"{where}: mixing 'bernoulli' needs exactly 2 components (z ~ Bernoulli(theta)), but components is {K!r}")
+    if kw["mixing"] == "free" and K == 1:
+        kw["mixing"] = "equal"  # one component: its weight is 1, nothing to estimate
+    free = [k for k in ("mixing", "mean", "variance") if isinstance(kw[k], str) and kw[k] in ("free", "bernoulli", "shared", "tied")]
+    if not free:
+        raise SpecError(
+            f"{where}: nothing to estimate: mixing, mean and variance are all fixed or equal; "
+            f"make at least one of them free, shared or tied"
+        )
+    return ModelSpec(covariance=cov, name=data.get("name"), description=data.get("description"), **kw)
+
+
+# -- presets (the seed variants) -------------------------------------------------------
+PRESETS: dict[str, dict] = {
+    "standard": {
+        "description": "Two 1-d Gaussians with free weights, means and variances (MIT 6.86x EM homework).",
+        "components": 2,
+    },
+    "standard-general": {
+        "description": "K 1-d Gaussians, all parameters free, for a general K (Georgia Tech GMM lecture).",
+        "components": "K",
+    },
+    "fixed-sigma": {
+        "description": "Two 1-d Gaussians whose standard deviations are fixed at 10 (NYU Q4).",
+        "components": 2,
+        "variance": {"fixed": [100, 100]},
+    },
+    "equal-shared-fixed": {
+        "description": "Equal weights, one shared mean, standard deviations fixed at 1 and 2 (NYU Q5).",
+        "components": 2,
+        "mixing": "equal",
+        "mean": "shared",
+        "variance": {"fixed": [1, 4]},
+    },
+    "shared-mean-bernoulli": {
+        "description": "z ~ Bernoulli(theta), one shared mean, a free variance per component (NYU Q6).",
+        "components": 2,
+        "mixing": "bernoulli",
+        "mean": "shared",
+    },
+    "spherical": {
+        "description": "K spherical Gaussians N(mu_k, sigma_k^2 I) in d dimensions (SUTD 50.007 notes).",
+        "components": "K",
+        "dim": "d",
+        "covariance": "spherical",
+    },
+    "tied-variance": {
+        "description": "Three 1-d Gaussians sharing one variance.",
+        "components": 3,
+        "variance": "tied",
+    },
+}
+
+
+def preset_names() -> list[str]:
+    return sorted(PRESETS)
+
+
+def _preset(name: str) -> ModelSpec:
+    data = dict(PRESETS[name])
+    data["name"] = name
+    return spec_from_dict(data, where=f"preset '{name}'")
+
+
+def load_spec(source: str | os.PathLike | dict | ModelSpec) -> ModelSpec:
+    """A validated ``ModelSpec`` from a preset name, a YAML file path, or a dict."""
+    if isinstance(source, ModelSpec):
+        return source
+    if isinstance(source, dict):
+        return spec_from_dict(source)
+    text = str(source)
+    if text in PRESETS:
+        return _preset(text)
+    path = Path(text)
+    if not path.is_file():
+        hint = _suggest(text, PRESETS)
+        raise SpecError(
+            f"model {text!r} is neither a preset ({', '.join(preset_names())}) nor a file{hint}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the model file: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}{at}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    spec = spec_from_dict(data, where=str(path))
+    if spec.name is None:
+        spec = dataclasses.replace(spec, name=path.stem)
+    return spec
