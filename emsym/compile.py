@@ -1,0 +1,303 @@
+"""Compile a ``Derivation`` into numpy functions: the E-step pieces, the M-step, Q.
+
+The derived sympy expressions are translated node by node into numpy closures (the
+role lambdify plays, extended to sums over the data and over coordinates), so the runner
+executes exactly the derived updates -- there is no second, hand-written M-step.
+
+Array layout: the data ``X`` has shape (d, n) -- one row per coordinate, points along the
+last axis -- and the responsibilities ``R`` have shape (K, n).  A sum over points reduces
+the last axis; a sum over coordinates reduces axis 0; a generic coordinate l is vectorised
+along axis 0, so one compiled update gives a whole mean vector.
+
+Parameter values live in a dict keyed by parameter name (``mu_1``, ``theta``, ...): a float,
+or a (d,) array for a vector mean.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+from .derive import Derivation
+from .exceptions import DataError
+from .spec import Fixed
+
+__all__ = ["CompiledModel", "compile_derivation"]
+
+Fn = Callable[[dict], object]
+
+
+class _Compiler:
+    """Translate sympy nodes into closures over an environment dict.
+
+    The environment holds ``X`` (d, n), ``R`` (K, n), ``params`` and ``memo``; sums over
+    the data that contain no parameter are memoised for one M-step (N_k, sum_n gamma x).
+    """
+
+    def __init__(self, derivation: Derivation):
+        self.m = derivation.model
+        self.by_atom: dict[sp.Basic, str] = {}
+        for p in self.m.params:
+            self.by_atom[self._atom_key(p.symbol)] = p.name
+        spec = self.m.spec
+        self.fixed_means = None
+        if isinstance(spec.mean, Fixed) and self.m.vector:
+            self.fixed_means = [np.array([float(v) for v in vec]) for vec in spec.mean.values]
+
+    def _atom_key(self, sym):
+        """Parameters are looked up by base and component index (the coordinate is vectorised)."""
+        if isinstance(sym, sp.Indexed):
+            m = self.m
+            if m.vector and sym.base == m.mu_:
+                return (sym.base, sym.indices[0]) if len(sym.indices) == 2 else (sym.base,)
+            return (sym.base, sym.indices[0])
+        return sym
+
+    def is_param_free(self, expr) -> bool:
+        return not any(self._atom_key(a) in self.by_atom for a in expr.atoms(sp.Symbol, sp.Indexed))
+
+    def __call__(self, expr: sp.Basic) -> Fn:
+        m = self.m
+        if expr.is_Number or expr in (sp.pi, sp.E):
+            value = float(expr)
+            return lambda env: value
+        if expr == m.N:
+            return lambda env: env["X"].shape[1]
+        if isinstance(expr, sp.Symbol) and m.spec.general_d is False and expr == getattr(m, "d", None):
+            value = float(m.d)
+            return lambda env: value
+        if isinstance(expr, (sp.Symbol, sp.Indexed)):
+            return self.leaf(expr)
+        if isinstance(expr, sp.Add):
+            parts = [self(a) for a in expr.args]
+            def add(env):
+                total = parts[0](env)
+                for p in parts[1:]:
+                    total = total + p(env)
+                return total
+            return add
+        if isinstance(expr, sp.Mul):
+            parts = [self(a) for a in expr.args]
+            def mul(env):
+                total = parts[0](env)
+                for p in parts[1:]:
+                    total = total * p(env)
+                return total
+            return mul
+        if isinstance(expr, sp.Pow):
+            base, ex = self(expr.base), expr.exp
+            if ex == 2:
+                return lambda env: np.square(base(env))
+            if ex == -1:
+                return lambda env: 1.0 / base(env)
+            power = self(ex)
+            return lambda env: np.power(base(env), power(env))
+        if isinstance(expr, sp.log):
+            arg = self(expr.args[0])
+            return lambda env: np.log(arg(env))
+        if isinstance(expr, sp.exp):
+            arg = self(expr.args[0])
+            return lambda env: np.exp(arg(env))
+        if isinstance(expr, sp.Sum):
+            return self.sum(expr)
+        raise TypeError(f"emsym cannot compile {type(expr).__name__}: {expr}")  # pragma: no cover
+
+    def leaf(self, expr) -> Fn:
+        m = self.m
+        key = self._atom_key(expr)
+        if key in self.by_atom:
+            name = self.by_atom[key]
+            if m.vector and isinstance(expr, sp.Indexed) and expr.base == m.mu_:
+                return lambda env: env["params"][name][:, None]  # (d, 1) against (d, n)
+            return lambda env: env["params"][name]
+        if isinstance(expr, sp.Indexed):
+            if expr.base == m.x:
+                if len(expr.indices) == 1:
+                    return lambda env: env["X"][0]
+                return lambda env: env["X"]
+            if expr.base == m.gamma:
+                row = int(expr.indices[1]) - 1
+                return lambda env: env["R"][row]
+            if expr.base == m.m_fixed:
+                vec = self.fixed_means[int(expr.indices[0]) - 1][:, None]
+                return lambda env: vec
+        raise TypeError(f"emsym cannot compile the symbol {expr}")  # pragma: no cover
+
+    def sum(self, expr: sp.Sum) -> Fn:
+        m = self.m
+        (var, a, b), *rest = expr.limits
+        if rest:
+            return self(sp.Sum(sp.Sum(expr.function, (var, a, b)), *rest))
+        if var == m.i:  # over coordinates
+            body = self(expr.function)
+            return lambda env: np.sum(body(env), axis=0)
+        if var != m.n:  # pragma: no cover - general K is never compiled
+            raise TypeError(f"emsym cannot compile a sum over {var}")
+        f = expr.function
+        factors = sp.Mul.make_args(f)
+        data = [fac for fac in factors if fac.has(m.n)]
+        if len(data) == 2 and len(factors) == 2 and all(isinstance(d, sp.Indexed) for d in data):
+            u, v = self(data[0]), self(data[1])
+            def reduce(env):  # sum_n u_n v_n as one BLAS product: (d, n) @ (n,) or (n,) @ (n,)
+                a, b = u(env), v(env)
+                return np.dot(a, b) if np.ndim(a) >= np.ndim(b) else np.dot(b, a)
+            fn = reduce
+        else:
+            body = self(f)
+            fn = lambda env: np.sum(body(env), axis=-1)
+        if self.is_param_free(f):
+            key = expr
+            def memo(env):
+                cache = env["memo"]
+                if key not in cache:
+                    cache[key] = fn(env)
+                return cache[key]
+            return memo
+        return fn
+
+
+class CompiledModel:
+    """Numeric face of a derivation: E-step pieces, ordered M-step, Q, and views."""
+
+    def __init__(self, derivation: Derivation):
+        if not derivation.spec.concrete:
+            raise ValueError("only a spec with a whole number of components and dimension compiles; "
+                             "use spec.instantiate()")
+        self.derivation = derivation
+        self.spec = derivation.spec
+        m = derivation.model
+        self.K = self.spec.components
+        self.d = self.spec.dim
+        self.vector = m.vector
+        self.params = m.params
+        self.param_names = tuple(p.name for p in m.params)
+        self.update_order = tuple(u.name for u in derivation.updates)
+        comp = _Compiler(derivation)
+        self._weight = [comp(m.weight(c)) for c in m.comps]
+        self._logf = [comp(m.logf(c, m.n)) for c in m.comps]
+        self._updates = [(u.name, comp(u.expr)) for u in derivation.updates]
+        self._Q = comp(m.Q)
+        self._mean = [comp(m.mean(c, m.l) if m.vector else m.mean(c)) for c in m.comps]
+        self._variance = [comp(m.variance(c)) for c in m.comps]
+
+    # -- E-step pieces -------------------------------------------------------------------
+    def weights(self, params: dict) -> np.ndarray:
+        env = {"params": params}
+        return np.array([float(w(env)) for w in self._weight])
+
+    def log_joint(self, X: np.ndarray, params: dict, out: np.ndarray | None = None) -> np.ndarray:
+        """log w_k + log f_k(x_n) for every component and point, shape (K, n)."""
+        if out is None:
+            out = np.empty((self.K, X.shape[1]))
+        env = {"X": X, "params": params}
+        with np.errstate(divide="ignore"):
+            logw = np.log(self.weights(params))
+        for k, logf in enumerate(self._logf):
+            out[k] = logf(env)
+            out[k] += logw[k]
+        return out
+
+    # -- M-step --------------------------------------------------------------------------
+    def m_step(self, X: np.ndarray, R: np.ndarray, params: dict) -> dict:
+        """Apply the derived updates in order; later ones see earlier new values."""
+        new = dict(params)
+        env = {"X": X, "R": R, "params": new, "memo": {}}
+        for name, fn in self._updates:
+            value = fn(env)
+            new[name] = np.asarray(value, dtype=float).reshape(self.d) if self._is_vector(name) else float(value)
+        return new
+
+    def update_one(self, name: str, X: np.ndarray, R: np.ndarray, params: dict):
+        """The derived update of one parameter at the given values of the others."""
+        env = {"X": X, "R": R, "params": params, "memo": {}}
+        fn = dict(self._updates)[name]
+        value = fn(env)
+        return np.asarray(value, dtype=float).reshape(self.d) if self._is_vector(name) else float(value)
+
+    def Q(self, X: np.ndarray, R: np.ndarray, params: dict) -> float:
+        """The compiled Q function: sum_n sum_k gamma_nk (log w_k + log f_k(x_n))."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(self._Q({"X": X, "R": R, "params": params, "memo": {}}))
+
+    def _is_vector(self, name: str) -> bool:
+        return self.vector and name.startswith("mu")
+
+    # -- views ---------------------------------------------------------------------------
+    def components(self, params: dict) -> list[dict]:
+        """The per-component view: weight, mean (d,), covariance (d, d)."""
+        env = {"params": params}
+        w = self.weights(params)
+        out = []
+        for k in range(self.K):
+            mean = np.asarray(self._mean[k](env), dtype=float).reshape(self.d)
+            var = float(self._variance[k](env))
+            out.append({"weight": float(w[k]), "mean": mean, "covariance": var * np.eye(self.d)})
+        return out
+
+    def _value(self, v):
+        """A parameter value in the runner's form: float, or a (d,) array for a vector mean."""
+        a = np.asarray(v, dtype=float)
+        if self.vector and a.ndim == 1:
+            return a.copy()
+        return float(a.reshape(-1)[0])
+
+    def params_from_components(self, comps: list[dict], where: str = "init") -> dict:
+        """Map per-component initial values to the variant's parameters, checking constraints.
+
+        ``comps[k]`` has ``weight`` (float or None), ``mean`` ((d,) array or None) and
+        ``variance`` (float or None); None means "not given" and is allowed only where the
+        model fixes the value.
+        """
+        if len(comps) != self.K:
+            raise DataError(f"{where}: the model has {self.K} components, but the file gives {len(comps)}")
+        params: dict = {}
+        for p in self.params:
+            field = {"weight": "weight", "mean": "mean", "variance": "variance"}[p.kind]
+            if p.name == "theta":
+                params[p.name] = _need(comps[1], field, f"{where}: components[1].weight (theta)")
+                continue
+            if p.comp is not None:
+                params[p.name] = self._value(_need(comps[p.comp - 1], field, f"{where}: components[{p.comp - 1}].{field}"))
+                continue
+            values = [self._value(c.get(field)) for c in comps if c.get(field) is not None]
+            if not values:
+                raise DataError(f"{where}: give a {field} for the components (the model's {p.name})")
+            first = values[0]
+            if any(not np.allclose(v, first, rtol=1e-12, atol=0) for v in values[1:]):
+                kind = "shared" if p.kind == "mean" else "tied"
+                raise DataError(f"{where}: the model's {field} is {kind}, so every component needs the same "
+                                f"{field}, but got {[_show(v) for v in values]}")
+            params[p.name] = first
+        # values the model fixes must agree where they are given
+        view = self.components(params)
+        for k, (given, model) in enumerate(zip(comps, view)):
+            for field, value in (("weight", model["weight"]), ("mean", model["mean"]),
+                                 ("variance", model["covariance"][0, 0])):
+                g = given.get(field)
+                if g is not None and not np.allclose(g, value, rtol=1e-9, atol=1e-12):
+                    raise DataError(f"{where}: components[{k}].{field} is {_show(g)}, but the model fixes it "
+                                    f"at {_show(value)}; leave it out or make it match")
+        total = sum(c["weight"] for c in view)
+        if any(c["weight"] < 0 for c in view) or not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-9):
+            raise DataError(f"{where}: the weights should be >= 0 and sum to 1, but they are "
+                            f"{[_show(c['weight']) for c in view]} (sum {total:g})")
+        return params
+
+
+def _show(v):
+    a = np.asarray(v, dtype=float)
+    return float(a) if a.ndim == 0 else a.tolist()
+
+
+def _need(comp: dict, field: str, where: str):
+    value = comp.get(field)
+    if value is None:
+        raise DataError(f"{where} is missing; the model estimates it, so give a starting value")
+    return value
+
+
+def compile_derivation(derivation: Derivation) -> CompiledModel:
+    return CompiledModel(derivation)

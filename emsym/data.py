@@ -1,0 +1,212 @@
+"""Reading user files for a run: the data CSV and the initial-parameter file.
+
+Data: a CSV with a header row and one point per row; every column is a coordinate except
+an optional ``label`` column (component number 1..K, empty where unknown) for
+semi-supervised EM.  Problems are reported with the file, line and column.
+
+Init: YAML or JSON ``{components: [{weight: w, mean: m, variance: v}, ...]}`` in component
+order k = 1..K; for d > 1 ``mean`` is a list and ``covariance: [[...]]`` may replace
+``variance`` (it must be sigma^2 I for a spherical model).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .exceptions import DataError
+from .spec import _suggest
+
+__all__ = ["Dataset", "load_data", "load_init_components", "parse_init_components"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Points ``X`` of shape (n, d), their column names, and labels (0 = unknown) or None."""
+
+    X: np.ndarray
+    columns: tuple[str, ...]
+    labels: np.ndarray | None = None
+    source: str = "data"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def load_data(path: str | os.PathLike) -> Dataset:
+    """Read a data CSV (see the module docstring); raise ``DataError`` naming the bad row."""
+    path = Path(path)
+    try:
+        fh = open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the data file: {exc.strerror}") from None
+    with fh:
+        first = fh.readline()
+        header = next(csv.reader([first]), [])
+        header = [h.strip() for h in header]
+        if not header or header == [""]:
+            raise DataError(f"{path}: the file is empty; expected a header row such as 'x' and one point per row")
+        if all(_is_number(h) for h in header):
+            raise DataError(f"{path}: line 1 should be a header with column names (e.g. 'x'), but got numbers "
+                            f"{first.strip()!r}; add a header row")
+        if len(set(header)) != len(header):
+            raise DataError(f"{path}: line 1 repeats a column name: {header}")
+        label_col = header.index("label") if "label" in header else None
+        coords = [h for h in header if h != "label"]
+        if not coords:
+            raise DataError(f"{path}: there is no coordinate column, only 'label'")
+        if label_col is None:
+            try:  # fast path: numpy's C parser
+                X = np.loadtxt(fh, delimiter=",", dtype=float, ndmin=2)
+            except ValueError:
+                fh.seek(0)
+                fh.readline()
+                X, labels = _slow_parse(fh, path, header, None)
+            else:
+                labels = None
+                if X.size == 0:
+                    X = X.reshape(0, len(header))
+                elif X.shape[1] != len(header):
+                    raise DataError(f"{path}: rows have {X.shape[1]} values, but the header has {len(header)} columns")
+        else:
+            X, labels = _slow_parse(fh, path, header, label_col)
+    if X.shape[0] == 0:
+        raise DataError(f"{path}: no data rows after the header")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = map(int, np.argwhere(bad)[0])
+        raise DataError(f"{path}: line {r + 2}, column '{coords[c]}': expected a finite number, got {X[r, c]!r}")
+    return Dataset(X, tuple(coords), labels, str(path))
+
+
+def _slow_parse(fh, path, header, label_col):
+    """Row by row, so the first bad row is named exactly."""
+    rows, labels = [], []
+    for lineno, row in enumerate(csv.reader(fh), start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {lineno} has {len(row)} values, but the header has {len(header)} columns")
+        values = []
+        for col, cell in enumerate(row):
+            cell = cell.strip()
+            if col == label_col:
+                if cell == "":
+                    labels.append(0)
+                    continue
+                try:
+                    lab = int(cell)
+                except ValueError:
+                    lab = None
+                if lab is None or lab < 1 or str(lab) != cell.lstrip("+"):
+                    raise DataError(f"{path}: line {lineno}, column 'label': expected a component number "
+                                    f"1..K or an empty cell, got {cell!r}")
+                labels.append(lab)
+                continue
+            try:
+                v = float(cell)
+            except ValueError:
+                raise DataError(f"{path}: line {lineno}, column '{header[col]}': expected a number, "
+                                f"got {cell!r}") from None
+            if not math.isfinite(v):
+                raise DataError(f"{path}: line {lineno}, column '{header[col]}': expected a finite number, got {cell!r}")
+            values.append(v)
+        rows.append(values)
+    ncoord = len(header) - (label_col is not None)
+    X = np.array(rows, dtype=float).reshape(len(rows), ncoord)
+    return X, (np.array(labels, dtype=np.int64) if label_col is not None else None)
+
+
+_INIT_KEYS = ("weight", "mean", "variance", "covariance")
+
+
+def load_init_components(path: str | os.PathLike, dim: int) -> list[dict]:
+    """Read an init file into per-component dicts (weight, mean (d,), variance)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the init file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise DataError(f"{path}{at}: not valid YAML or JSON: {getattr(exc, 'problem', exc)}") from None
+    return parse_init_components(raw, dim, str(path))
+
+
+def _num(v, where, positive=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise DataError(f"{where} should be a finite number, but got {v!r}")
+    if positive and v <= 0:
+        raise DataError(f"{where} should be > 0, but got {v!r}")
+    return float(v)
+
+
+def parse_init_components(raw, dim: int, where: str = "init") -> list[dict]:
+    if not isinstance(raw, dict) or "components" not in raw:
+        raise DataError(f"{where}: expected a mapping with the key 'components' (a list, one entry per "
+                        f"component), but got {type(raw).__name__ if not isinstance(raw, dict) else list(raw)}")
+    extra = [k for k in raw if k != "components"]
+    if extra:
+        raise DataError(f"{where}: unknown key {extra[0]!r}{_suggest(extra[0], ['components'])}")
+    comps = raw["components"]
+    if not isinstance(comps, list) or not comps:
+        raise DataError(f"{where}: 'components' should be a non-empty list, but got {comps!r}")
+    out = []
+    for k, c in enumerate(comps):
+        at = f"{where}: components[{k}]"
+        if not isinstance(c, dict):
+            raise DataError(f"{at} should be a mapping with weight, mean, variance, but got {c!r}")
+        for key in c:
+            if key not in _INIT_KEYS:
+                raise DataError(f"{at}: unknown key {key!r}{_suggest(key, _INIT_KEYS)} (valid: {', '.join(_INIT_KEYS)})")
+        entry: dict = {"weight": None, "mean": None, "variance": None}
+        if c.get("weight") is not None:
+            entry["weight"] = _num(c["weight"], f"{at}.weight")
+            if entry["weight"] < 0:
+                raise DataError(f"{at}.weight should be >= 0, but got {c['weight']!r}")
+        if c.get("mean") is not None:
+            m = c["mean"]
+            if dim == 1 and isinstance(m, list) and len(m) == 1:
+                m = m[0]
+            if dim == 1:
+                entry["mean"] = np.array([_num(m, f"{at}.mean")])
+            else:
+                if not isinstance(m, list) or len(m) != dim:
+                    raise DataError(f"{at}.mean should be a list of {dim} numbers, but got {m!r}")
+                entry["mean"] = np.array([_num(v, f"{at}.mean[{i}]") for i, v in enumerate(m)])
+        if c.get("variance") is not None and c.get("covariance") is not None:
+            raise DataError(f"{at}: give either variance or covariance, not both")
+        if c.get("variance") is not None:
+            entry["variance"] = _num(c["variance"], f"{at}.variance", positive=True)
+        elif c.get("covariance") is not None:
+            entry["variance"] = _spherical(c["covariance"], dim, f"{at}.covariance")
+        out.append(entry)
+    return out
+
+
+def _spherical(cov, dim, where) -> float:
+    try:
+        a = np.array(cov, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"{where} should be a {dim}x{dim} list of lists, but got {cov!r}") from None
+    if a.ndim == 0 and dim == 1:
+        a = a.reshape(1, 1)
+    if a.shape != (dim, dim):
+        raise DataError(f"{where} should be {dim}x{dim}, but got shape {a.shape}")
+    v = float(a[0, 0])
+    if not np.allclose(a, v * np.eye(dim), rtol=1e-12, atol=0) or v <= 0:
+        raise DataError(f"{where} should be sigma^2 I with sigma^2 > 0 (the model is spherical), but got {cov!r}")
+    return v

@@ -1,0 +1,241 @@
+"""The EM runner: one loop for every variant, driven by a ``CompiledModel``.
+
+The runner owns initialisation, iteration, the tolerance and the safeguards; the variant
+supplies only its compiled log densities and its derived M-step.
+
+E-step in log space (log-sum-exp, in place in one (K, n) buffer); the log-likelihood is
+recorded at the initial values and after every iteration; EM stops when the change of the
+total log-likelihood is at most ``tol`` or after ``max_iter`` iterations (a
+``ConvergenceWarning``).
+
+Safeguards (documented in the README): a variance that falls below the floor -- by
+default 1e-6 times the overall variance of the data -- is set to the floor with a
+``CollapseWarning``; a parameter whose update is not finite (a component left with no
+points, N_k = 0) keeps its previous value, also with a ``CollapseWarning``.
+
+Labelled points (a ``labels`` array, 0 = unknown) keep one-hot responsibilities and add
+log p(x_n, z_n) instead of log p(x_n) to the objective (semi-supervised EM).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .compile import CompiledModel
+from .exceptions import CollapseWarning, ConvergenceWarning, DataError
+
+__all__ = ["EMResult", "default_init", "overall_variance", "run_em"]
+
+VARIANCE_FLOOR_FACTOR = 1e-6
+
+
+@dataclass(frozen=True)
+class EMResult:
+    """The outcome of ``run_em``.
+
+    Attributes
+    ----------
+    params : dict
+        The variant's own parameters (``theta``, ``mu``, ``sigma2_1``, ...).
+    components : list of dict
+        Per component: ``weight``, ``mean`` (d,), ``covariance`` (d, d).
+    loglik : tuple of float
+        At the initial values, then after each iteration (length iterations + 1).
+    iterations : int
+    converged : bool
+    responsibilities : ndarray of shape (n, K) or None
+        At the returned parameters, when asked for.
+    warnings : tuple of str
+    """
+
+    params: dict
+    components: list
+    loglik: tuple
+    iterations: int
+    converged: bool
+    responsibilities: np.ndarray | None = None
+    warnings: tuple = field(default=())
+
+    def to_dict(self) -> dict:
+        def num(v):
+            return np.asarray(v).tolist() if np.ndim(v) else float(v)
+        out = {
+            "components": [{"weight": c["weight"], "mean": c["mean"].tolist(),
+                            "covariance": c["covariance"].tolist()} for c in self.components],
+            "params": {k: num(v) for k, v in self.params.items()},
+            "loglik": list(self.loglik),
+            "iterations": self.iterations,
+            "converged": self.converged,
+        }
+        if self.responsibilities is not None:
+            out["responsibilities"] = self.responsibilities.tolist()
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+def overall_variance(X: np.ndarray) -> float:
+    """1/(d n) sum_n ||x_n - mean||^2 -- the SUTD notes' initial variance; X is (n, d)."""
+    return float(np.mean((X - X.mean(axis=0)) ** 2))
+
+
+def _kmeanspp(X: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding: each new centre drawn with probability proportional to D(x)^2."""
+    n = X.shape[0]
+    centres = [X[rng.integers(n)]]
+    d2 = np.sum((X - centres[0]) ** 2, axis=1)
+    for _ in range(1, K):
+        total = d2.sum()
+        idx = rng.integers(n) if total <= 0 else int(np.searchsorted(np.cumsum(d2), rng.random() * total))
+        centres.append(X[min(idx, n - 1)])
+        d2 = np.minimum(d2, np.sum((X - centres[-1]) ** 2, axis=1))
+    return np.array(centres)
+
+
+def default_init(model: CompiledModel, X: np.ndarray, seed: int = 0) -> dict:
+    """k-means++ means, the overall data variance, equal weights (SUTD notes, section 1.4).
+
+    A shared mean starts at the data mean; with free variances and a shared mean the
+    variances start spread from 1/2 to 2 times the overall variance (see the comment).
+    """
+    rng = np.random.default_rng(seed)
+    means = _kmeanspp(X, model.K, rng)
+    var = overall_variance(X)
+    grand = X.mean(axis=0)
+    spec = model.spec
+    # With a shared mean, equal weights and equal variances make the components identical,
+    # a fixed point EM never leaves; spread the free variances (x1/2 .. x2) to break the tie.
+    spread = (np.geomspace(0.5, 2.0, model.K) if spec.mean == "shared" and spec.variance == "free"
+              else np.ones(model.K))
+    comps = []
+    for k in range(model.K):
+        comps.append({
+            "weight": 1.0 / model.K if spec.mixing in ("free", "bernoulli") else None,
+            "mean": (grand if spec.mean == "shared" else means[k]) if isinstance(spec.mean, str) else None,
+            "variance": var * spread[k] if isinstance(spec.variance, str) else None,
+        })
+    return model.params_from_components(comps, where="default init")
+
+
+class _Runner:
+    def __init__(self, model: CompiledModel, X: np.ndarray, labels, floor: float):
+        self.model = model
+        self.XT = np.ascontiguousarray(X.T)  # (d, n)
+        self.R = np.empty((model.K, X.shape[0]))
+        self.floor = floor
+        self.messages: list[str] = []
+        self.labelled = None
+        if labels is not None and np.any(labels > 0):
+            idx = np.flatnonzero(labels > 0)
+            self.labelled = (idx, labels[idx] - 1)
+
+    def e_step(self, params: dict) -> float:
+        """Fill self.R with responsibilities; return the total log-likelihood (objective)."""
+        L = self.model.log_joint(self.XT, params, out=self.R)
+        known = None
+        if self.labelled is not None:
+            idx, comp = self.labelled
+            known = L[comp, idx].copy()  # log p(x_n, z_n) of the labelled points
+        mx = L.max(axis=0)
+        L -= mx
+        np.exp(L, out=L)
+        s = L.sum(axis=0)
+        L /= s
+        logp = np.log(s)
+        logp += mx
+        if known is None:
+            return float(logp.sum())
+        idx, comp = self.labelled
+        L[:, idx] = 0.0
+        L[comp, idx] = 1.0
+        logp[idx] = known
+        return float(logp.sum())
+
+    def guard(self, old: dict, new: dict) -> dict:
+        for p in self.model.params:
+            v = new[p.name]
+            if not np.all(np.isfinite(v)):
+                new[p.name] = old[p.name]
+                self.warn(f"{p.name}: the update is not finite (a component with no points, N_k = 0); "
+                          f"kept the previous value")
+            elif p.kind == "variance" and v < self.floor:
+                new[p.name] = self.floor
+                self.warn(f"{p.name} fell to {v:.3g}, below the variance floor {self.floor:.3g} "
+                          f"(a component collapsing onto a point); set to the floor")
+        return new
+
+    def warn(self, msg: str):
+        if msg.split(":")[0] not in {m.split(":")[0] for m in self.messages}:
+            self.messages.append(msg)
+            warnings.warn(msg, CollapseWarning, stacklevel=4)
+
+
+def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max_iter: int = 100,
+           tol: float = 1e-8, labels: np.ndarray | None = None, variance_floor: float | None = None,
+           responsibilities: bool = False, seed: int = 0, callback=None) -> EMResult:
+    """Run EM with the derived updates.
+
+    Parameters
+    ----------
+    model : CompiledModel
+    X : ndarray of shape (n, d)
+    init : dict, optional
+        Initial parameters by name (see ``CompiledModel.params_from_components``);
+        default: ``default_init``.
+    max_iter : int
+        Iteration limit; 0 returns the initial parameters and their log-likelihood.
+    tol : float
+        Stop when the total log-likelihood changes by at most ``tol``.
+    labels : ndarray of shape (n,), optional
+        Component numbers 1..K for labelled points, 0 for unknown.
+    callback : callable, optional
+        Called as ``callback(iteration, loglik)`` after each iteration (progress).
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    n, d = X.shape
+    if d != model.d:
+        raise DataError(f"data: the model is {model.d}-dimensional, but the data has {d} coordinate column(s)")
+    if n < model.K:
+        raise DataError(f"data: {n} point(s) for {model.K} components; EM needs at least as many points as components")
+    if not np.all(np.isfinite(X)):
+        raise DataError("data: contains NaN or infinite values")
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != (n,):
+            raise DataError(f"labels: expected {n} labels (one per point), got shape {labels.shape}")
+        bad = np.flatnonzero((labels < 0) | (labels > model.K))
+        if bad.size:
+            raise DataError(f"labels: point {bad[0] + 1} has label {labels[bad[0]]}, expected 1..{model.K} or empty")
+    if max_iter < 0:
+        raise DataError(f"max_iter should be >= 0, but got {max_iter}")
+    spread = overall_variance(X)
+    floor = variance_floor if variance_floor is not None else VARIANCE_FLOOR_FACTOR * spread
+    if floor <= 0:
+        raise DataError("data: all points are identical (zero variance); a mixture cannot be fitted")
+    params = dict(init) if init is not None else default_init(model, X, seed)
+    runner = _Runner(model, X, labels, floor)
+    trace = [runner.e_step(params)]
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        new = model.m_step(runner.XT, runner.R, params)
+        params = runner.guard(params, new)
+        trace.append(runner.e_step(params))
+        if callback is not None:
+            callback(it, trace[-1])
+        if abs(trace[-1] - trace[-2]) <= tol:
+            converged = True
+            break
+    if max_iter > 0 and not converged:
+        warnings.warn(f"EM did not converge in {max_iter} iterations (last change of the log-likelihood "
+                      f"{trace[-1] - trace[-2]:.3g} > tol {tol:g}); raise --max-iter or --tol",
+                      ConvergenceWarning, stacklevel=2)
+    resp = runner.R.T.copy() if responsibilities else None
+    return EMResult(params=params, components=model.components(params), loglik=tuple(trace),
+                    iterations=it if max_iter > 0 else 0, converged=converged,
+                    responsibilities=resp, warnings=tuple(runner.messages))
