@@ -48,6 +48,15 @@ class _Text(StrPrinter):
     def _print_KroneckerDelta(self, expr):
         return f"delta_{_index_text(expr.args)}"
 
+    def _print_Relational(self, expr):
+        if isinstance(expr, sp.Eq):
+            return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
+        return super()._print_Relational(expr)
+
+    def _print_Derivative(self, expr):
+        (var, count), = expr.variable_count
+        return f"d{self._print(expr.expr)}/d{self._print(var)}"
+
     def _print_Normal(self, expr):
         x, m, v = (self._print(a) for a in expr.args[:3])
         cov = f"{v}*I" if len(expr.args) == 4 else v

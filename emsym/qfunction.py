@@ -211,8 +211,14 @@ class SymbolicModel:
     def posterior(self, c) -> sp.Eq:
         """E-step: gamma_{nc} = w_c N_c(x_n) / sum_j w_j N_j(x_n)."""
         n, x = self.n, self.point(self.n)
-        num = self.weight(c) * self.normal(c, x)
-        return sp.Eq(self.gamma[n, c], num / self.over_components(lambda j: self.weight(j) * self.normal(j, x)))
+
+        def term(j):  # unevaluated, so 1/2 N_1 / (1/2 N_1 + 1/2 N_2) stays as written
+            return sp.Mul(self.weight(j), self.normal(j, x), evaluate=False)
+        if self.general:
+            den = sp.Sum(term(self.j), (self.j, 1, self.K))
+        else:
+            den = sp.Add(*[term(j) for j in self.comps], evaluate=False)
+        return sp.Eq(self.gamma[n, c], sp.Mul(term(c), sp.Pow(den, -1, evaluate=False), evaluate=False))
 
     def count(self, c) -> sp.Sum:
         """N_c = sum_n gamma_nc, the effective number of points of component c."""

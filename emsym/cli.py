@@ -1,0 +1,213 @@
+"""The ``emsym`` command: parse arguments, call the library, format the result.
+
+Exit status: 0 success; 1 ``check`` found a failure; 2 a user error (bad model, data,
+init or arguments), printed as one line ``emsym: error: ...`` -- never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from . import __version__
+from .exceptions import EmsymError, EmsymWarning
+
+__all__ = ["main"]
+
+
+def _model_help() -> str:
+    from .spec import preset_names
+    return f"a preset ({', '.join(preset_names())}) or a model YAML file"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emsym", description="Derive, check and run EM for Gaussian mixture variants.")
+    p.add_argument("--version", action="version", version=f"emsym {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("derive", help="derive the EM updates of a model symbolically, step by step")
+    d.add_argument("model", metavar="MODEL", help=_model_help())
+    d.add_argument("--format", choices=["text", "latex", "json"], default="text")
+    d.add_argument("--no-cache", action="store_true", help="derive afresh, ignoring the derivation cache")
+
+    c = sub.add_parser("check", help="prove a model's derived updates numerically")
+    c.add_argument("model", metavar="MODEL", help=_model_help())
+    c.add_argument("--format", choices=["text", "json"], default="text")
+    c.add_argument("--points", type=int, default=500, help="generated data points (default 500)")
+    c.add_argument("--seed", type=int, default=0)
+
+    r = sub.add_parser("run", help="run EM with the derived updates on a CSV file")
+    r.add_argument("model", metavar="MODEL", help=_model_help())
+    r.add_argument("--data", required=True, metavar="FILE", help="CSV with a header; optional column 'label'")
+    r.add_argument("--init", metavar="FILE", help="initial values (YAML or JSON), components in order 1..K")
+    r.add_argument("--max-iter", type=int, default=100, metavar="N", help="iteration limit (default 100; 0: no iteration)")
+    r.add_argument("--tol", type=float, default=1e-8, metavar="T",
+                   help="stop when the total log-likelihood changes by at most T (default 1e-8)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the default k-means++ initialisation")
+    r.add_argument("--variance-floor", type=float, metavar="F",
+                   help="smallest variance allowed (default 1e-6 x the overall data variance)")
+    r.add_argument("--responsibilities", action="store_true", help="include the n x K responsibilities")
+    r.add_argument("--format", choices=["text", "json"], default="text")
+
+    s = sub.add_parser("presets", help="list the preset models")
+    s.add_argument("--format", choices=["text", "json"], default="text")
+    return p
+
+
+def _spec_for(args, components: int | None = None):
+    from .spec import load_spec
+    return load_spec(args.model)
+
+
+# -- commands ---------------------------------------------------------------------------
+def cmd_derive(args) -> int:
+    from .cache import get_derivation
+    from .render import render_derivation
+    d = get_derivation(_spec_for(args), use_cache=not args.no_cache)
+    if args.format == "json":
+        print(json.dumps(d.to_dict(), indent=2))
+    else:
+        sys.stdout.write(render_derivation(d, args.format))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .check import check
+    if args.points < 10:
+        raise EmsymError(f"--points should be at least 10, but got {args.points}")
+    report = check(_spec_for(args), n=args.points, seed=args.seed)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"Model: {report.spec.label()} (method {report.method})" + (f"; {report.note}" if report.note else ""))
+        for item in report.items:
+            mark = {True: "PASS", False: "FAIL", None: "SKIP"}[item.passed]
+            print(f"  {mark}  {item.name}: {item.detail}")
+        print("all checks passed" if report.passed else "SOME CHECKS FAILED")
+    return 0 if report.passed else 1
+
+
+def cmd_run(args) -> int:
+    from .cache import get_derivation
+    from .compile import CompiledModel
+    from .data import load_data, load_init_components
+    from .em import run_em
+
+    spec = _spec_for(args)
+    if not spec.concrete:
+        raise EmsymError(
+            f"model {spec.label()!r} has components {spec.components!r} and dim {spec.dim!r}; "
+            "running EM needs whole numbers: write a model file with e.g. components: 3")
+    if args.tol < 0:
+        raise EmsymError(f"--tol should be >= 0, but got {args.tol}")
+    if args.max_iter < 0:
+        raise EmsymError(f"--max-iter should be >= 0, but got {args.max_iter}")
+    data = load_data(args.data)
+    if data.X.shape[1] != spec.dim:
+        raise EmsymError(f"{args.data}: the model is {spec.dim}-dimensional, but the data has "
+                         f"{data.X.shape[1]} coordinate column(s) {list(data.columns)}")
+    if data.labels is not None and data.labels.max(initial=0) > spec.components:
+        bad = int(np.argmax(data.labels > spec.components))
+        raise EmsymError(f"{args.data}: line {bad + 2}, column 'label': expected 1..{spec.components} or empty, "
+                         f"got {int(data.labels[bad])}")
+    model = CompiledModel(get_derivation(spec))
+    init = None
+    if args.init:
+        init = model.params_from_components(load_init_components(args.init, spec.dim), where=args.init)
+    progress = _Progress() if sys.stderr.isatty() and args.format == "text" else None
+    result = run_em(model, data.X, init, max_iter=args.max_iter, tol=args.tol, labels=data.labels,
+                    variance_floor=args.variance_floor, responsibilities=args.responsibilities,
+                    seed=args.seed, callback=progress)
+    if progress:
+        progress.done()
+    if args.format == "json":
+        out = result.to_dict()
+        print(json.dumps(out))
+        return 0
+    n = data.X.shape[0]
+    lab = "" if data.labels is None else f" ({int((data.labels > 0).sum())} labelled)"
+    print(f"Model: {spec.label()} ({model.derivation.method}); data: {args.data}, {n} points{lab}")
+    if args.max_iter == 0:
+        print(f"No iteration (--max-iter 0): log-likelihood at the initial values {result.loglik[0]:.10g}")
+    else:
+        state = "converged" if result.converged else "stopped (not converged)"
+        print(f"{state} after {result.iterations} iteration{'s' if result.iterations != 1 else ''}; log-likelihood {result.loglik[0]:.10g} -> "
+              f"{result.loglik[-1]:.10g}")
+    print(f"{'component':>9}  {'weight':>12}  {'mean':>24}  {'variance':>12}")
+    for k, c in enumerate(result.components, start=1):
+        mean = ", ".join(f"{v:.8g}" for v in c["mean"])
+        print(f"{k:>9}  {c['weight']:>12.8g}  {mean:>24}  {c['covariance'][0, 0]:>12.8g}")
+    print("parameters: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in result.params.items()))
+    if result.responsibilities is not None:
+        print("responsibilities (one row per point):")
+        for row in result.responsibilities:
+            print("  " + "  ".join(f"{v:.6f}" for v in row))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from .spec import PRESETS, load_spec, preset_names
+    if args.format == "json":
+        print(json.dumps({name: load_spec(name).to_dict() | {"description": PRESETS[name]["description"]}
+                          for name in preset_names()}, indent=2))
+        return 0
+    for name in preset_names():
+        print(f"{name:24} {PRESETS[name]['description']}")
+    return 0
+
+
+def _fmt(v) -> str:
+    if np.ndim(v):
+        return "[" + ", ".join(f"{x:.8g}" for x in v) + "]"
+    return f"{v:.8g}"
+
+
+class _Progress:
+    """One self-overwriting line on a terminal, at most a few times a second."""
+
+    def __init__(self):
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, it, ll):
+        now = time.monotonic()
+        if now - self.last > 0.2:
+            sys.stderr.write(f"\riteration {it}: log-likelihood {ll:.10g}   ")
+            sys.stderr.flush()
+            self.last, self.shown = now, True
+
+    def done(self):
+        if self.shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+
+
+_COMMANDS = {"derive": cmd_derive, "check": cmd_check, "run": cmd_run, "presets": cmd_presets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmsymWarning)
+        try:
+            status = _COMMANDS[args.command](args)
+        except EmsymError as exc:
+            print(f"emsym: error: {exc}", file=sys.stderr)
+            status = 2
+        except KeyboardInterrupt:
+            print("emsym: interrupted", file=sys.stderr)
+            status = 130
+    for w in caught:
+        if issubclass(w.category, EmsymWarning):
+            print(f"emsym: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

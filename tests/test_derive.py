@@ -1,0 +1,123 @@
+"""Derived updates against hand derivations and the seeds' published formulas (symbolically)."""
+
+from __future__ import annotations
+
+import sympy as sp
+import pytest
+
+from emsym.derive import derive, linearise
+from emsym.spec import load_spec
+
+
+def same(a, b) -> bool:
+    """Symbolic equality of two update expressions, sums over the data made linear."""
+    return sp.simplify(linearise(a) - linearise(b)) == 0
+
+
+def test_georgia_tech_general_k_updates():
+    """Georgia Tech lecture: mu_k = sum_n gamma_nk x_n / N_k, pi_k = N_k / N (Lagrange), sigma_k."""
+    d = derive(load_spec("standard-general"))
+    m = d.model
+    n, N, k = m.n, m.N, m.k
+    g, x = m.gamma, m.x
+    Nk = sp.Sum(g[n, k], (n, 1, N))
+    assert same(d.update("mu_k").expr, sp.Sum(g[n, k] * x[n], (n, 1, N)) / Nk)
+    assert same(d.update("sigma2_k").expr, sp.Sum(g[n, k] * (x[n] - m.mu_[k]) ** 2, (n, 1, N)) / Nk)
+    assert same(d.update("pi_k").expr, Nk / N)
+    lam_steps = [s for s in d.steps if s.title == "Solve for the multiplier"]
+    assert lam_steps and lam_steps[0].expr == sp.Eq(m.lam, -N)
+
+
+def test_mit_concrete_k2_updates():
+    d = derive(load_spec("standard"))
+    m = d.model
+    n, N, g, x = m.n, m.N, m.gamma, m.x
+    for c in (1, 2):
+        Nc = sp.Sum(g[n, c], (n, 1, N))
+        assert same(d.update(f"mu_{c}").expr, sp.Sum(g[n, c] * x[n], (n, 1, N)) / Nc)
+        assert same(d.update(f"sigma2_{c}").expr, sp.Sum(g[n, c] * (x[n] - m.mu_[c]) ** 2, (n, 1, N)) / Nc)
+        assert same(d.update(f"pi_{c}").expr, Nc / N)
+    assert d.method == "EM"
+    assert d.update("sigma2_1").uses == ("mu_1",)
+
+
+def test_nyu_q6_shared_mean_bernoulli_matches_published_formula():
+    """NYU Q6 (C): mu <- sum x (r s0^2 + (1-r) s1^2) / sum (r s0^2 + (1-r) s1^2), r = P(z=1|x)."""
+    d = derive(load_spec("shared-mean-bernoulli"))
+    m = d.model
+    n, N, g, x = m.n, m.N, m.gamma, m.x
+    s0, s1 = m.sigma2_[1], m.sigma2_[2]  # z = 0 is component 1, z = 1 (weight theta) is component 2
+    r, one_minus_r = g[n, 2], g[n, 1]
+    w = r * s0 + one_minus_r * s1
+    published = sp.Sum(x[n] * w, (n, 1, N)) / sp.Sum(w, (n, 1, N))
+    assert same(d.update("mu").expr, published)
+    published_s1 = sp.Sum(r * (x[n] - m.mu_shared) ** 2, (n, 1, N)) / sp.Sum(r, (n, 1, N))
+    assert same(d.update("sigma2_2").expr, published_s1)
+    assert same(d.update("theta").expr, sp.Sum(g[n, 2], (n, 1, N)) / N)
+    assert d.method == "ECM"
+    assert d.update("mu").conditional and set(d.update("mu").uses) == {"sigma2_1", "sigma2_2"}
+    assert any("ECM" in note for note in d.notes)
+
+
+def test_nyu_q5_equal_shared_fixed_matches_published_formula():
+    """NYU Q5 (B): mu = sum (r + (1-r)/4) x / sum (r + (1-r)/4)."""
+    d = derive(load_spec("equal-shared-fixed"))
+    m = d.model
+    n, N, g, x = m.n, m.N, m.gamma, m.x
+    w = g[n, 1] + g[n, 2] / 4
+    assert same(d.update("mu").expr, sp.Sum(w * x[n], (n, 1, N)) / sp.Sum(w, (n, 1, N)))
+    assert [u.name for u in d.updates] == ["mu"]
+
+
+def test_sutd_spherical_variance_has_one_over_d():
+    """SUTD eq. (24): sigma_i^2 = 1/(d n_i) sum_t p(i|t) ||x_t - mu_i||^2."""
+    d = derive(load_spec("spherical"))
+    m = d.model
+    n, N, g, x, k, i, l = m.n, m.N, m.gamma, m.x, m.k, m.i, m.l
+    Nk = sp.Sum(g[n, k], (n, 1, N))
+    sq = sp.Sum((x[n, i] - m.mu_[k, i]) ** 2, (i, 1, m.d))
+    assert same(d.update("sigma2_k").expr, sp.Sum(g[n, k] * sq, (n, 1, N)) / (m.d * Nk))
+    assert same(d.update("mu_k").expr, sp.Sum(g[n, k] * x[n, l], (n, 1, N)) / Nk)
+
+
+def test_tied_variance_pools_components():
+    d = derive(load_spec("tied-variance"))
+    m = d.model
+    n, N, g, x = m.n, m.N, m.gamma, m.x
+    pooled = sum(sp.Sum(g[n, c] * (x[n] - m.mu_[c]) ** 2, (n, 1, N)) for c in (1, 2, 3)) / N
+    assert same(d.update("sigma2").expr, pooled)
+
+
+def test_fixed_means_free_variance_uses_the_fixed_values():
+    d = derive(load_spec({"components": 2, "mean": {"fixed": [-1, 3]}}))
+    m = d.model
+    n, N, g, x = m.n, m.N, m.gamma, m.x
+    assert same(d.update("sigma2_2").expr, sp.Sum(g[n, 2] * (x[n] - 3) ** 2, (n, 1, N)) / sp.Sum(g[n, 2], (n, 1, N)))
+    assert [u.name for u in d.updates] == ["pi_1", "pi_2", "sigma2_1", "sigma2_2"]
+
+
+@pytest.mark.parametrize("mixing", ["equal", {"fixed": [0.25, 0.75]}])
+def test_equal_or_fixed_mixing_has_no_weight_update(mixing):
+    d = derive(load_spec({"components": 2, "mixing": mixing}))
+    assert [u.name for u in d.updates] == ["mu_1", "mu_2", "sigma2_1", "sigma2_2"]
+
+
+def test_every_update_has_recorded_steps_in_sympy_and_latex():
+    d = derive(load_spec("standard"))
+    titles = [s.title for s in d.steps]
+    for wanted in ("Mixture density", "Log-likelihood", "Complete-data log-likelihood", "E-step", "Q function",
+                   "Lagrangian for the mixing weights", "Solve for the multiplier"):
+        assert wanted in titles
+    for u in d.updates:
+        steps = d.steps_for(u.name)
+        assert any(s.title.startswith("Differentiate") for s in steps)
+        assert any(s.title.startswith("Solve for") or s.title.startswith("Update of") for s in steps)
+        assert all(s.latex and s.plain and isinstance(s.expr, sp.Basic) for s in steps)
+    assert r"\gamma_{n1}" in d.update("mu_1").latex or r"\gamma_{n1}" in d.steps_for("mu_1")[-1].latex
+
+
+def test_derivation_is_a_plain_dict_for_json():
+    import json
+    out = json.loads(json.dumps(derive(load_spec("fixed-sigma")).to_dict()))
+    assert out["parameters"] == ["pi_1", "pi_2", "mu_1", "mu_2"]
+    assert out["updates"][0]["expression"] == "N_1/N"
