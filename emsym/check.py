@@ -22,6 +22,7 @@ import numpy as np
 
 from .cache import get_derivation
 from .compile import CompiledModel
+from .derive import Derivation
 from .em import default_init, run_em
 from .spec import Fixed, ModelSpec
 
@@ -162,8 +163,12 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
     return err, f"{iters} iterations from the same initial values, covariance_type='{cov_type}'"
 
 
-def check(spec: ModelSpec, *, n: int = 500, seed: int = 0) -> CheckReport:
-    """Run the numeric proof (see the module docstring) and return a ``CheckReport``."""
+def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivation | None = None) -> CheckReport:
+    """Run the numeric proof (see the module docstring) and return a ``CheckReport``.
+
+    ``derivation`` checks given updates (e.g. a hand derivation, or a deliberately wrong
+    one) instead of emsym's own; it must be for a concrete spec.
+    """
     note = ""
     if not spec.concrete:
         concrete = spec.instantiate(components=3, dim=2)
@@ -171,7 +176,8 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0) -> CheckReport:
                 f"(the model is derived for general {'K' if spec.general_k else ''}"
                 f"{' and ' if spec.general_k and spec.general_d else ''}{'d' if spec.general_d else ''})")
         spec = concrete
-    derivation = get_derivation(spec)
+    if derivation is None:
+        derivation = get_derivation(spec)
     model = CompiledModel(derivation)
     rng = np.random.default_rng(seed)
     truth = _truth(model, rng)

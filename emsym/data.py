@@ -15,6 +15,7 @@ import csv
 import io
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def load_data(path: str | os.PathLike) -> Dataset:
             raise DataError(f"{path}: there is no coordinate column, only 'label'")
         if label_col is None:
             try:  # fast path: numpy's C parser
-                X = np.loadtxt(fh, delimiter=",", dtype=float, ndmin=2)
+                with warnings.catch_warnings():  # "no data" is reported below, in our words
+                    warnings.simplefilter("ignore", UserWarning)
+                    X = np.loadtxt(fh, delimiter=",", dtype=float, ndmin=2)
             except ValueError:
                 fh.seek(0)
                 fh.readline()

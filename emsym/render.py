@@ -8,7 +8,9 @@ can restyle output without touching Python.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import jinja2
@@ -16,9 +18,32 @@ import jinja2
 from .derive import Derivation
 from .printing import latex
 
-__all__ = ["render_derivation", "template_dirs"]
+__all__ = ["data_dir", "render_derivation", "template_dirs", "write_atomic"]
 
 _HERE = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """A bundled folder (``templates`` or ``models``): installed copy first, then the checkout."""
+    for base in (_HERE / "_data" / name, _HERE.parent / name):
+        if base.is_dir():
+            return base
+    raise FileNotFoundError(f"emsym's bundled folder {name!r} is missing from the installation")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def template_dirs() -> list[Path]:

@@ -1,0 +1,127 @@
+"""The command line: formats, exit codes, one-line errors (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from emsym.cli import main
+
+
+@pytest.fixture
+def mit_files(tmp_path):
+    data = tmp_path / "mit.csv"
+    data.write_text("x\n-1\n0\n4\n5\n6\n")
+    init = tmp_path / "init.yaml"
+    init.write_text("components:\n  - {weight: 0.5, mean: 6, variance: 1}\n  - {weight: 0.5, mean: 7, variance: 4}\n")
+    return str(data), str(init)
+
+
+def run_cli(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_run_json_schema(capsys, mit_files):
+    data, init = mit_files
+    status, out, err = run_cli(capsys, "run", "standard", "--data", data, "--init", init, "--max-iter", "300",
+                               "--tol", "1e-12", "--responsibilities", "--format", "json")
+    assert status == 0
+    result = json.loads(out)
+    assert set(result) == {"components", "params", "loglik", "iterations", "converged", "responsibilities"}
+    assert result["converged"] and len(result["loglik"]) == result["iterations"] + 1
+    assert result["loglik"][0] == pytest.approx(-24.512532330086678, abs=1e-9)
+    c1 = result["components"][0]
+    assert c1["mean"] == pytest.approx([5.0], abs=1e-6) and c1["covariance"][0][0] == pytest.approx(2 / 3, abs=1e-6)
+    assert np.array(result["responsibilities"]).shape == (5, 2)
+
+
+def test_run_max_iter_zero_returns_the_start(capsys, mit_files):
+    data, init = mit_files
+    status, out, _ = run_cli(capsys, "run", "standard", "--data", data, "--init", init, "--max-iter", "0", "--format", "json")
+    result = json.loads(out)
+    assert status == 0 and result["iterations"] == 0 and len(result["loglik"]) == 1
+    assert result["params"] == {"pi_1": 0.5, "pi_2": 0.5, "mu_1": 6.0, "mu_2": 7.0, "sigma2_1": 1.0, "sigma2_2": 4.0}
+
+
+def test_run_per_component_view_for_a_bernoulli_variant(capsys, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("x\n" + "\n".join(str(v) for v in np.random.default_rng(1).normal(0, [1, 3] * 20)) + "\n")
+    init = tmp_path / "i.yaml"
+    init.write_text("components:\n  - {weight: 0.6, mean: 0, variance: 1}\n  - {weight: 0.4, mean: 0, variance: 5}\n")
+    status, out, _ = run_cli(capsys, "run", "shared-mean-bernoulli", "--data", str(data), "--init", str(init),
+                             "--max-iter", "0", "--format", "json")
+    result = json.loads(out)
+    assert result["params"] == {"theta": 0.4, "mu": 0.0, "sigma2_1": 1.0, "sigma2_2": 5.0}
+    assert [c["weight"] for c in result["components"]] == [0.6, 0.4]
+
+
+def test_run_text_and_warning_on_stderr(capsys, mit_files):
+    data, init = mit_files
+    status, out, err = run_cli(capsys, "run", "standard", "--data", data, "--init", init, "--max-iter", "1")
+    assert status == 0
+    assert "stopped (not converged) after 1 iteration;" in out and "5.131728" in out
+    assert err.startswith("emsym: warning: EM did not converge in 1 iterations")
+
+
+@pytest.mark.parametrize("fmt, needle", [("text", "lambda = -N"), ("latex", r"\begin{document}"),
+                                         ("json", '"method": "EM"')])
+def test_derive_formats(capsys, fmt, needle):
+    status, out, _ = run_cli(capsys, "derive", "standard-general", "--format", fmt)
+    assert status == 0 and needle in out
+
+
+def test_check_text_and_json(capsys):
+    status, out, _ = run_cli(capsys, "check", "fixed-sigma", "--points", "200")
+    assert status == 0 and "all checks passed" in out and "SKIP  agrees with scikit-learn" in out
+    status, out, _ = run_cli(capsys, "check", "standard", "--points", "200", "--format", "json")
+    report = json.loads(out)
+    assert status == 0 and report["passed"] and len(report["checks"]) >= 4
+
+
+def test_presets(capsys):
+    status, out, _ = run_cli(capsys, "presets", "--format", "json")
+    assert status == 0 and json.loads(out)["shared-mean-bernoulli"]["mixing"] == "bernoulli"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["derive", "standrad"], "did you mean 'standard'?"),
+    (["run", "standard-general", "--data", "{data}"], "running EM needs whole numbers"),
+    (["run", "standard", "--data", "{data}", "--tol", "-1"], "--tol should be >= 0"),
+    (["run", "standard", "--data", "{data}", "--max-iter", "-3"], "--max-iter should be >= 0"),
+    (["run", "spherical", "--data", "{data}"], "running EM needs whole numbers"),
+    (["run", "{model2d}", "--data", "{data}"], "the model is 2-dimensional, but the data has 1 coordinate column"),
+    (["run", "tied-variance", "--data", "{data}", "--init", "{init}"], "the model has 3 components, but the file gives 2"),
+    (["run", "equal-shared-fixed", "--data", "{data}", "--init", "{init}"], "the model's mean is shared"),
+    (["run", "fixed-sigma", "--data", "{data}", "--init", "{init}"], "components[0].variance is 1.0, but the model fixes it at 100.0"),
+    (["run", "standard", "--data", "{badinit_data}", "--init", "{badweights}"], "weights should be >= 0 and sum to 1"),
+    (["run", "standard", "--data", "{missing}"], "cannot read the data file"),
+    (["check", "standard", "--points", "3"], "--points should be at least 10"),
+])
+def test_user_errors_are_one_line_exit_2(capsys, tmp_path, mit_files, argv, message):
+    data, init = mit_files
+    (tmp_path / "m2.yaml").write_text("dim: 2\ncovariance: spherical\n")
+    (tmp_path / "w.yaml").write_text("components:\n  - {weight: 0.7, mean: 6, variance: 1}\n  - {weight: 0.7, mean: 7, variance: 4}\n")
+    subs = {"{data}": data, "{init}": init, "{model2d}": str(tmp_path / "m2.yaml"), "{badinit_data}": data,
+            "{badweights}": str(tmp_path / "w.yaml"), "{missing}": str(tmp_path / "none.csv")}
+    status, out, err = run_cli(capsys, *[subs.get(a, a) for a in argv])
+    assert status == 2
+    assert err.startswith("emsym: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_console_script_runs_as_a_process(mit_files):
+    data, init = mit_files
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, "-m", "emsym", "run", "standard", "--data", data, "--format", "json",
+                           "--max-iter", "0", "--init", init], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["iterations"] == 0
+    bad = subprocess.run([sys.executable, "-m", "emsym", "run", "standard"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--data" in bad.stderr
