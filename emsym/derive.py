@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .exceptions import DerivationError
-from .printing import latex, text
+from .printing import Equation, latex, text
 from .qfunction import Param, SymbolicModel
 from .spec import ModelSpec
 
@@ -246,32 +246,32 @@ class _Deriver:
         m = self.m
         self.add("Mixture density", "The marginal density of one point, with the component z summed out.", m.density)
         self.add("Log-likelihood", "The objective EM increases: the log of the mixture density, summed over the points.",
-                 sp.Eq(sp.Symbol("ell"), m.loglik))
+                 Equation(sp.Symbol("ell"), m.loglik))
         self.add("Complete-data log-likelihood",
                  "If z_nk = 1 told us that point n came from component k, the log-likelihood would be:",
-                 sp.Eq(sp.Symbol("ell_c"), m.complete_loglik))
+                 Equation(sp.Symbol("ell_c"), m.complete_loglik))
         for c in m.comps:
             self.add("E-step", f"Bayes' rule gives the responsibility of component {c} for point n "
                      "(the posterior probability of z_n = {c} at the current parameters).".replace("{c}", str(c)),
                      m.posterior(c))
         self.add("Q function", "Take the expectation of the complete-data log-likelihood under the E-step "
                  "posterior: each z_nk becomes gamma_nk, computed at the old parameters and held fixed.",
-                 sp.Eq(self.Qsym, m.Q))
+                 Equation(self.Qsym, m.Q))
 
     def stationary(self, p: Param, objective: sp.Expr, obj_name: str = "Q") -> sp.Expr:
         """Differentiate, set to zero and solve for p; record the steps; return the raw solution."""
         d = sp.diff(objective, p.symbol)
         self.add(f"Differentiate {obj_name} with respect to {p.name}",
                  f"Only the terms of {obj_name} that contain {p.name} survive.",
-                 sp.Eq(sp.Derivative(sp.Symbol(obj_name), p.symbol), d), p.name)
+                 Equation(sp.Derivative(sp.Symbol(obj_name), p.symbol), d), p.name)
         lin = linearise(d)
-        cond = sp.Eq(_with_counts(lin, self.m), 0)
+        cond = Equation(_with_counts(lin, self.m), 0)
         self.add("Set the derivative to zero",
                  "Factors that do not depend on the summation index move out of the sums "
                  "(Kronecker deltas keep only the matching term); the stationarity condition is:", cond, p.name)
         sol = _solve(lin, p.symbol, f"{obj_name}, parameter {p.name}")
         self.add(f"Solve for {p.name}", "Solving the condition for the parameter gives its update.",
-                 sp.Eq(p.symbol, _with_counts(sol, self.m)), p.name)
+                 Equation(p.symbol, _with_counts(sol, self.m)), p.name)
         return sol
 
     def finish(self, p: Param, sol: sp.Expr):
@@ -280,7 +280,7 @@ class _Deriver:
             sol = sp.factor_terms(folded)
             self.add("Use the normalisation of the responsibilities",
                      "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so sum_k N_k = N.",
-                     sp.Eq(p.symbol, _with_counts(sol, self.m)), p.name)
+                     Equation(p.symbol, _with_counts(sol, self.m)), p.name)
         self.solutions[p.name] = sol
 
     def free_weights(self, weights: list[Param]):
@@ -290,7 +290,7 @@ class _Deriver:
         L = sp.Symbol("Q") + lam * constraint
         self.add("Lagrangian for the mixing weights",
                  "The weights must sum to one; add that constraint to Q with a Lagrange multiplier lambda.",
-                 sp.Eq(sp.Symbol("L"), L), weights[0].name if len(weights) == 1 else None)
+                 Equation(sp.Symbol("L"), L), weights[0].name if len(weights) == 1 else None)
         objective = m.Q + lam * constraint
         by_lambda = {}
         for p in weights:
@@ -302,17 +302,17 @@ class _Deriver:
             total = sp.Add(*by_lambda.values())
         total = linearise(total)
         self.add("Impose the constraint", "Substitute the weights into sum_k pi_k = 1.",
-                 sp.Eq(_with_counts(total, m), 1))
+                 Equation(_with_counts(total, m), 1))
         total = _normalise(total, m)
         self.add("Use the normalisation of the responsibilities",
                  "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so sum_k N_k = N.",
-                 sp.Eq(total, 1))
+                 Equation(total, 1))
         lam_value = _solve(total - 1, lam, "Lagrange multiplier")
-        self.add("Solve for the multiplier", "The multiplier is minus the number of points.", sp.Eq(lam, lam_value))
+        self.add("Solve for the multiplier", "The multiplier is minus the number of points.", Equation(lam, lam_value))
         for p in weights:
             sol = sp.factor_terms(by_lambda[p.name].subs(lam, lam_value))
             self.add(f"Update of {p.name}", "Put lambda back into the stationarity condition.",
-                     sp.Eq(p.symbol, _with_counts(sol, m)), p.name)
+                     Equation(p.symbol, _with_counts(sol, m)), p.name)
             self.solutions[p.name] = sol
 
     def run(self) -> Derivation:
@@ -331,7 +331,7 @@ class _Deriver:
                      ("Maximises Q over this parameter with the others at their latest values."
                       if u.conditional else "The maximiser of Q for this parameter.")
                      + (f" Uses the new {', '.join(u.uses)}." if u.uses else ""),
-                     sp.Eq(u.param.symbol, u.display), u.name)
+                     Equation(u.param.symbol, u.display), u.name)
         return Derivation(self.spec, m, tuple(self.steps), tuple(updates), method, tuple(notes))
 
     def order(self):

@@ -16,15 +16,27 @@ and ``sum_{n=1}^{N} (...)`` for sums; LaTeX uses the textbook symbols.
 from __future__ import annotations
 
 import sympy as sp
+from sympy.core.sympify import _sympify  # strict: sympy objects and numbers only, never text
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-__all__ = ["Normal", "latex", "text"]
+__all__ = ["Equation", "Normal", "latex", "text"]
 
 
 def _index_text(indices) -> str:
     parts = [str(i) for i in indices]
     return "".join(parts) if all(len(p) == 1 for p in parts) else ",".join(parts)
+
+
+class Equation(sp.Equality):
+    """``lhs = rhs`` recorded as written.
+
+    A derivation step states an equation; sympy's ``Eq`` would try to decide it (and does so
+    again whenever a cached derivation is unpickled), which costs far more than the step.
+    """
+
+    def __new__(cls, lhs, rhs, **kwargs):
+        return sp.Basic.__new__(cls, _sympify(lhs), _sympify(rhs))
 
 
 class Normal(sp.Function):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .printing import Normal
+from .printing import Equation, Normal
 from .spec import Fixed, ModelSpec
 
 __all__ = ["Param", "SymbolicModel"]
@@ -188,9 +188,9 @@ class SymbolicModel:
 
     # -- the objects of EM ----------------------------------------------------------------
     @property
-    def density(self) -> sp.Eq:
+    def density(self) -> Equation:
         x = sp.Symbol("x", real=True)
-        return sp.Eq(sp.Function("p")(x), self.over_components(lambda c: self.weight(c) * self.normal(c, x)))
+        return Equation(sp.Function("p")(x), self.over_components(lambda c: self.weight(c) * self.normal(c, x)))
 
     @property
     def complete_loglik(self) -> sp.Expr:
@@ -208,7 +208,7 @@ class SymbolicModel:
             lambda n: sp.log(self.over_components(lambda c: self.weight(c) * self.normal(c, self.point(n))))
         )
 
-    def posterior(self, c) -> sp.Eq:
+    def posterior(self, c) -> Equation:
         """E-step: gamma_{nc} = w_c N_c(x_n) / sum_j w_j N_j(x_n)."""
         n, x = self.n, self.point(self.n)
 
@@ -218,7 +218,7 @@ class SymbolicModel:
             den = sp.Sum(term(self.j), (self.j, 1, self.K))
         else:
             den = sp.Add(*[term(j) for j in self.comps], evaluate=False)
-        return sp.Eq(self.gamma[n, c], sp.Mul(term(c), sp.Pow(den, -1, evaluate=False), evaluate=False))
+        return Equation(self.gamma[n, c], sp.Mul(term(c), sp.Pow(den, -1, evaluate=False), evaluate=False))
 
     def count(self, c) -> sp.Sum:
         """N_c = sum_n gamma_nc, the effective number of points of component c."""
