@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--variance-floor", type=float, metavar="F",
                    help="smallest variance allowed (default 1e-6 x the overall data variance)")
     r.add_argument("--responsibilities", action="store_true", help="include the n x K responsibilities")
+    r.add_argument("--exact-m-step", action="store_true",
+                   help="for an ECM model (shared mean, free variances) cycle the conditional updates to the "
+                        "joint maximiser of Q in every iteration")
     r.add_argument("--format", choices=["text", "json"], default="text")
 
     s = sub.add_parser("presets", help="list the preset models")
@@ -122,7 +125,7 @@ def cmd_run(args) -> int:
     progress = _Progress() if sys.stderr.isatty() and args.format == "text" else None
     result = run_em(model, data.X, init, max_iter=args.max_iter, tol=args.tol, labels=data.labels,
                     variance_floor=args.variance_floor, responsibilities=args.responsibilities,
-                    seed=args.seed, callback=progress)
+                    seed=args.seed, exact_m_step=args.exact_m_step, callback=progress)
     if progress:
         progress.done()
     if args.format == "json":

@@ -201,13 +201,23 @@ class CompiledModel:
         return out
 
     # -- M-step --------------------------------------------------------------------------
-    def m_step(self, X: np.ndarray, R: np.ndarray, params: dict) -> dict:
-        """Apply the derived updates in order; later ones see earlier new values."""
+    def m_step(self, X: np.ndarray, R: np.ndarray, params: dict, exact: bool = False) -> dict:
+        """Apply the derived updates in order; later ones see earlier new values.
+
+        For an ECM derivation one pass is one conditional-maximisation cycle; ``exact=True``
+        repeats the cycle until the parameters stop moving, which reaches the joint
+        maximiser of Q (an exact M-step).  For an EM derivation one pass is already exact.
+        """
         new = dict(params)
         env = {"X": X, "R": R, "params": new, "memo": {}}
-        for name, fn in self._updates:
-            value = fn(env)
-            new[name] = np.asarray(value, dtype=float).reshape(self.d) if self._is_vector(name) else float(value)
+        cycles = 1000 if exact and self.derivation.method == "ECM" else 1
+        for _ in range(cycles):
+            before = dict(new)
+            for name, fn in self._updates:
+                value = fn(env)
+                new[name] = np.asarray(value, dtype=float).reshape(self.d) if self._is_vector(name) else float(value)
+            if cycles > 1 and all(np.allclose(new[k], before[k], rtol=1e-14, atol=0) for k in self.update_order):
+                break
         return new
 
     def update_one(self, name: str, X: np.ndarray, R: np.ndarray, params: dict):

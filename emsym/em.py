@@ -175,7 +175,8 @@ class _Runner:
 
 def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max_iter: int = 100,
            tol: float = 1e-8, labels: np.ndarray | None = None, variance_floor: float | None = None,
-           responsibilities: bool = False, seed: int = 0, callback=None) -> EMResult:
+           responsibilities: bool = False, seed: int = 0, exact_m_step: bool = False,
+           callback=None) -> EMResult:
     """Run EM with the derived updates.
 
     Parameters
@@ -191,6 +192,9 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
         Stop when the total log-likelihood changes by at most ``tol``.
     labels : ndarray of shape (n,), optional
         Component numbers 1..K for labelled points, 0 for unknown.
+    exact_m_step : bool
+        For an ECM derivation, cycle the conditional updates to the joint maximiser of Q
+        in every iteration instead of doing one cycle (no effect on an EM derivation).
     callback : callable, optional
         Called as ``callback(iteration, loglik)`` after each iteration (progress).
     """
@@ -223,7 +227,7 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        new = model.m_step(runner.XT, runner.R, params)
+        new = model.m_step(runner.XT, runner.R, params, exact=exact_m_step)
         params = runner.guard(params, new)
         trace.append(runner.e_step(params))
         if callback is not None:
