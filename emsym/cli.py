@@ -57,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
                         "joint maximiser of Q in every iteration")
     r.add_argument("--format", choices=["text", "json"], default="text")
 
+    g = sub.add_parser("grade", help="grade typed answers against an expected expression")
+    g.add_argument("--expected", required=True, metavar="EXPR", help="the expected answer, e.g. 'N_k/N'")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--answer", metavar="TEXT", help="one typed answer")
+    src.add_argument("--answers", metavar="FILE", help="one answer per line ('-' for standard input); "
+                     "one verdict per line out, in the same order")
+    g.add_argument("--where", action="append", default=[], metavar='"LHS = RHS"',
+                   help="a side condition the answer may use, e.g. 'gamma_11 + gamma_21 = 1' (repeatable)")
+    g.add_argument("--tolerance", metavar="T", help="for a number: 0.05, '1%%', 'nearest tenth', "
+                   "'3 significant figures' (default 0.1%%); for a formula: a relative tolerance (default 1e-8)")
+    g.add_argument("--format", choices=["text", "json", "jsonl"], default=None,
+                   help="text or json for --answer (default text); jsonl for --answers (the default there)")
+
     s = sub.add_parser("presets", help="list the preset models")
     s.add_argument("--format", choices=["text", "json"], default="text")
     return p
@@ -153,6 +166,52 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    from .grading import FormulaGrader
+
+    grader = FormulaGrader(args.expected, where=args.where, tolerance=args.tolerance)
+    if args.answer is not None:
+        fmt = args.format or "text"
+        if fmt == "jsonl":
+            raise EmsymError("--format jsonl goes with --answers FILE; use text or json with --answer")
+        v = grader.grade(args.answer)
+        if fmt == "json":
+            print(json.dumps(v.to_dict()))
+        else:
+            print(f"{v.verdict} (score {v.score:g})")
+            print(v.feedback)
+        return 0
+    fmt = args.format or "jsonl"
+    if fmt != "jsonl":
+        raise EmsymError(f"--answers writes one JSON object per line: use --format jsonl, not {fmt}")
+    try:
+        fh = sys.stdin.buffer if args.answers == "-" else open(args.answers, "rb")
+    except OSError as exc:
+        raise EmsymError(f"{args.answers}: cannot read the answers file: {exc.strerror}") from None
+    out = sys.stdout
+    with fh:
+        for raw in _lines(fh):
+            text = raw.decode("utf-8", errors="replace")
+            out.write(json.dumps(grader.grade(text).to_dict()) + "\n")
+    out.flush()
+    return 0
+
+
+def _lines(fh):
+    """Lines of a binary file without their line ending; a final newline adds no empty line."""
+    pending = b""
+    while True:
+        chunk = fh.read(1 << 16)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+    if pending:
+        yield pending[:-1] if pending.endswith(b"\r") else pending
+
+
 def cmd_presets(args) -> int:
     from .spec import PRESETS, load_spec, preset_names
     if args.format == "json":
@@ -189,7 +248,7 @@ class _Progress:
             sys.stderr.write("\r" + " " * 60 + "\r")
 
 
-_COMMANDS = {"derive": cmd_derive, "check": cmd_check, "run": cmd_run, "presets": cmd_presets}
+_COMMANDS = {"derive": cmd_derive, "check": cmd_check, "run": cmd_run, "grade": cmd_grade, "presets": cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:

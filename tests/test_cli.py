@@ -125,3 +125,29 @@ def test_console_script_runs_as_a_process(mit_files):
     assert json.loads(proc.stdout)["iterations"] == 0
     bad = subprocess.run([sys.executable, "-m", "emsym", "run", "standard"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--data" in bad.stderr
+
+
+def test_grade_single_answer_text_and_json(capsys):
+    status, out, _ = run_cli(capsys, "grade", "--expected", "(gamma_k1 + gamma_k2)/2", "--where",
+                             "gamma_11 + gamma_21 = 1", "--where", "gamma_12 + gamma_22 = 1", "--answer",
+                             "(gamma_k1+gamma_k2)/(gamma_11+gamma_21+gamma_12+gamma_22)", "--format", "json")
+    v = json.loads(out)
+    assert status == 0 and set(v) == {"verdict", "score", "feedback"}
+    assert v["verdict"] == "correct" and "side condition" in v["feedback"]
+    status, out, _ = run_cli(capsys, "grade", "--expected", "-24.512532330086678", "--tolerance", "nearest tenth",
+                             "--answer", "-24.5")
+    assert status == 0 and out.startswith("correct (score 1)")
+
+
+def test_grade_answers_file_one_verdict_per_line_in_order(capsys, tmp_path):
+    f = tmp_path / "answers.txt"
+    f.write_bytes(b"N_k/N\nN_k\n\n(((\x00\n\xff\xfe\r\n" + b"x" * 100_000 + b"\nN_k/N")
+    status, out, _ = run_cli(capsys, "grade", "--expected", "N_k/N", "--answers", str(f), "--format", "jsonl")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert status == 0
+    assert [r["verdict"] for r in rows] == ["correct", "incorrect", "invalid", "invalid", "invalid", "invalid", "correct"]
+
+
+def test_grade_author_error_exit_2(capsys):
+    status, _, err = run_cli(capsys, "grade", "--expected", "N_k/", "--answer", "1")
+    assert status == 2 and err.startswith("emsym: error: the expected answer 'N_k/' cannot be read")
