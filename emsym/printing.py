@@ -10,7 +10,7 @@ and ``sum_{n=1}^{N} (...)`` for sums; LaTeX uses the textbook symbols.
 >>> text(e)
 'sum_{n=1}^{N} (x_n*gamma_n1)/sum_{n=1}^{N} (gamma_n1)'
 >>> latex(sp.Symbol("sigma2") + mu[1])
-'\\\\sigma^{2} + \\\\mu_{1}'
+'{\\\\sigma^{2}} + \\\\mu_{1}'
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class _Text(StrPrinter):
         return f"N({x} | {m}, {cov})"
 
 
-_GREEK_SQ = {"sigma2": r"\sigma^{2}"}
+_GREEK_SQ = {"sigma2": r"{\sigma^{2}}"}  # braced: (sigma^2)^2 must not be a double superscript
 
 
 class _Latex(LatexPrinter):
@@ -84,12 +84,15 @@ class _Latex(LatexPrinter):
         if name in _GREEK_SQ:
             return _GREEK_SQ[name]
         if name.startswith("sigma2_"):
-            return r"\sigma^{2}_{" + name[len("sigma2_"):] + "}"
+            return r"{\sigma^{2}_{" + name[len("sigma2_"):] + "}}"
         return super()._print_Symbol(expr, style=style)
 
     def _print_Indexed(self, expr):
         base = self._print(expr.base.label)
-        return f"{base}_{{{_index_text(self._print(i) for i in expr.indices)}}}"
+        sub = _index_text(self._print(i) for i in expr.indices)
+        if base.startswith("{") and base.endswith("}"):  # {\sigma^{2}} -> {\sigma^{2}_{k}}
+            return f"{base[:-1]}_{{{sub}}}}}"
+        return f"{base}_{{{sub}}}"
 
     def _print_KroneckerDelta(self, expr, exp=None):
         return r"\delta_{" + "".join(self._print(a) for a in expr.args) + "}"

@@ -151,3 +151,17 @@ def test_grade_answers_file_one_verdict_per_line_in_order(capsys, tmp_path):
 def test_grade_author_error_exit_2(capsys):
     status, _, err = run_cli(capsys, "grade", "--expected", "N_k/", "--answer", "1")
     assert status == 2 and err.startswith("emsym: error: the expected answer 'N_k/' cannot be read")
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None,
+                    reason="pdflatex is not installed (Debian: texlive-latex-base)")
+@pytest.mark.parametrize("preset", ["standard", "shared-mean-bernoulli", "spherical", "equal-shared-fixed",
+                                    "tied-variance", "standard-general", "fixed-sigma"])
+def test_latex_derivation_compiles(capsys, tmp_path, preset):
+    status, out, _ = run_cli(capsys, "derive", preset, "--format", "latex")
+    assert status == 0
+    (tmp_path / "d.tex").write_text(out)
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "d.pdf").stat().st_size > 1000
