@@ -1,0 +1,427 @@
+"""Solving an exercise: every expected answer computed by emsym, with errata.
+
+``solve(exercise)`` computes each part from the model and the data -- EM runs through the
+compiled derived updates, formulas come from the derivation rendered in the names the part
+declares -- and compares what the source published (``published``) with it.  A part that
+disagrees becomes an erratum in ``Solution.errata``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .cache import get_derivation
+from .compile import CompiledModel
+from .derive import Derivation, Step
+from .em import EMResult, run_em
+from .exceptions import DataError, EmsymError, EmsymWarning
+from .exercise import Exercise, ExerciseError, Part
+from .printing import Normal, latex, text
+
+__all__ = ["PartResult", "Solution", "solve"]
+
+
+@dataclass(frozen=True)
+class PartResult:
+    part: Part
+    answer: Any  # float, list of ints, formula text, or the correct option numbers
+    shown: str  # the answer as the sheet prints it (rounded where the part rounds)
+    exact: str | None = None  # more digits, or an exact value
+    latex: str | None = None
+    agrees: bool | None = None  # with the published answer; None when nothing was published
+    erratum: str | None = None
+    steps: tuple[Step, ...] = ()
+    details: dict = field(default_factory=dict)
+    grader: Any = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict:
+        ans = self.answer
+        if isinstance(ans, np.generic):
+            ans = ans.item()
+        return {"id": self.part.id, "kind": self.part.kind, "prompt": self.part.prompt, "answer": ans,
+                "shown": self.shown, "exact": self.exact, "published": self.part.published,
+                "agrees": self.agrees, "erratum": self.erratum}
+
+
+@dataclass(frozen=True)
+class Solution:
+    exercise: Exercise
+    derivation: Derivation
+    parts: tuple[PartResult, ...]
+    tables: dict
+    run: EMResult | None  # EM from the initial values to convergence (for plots)
+    iterations: tuple  # parameter dicts at iterations 0, 1, 2, 3 (for "first iterations")
+
+    @property
+    def errata(self) -> list[tuple[str, str]]:
+        return [(p.part.id, p.erratum) for p in self.parts if p.erratum]
+
+    def to_dict(self) -> dict:
+        return {"id": self.exercise.id, "title": self.exercise.title, "source": self.exercise.source,
+                "model": self.exercise.model.to_dict(), "parts": [p.to_dict() for p in self.parts],
+                "errata": [{"part": pid, "note": note} for pid, note in self.errata]}
+
+
+# -- the numeric context -------------------------------------------------------------------
+class _Context:
+    def __init__(self, ex: Exercise):
+        self.ex = ex
+        spec = ex.model
+        self.derivation = get_derivation(spec)
+        self.general = get_derivation(dataclasses.replace(spec, components="K")) if spec.concrete else self.derivation
+        self.model = CompiledModel(self.derivation) if spec.concrete else None
+        self.X = None
+        if ex.data is not None:
+            self.X = np.array(ex.data, dtype=float).reshape(len(ex.data), -1)
+        self.labels = np.array(ex.labels) if ex.labels is not None else None
+        self.init = None
+        if ex.init is not None and self.model is not None:
+            try:
+                self.init = self.model.params_from_components(ex.init, where=f"{ex.path}: init")
+            except DataError as exc:
+                raise ExerciseError([str(exc)]) from None
+        self._runs: dict = {}
+
+    def start(self) -> dict:
+        if self.init is not None:
+            return self.init
+        if self.ex.responsibilities is not None:  # an M-step from given responsibilities needs no start
+            return {}
+        from .em import default_init
+        return default_init(self.model, self.X)
+
+    def run(self, after) -> EMResult:
+        """EM from the exercise's start: 'init' (no iteration), a number of iterations, or 'converged'."""
+        key = after
+        if key in self._runs:
+            return self._runs[key]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmsymWarning)
+            if self.ex.responsibilities is not None and after != "init":
+                R = np.array(self.ex.responsibilities, dtype=float).T.copy()
+                first = self.model.m_step(np.ascontiguousarray(self.X.T), R, self.start())
+                rest = 10_000 if after == "converged" else after - 1
+                res = run_em(self.model, self.X, first, max_iter=rest, tol=1e-12 if after == "converged" else -1,
+                             labels=self.labels, responsibilities=True)
+                res = dataclasses.replace(res, iterations=res.iterations + 1)
+            else:
+                n = 0 if after == "init" else 10_000 if after == "converged" else after
+                res = run_em(self.model, self.X, self.start(), max_iter=n,
+                             tol=1e-12 if after == "converged" else -1, labels=self.labels, responsibilities=True)
+        self._runs[key] = res
+        return res
+
+    def view(self, res: EMResult, name: str) -> float:
+        if name in res.params:
+            v = res.params[name]
+            return float(v) if np.ndim(v) == 0 else v
+        field_, k = name.rsplit("_", 1)
+        c = res.components[int(k) - 1]
+        return {"weight": c["weight"], "mean": float(c["mean"][0]) if len(c["mean"]) == 1 else c["mean"],
+                "variance": float(c["covariance"][0, 0]), "sd": math.sqrt(c["covariance"][0, 0])}[field_]
+
+
+# -- quantities ------------------------------------------------------------------------------
+def _q_loglik(ctx, q):
+    return ctx.run(q["after"]).loglik[-1]
+
+
+def _q_resp(ctx, q):
+    return float(ctx.run(q["after"]).responsibilities[q["point"] - 1, q["component"] - 1])
+
+
+def _q_param(ctx, q):
+    return ctx.view(ctx.run(q["after"]), q["name"])
+
+
+def _q_heavier(ctx, q):
+    return [int(i) + 1 for i in ctx.run(q["after"]).responsibilities.argmax(axis=1)]
+
+
+def _means(res):
+    return [float(c["mean"][0]) for c in res.components]
+
+
+def _q_left(ctx, q):
+    before, after = _means(ctx.run("init")), _means(ctx.run(1))
+    return int(np.argmin(np.subtract(after, before))) + 1
+
+
+def _q_var_up(ctx, q):
+    var = lambda r: [c["covariance"][0, 0] for c in r.components]  # noqa: E731
+    return int(np.argmax(np.divide(var(ctx.run(1)), var(ctx.run("init"))))) + 1
+
+
+def _q_larger_var(ctx, q):
+    return int(np.argmax([c["covariance"][0, 0] for c in ctx.run(q["after"]).components])) + 1
+
+
+def _q_kmeans(ctx, q):
+    """K-means (Lloyd) and EM on the same data from the same centres: are the centres equal?"""
+    X = ctx.X[:, 0]
+    centres = np.array(sorted(_means(ctx.run("init"))))
+    for _ in range(200):
+        z = np.argmin(np.abs(X[:, None] - centres[None, :]), axis=1)
+        new = np.array([X[z == k].mean() for k in range(len(centres))])
+        if np.allclose(new, centres):
+            break
+        centres = new
+    gmm = np.array(sorted(_means(ctx.run("converged"))))
+    return {"kmeans": centres.round(4).tolist(), "gmm": gmm.round(4).tolist(),
+            "same": bool(np.allclose(centres, gmm, atol=1e-3))}
+
+
+def _q_init_dep(ctx, q):
+    """EM from two different starts on the exercise's data: do the estimates differ?"""
+    from .em import default_init
+    finals = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmsymWarning)
+        for seed in (q.get("seed", 0), q.get("seed", 0) + 1, q.get("seed", 0) + 7):
+            r = run_em(ctx.model, ctx.X, default_init(ctx.model, ctx.X, seed), max_iter=5000, tol=1e-12)
+            finals.append((round(r.loglik[-1], 6), sorted(round(m, 4) for m in _means(r))))
+    return {"runs": finals, "differ": len({f[0] for f in finals}) > 1}
+
+
+def _q_monotone(ctx, q):
+    res = ctx.run(50)
+    return bool(np.min(np.diff(res.loglik)) >= -1e-9 * abs(res.loglik[-1]))
+
+
+def _q_mean_moves(ctx, q):
+    before, after = ctx.run("init"), ctx.run(1)
+    out = {}
+    for k, (b, a) in enumerate(zip(_means(before), _means(after)), start=1):
+        out[f"mean_{k}"] = "left" if a < b else "right" if a > b else "stays"
+    for k, (b, a) in enumerate(zip(before.components, after.components), start=1):
+        out[f"weight_{k}"] = "increases" if a["weight"] > b["weight"] else "decreases"
+    out["loglik"] = "increases" if after.loglik[-1] >= before.loglik[-1] else "decreases"
+    return out
+
+
+_NUMERIC = {"loglik": _q_loglik, "responsibility": _q_resp, "parameter": _q_param}
+_CHECKS = {"heavier_component": _q_heavier, "moves_left_more": _q_left, "variance_increases_more": _q_var_up,
+           "larger_variance": _q_larger_var, "kmeans_vs_gmm": _q_kmeans, "init_dependence": _q_init_dep,
+           "likelihood_never_decreases": _q_monotone, "mean_moves": _q_mean_moves, **_NUMERIC}
+
+
+# -- formulas in the student's notation ---------------------------------------------------------
+_DEFAULT_NOTATION = {"gamma[n,k]": "gamma_{n}{k}", "x[n]": "x_{n}", "mu[k]": "mu_{k}", "sigma2[k]": "sigma2_{k}",
+                     "pi[k]": "pi_{k}", "normal[k]": "N_{k}"}
+
+
+def _formula(ctx: _Context, part: Part) -> tuple[sp.Expr, tuple[Step, ...]]:
+    q = part.spec["quantity"]
+    spec = ctx.ex.model
+    generic = (q.get("component") == "k") or (q["what"] == "update" and q["param"].endswith("_k"))
+    d = ctx.general if generic else ctx.derivation
+    m = d.model
+    if q["what"] == "estep":
+        comp = m.k if generic else q.get("component", 1)
+        expr = m.posterior(comp).rhs
+        steps = tuple(s for s in d.steps if s.title == "E-step")
+    else:
+        u = d.update(q["param"])
+        expr = u.expr
+        steps = tuple(d.steps_for(q["param"]))
+    subs = {}
+    if generic and spec.concrete:
+        subs[m.K] = spec.components
+    if part.spec.get("points"):
+        subs[m.N] = part.spec["points"]
+    expr = expr.subs(subs).doit() if subs else expr
+    return expr, steps
+
+
+def _rename(expr: sp.Expr, notation: dict, model) -> sp.Expr:
+    table = dict(_DEFAULT_NOTATION)
+    table.update(notation)
+    patterns = {}
+    for key, template in table.items():
+        base, _, idx = key.partition("[")
+        patterns[base] = ([i.strip() for i in idx.rstrip("]").split(",")] if idx else [], template)
+
+    def name_for(base: str, indices) -> sp.Symbol | None:
+        if base not in patterns:
+            return None
+        slots, template = patterns[base]
+        values = {s: text(i) for s, i in zip(slots, indices)}
+        return sp.Symbol(template.format(**values))
+
+    def fix_normal(e):  # first, while the mean still carries its component index
+        mean = e.args[1]
+        comp = mean.indices[0] if isinstance(mean, sp.Indexed) else sp.Symbol("k")
+        s = name_for("normal", [comp])
+        return s if s is not None else e
+
+    def fix_indexed(e):
+        s = name_for(str(e.base.label), e.indices)
+        return s if s is not None else e
+
+    expr = expr.replace(lambda e: isinstance(e, Normal), fix_normal)
+    return expr.replace(lambda e: isinstance(e, sp.Indexed), fix_indexed)
+
+
+def _formula_text(expr: sp.Expr) -> str:
+    return text(expr).replace("**", "^")
+
+
+# -- solving the parts -------------------------------------------------------------------------
+def _fmt(v: float, tol) -> str:
+    from .grading import parse_tolerance
+    kind, t = parse_tolerance(tol) if tol is not None else ("rel", 1e-4)
+    if kind == "abs" and t > 0:
+        digits = max(0, -math.floor(math.log10(2 * t) + 1e-9))
+        return f"{v:.{digits}f}"
+    if kind == "sig":
+        return f"{v:.{int(t)}g}"
+    return f"{v:.6g}"
+
+
+def _published_note(part: Part, default: str) -> str:
+    return part.published_note or default
+
+
+def _solve_numeric(ctx, part: Part) -> PartResult:
+    from .grading import FormulaGrader
+    q = part.spec["quantity"]
+    value = _NUMERIC[q["what"]](ctx, q)
+    if np.ndim(value):
+        shown = "[" + ", ".join(f"{float(v):.6g}" for v in value) + "]"
+        return PartResult(part, [float(v) for v in value], shown, exact=shown)
+    tol = part.spec.get("tolerance")
+    grader = FormulaGrader(repr(float(value)), tolerance=tol if tol is not None else "0.1%")
+    res = PartResult(part, float(value), _fmt(value, tol), exact=repr(float(value)), grader=grader)
+    if part.published is None:
+        return res
+    verdict = grader.grade(str(part.published))
+    agrees = verdict.verdict == "correct"
+    note = None if agrees else _published_note(
+        part, f"the source gives {part.published}; emsym computes {value:.6g}")
+    if not agrees and part.published_note:
+        note = f"the source gives {part.published}; emsym computes {value:.6g}. {part.published_note}"
+    return dataclasses.replace(res, agrees=agrees, erratum=note)
+
+
+def _solve_formula(ctx, part: Part) -> PartResult:
+    from .grading import FormulaGrader, GraderError
+    expr, steps = _formula(ctx, part)
+    expr = _rename(expr, part.spec.get("notation", {}), ctx.general.model)
+    shown = _formula_text(expr)
+    allowed = set(part.spec["names"])
+    where = part.spec.get("where", [])
+    try:
+        grader = FormulaGrader(shown, where=where, tolerance=part.spec.get("tolerance"))
+    except GraderError as exc:
+        raise ExerciseError([f"{part.where}: parts.{part.id}: the computed answer {shown!r} cannot be graded: {exc}"])
+    extra = set(grader.expected.names) - allowed
+    if extra:
+        raise ExerciseError([f"{part.where}: parts.{part.id}: names: the expected answer {shown} uses "
+                             f"{', '.join(sorted(extra))}, which 'names' does not list ({', '.join(sorted(allowed))}); "
+                             "add them or change 'notation'"])
+    res = PartResult(part, shown, shown, exact=shown, latex=latex(expr), steps=steps, grader=grader)
+    if part.published is None:
+        return res
+    verdict = grader.grade(str(part.published))
+    agrees = verdict.verdict == "correct"
+    note = None if agrees else f"the source's answer {part.published} is not equivalent to {shown} ({verdict.feedback})"
+    return dataclasses.replace(res, agrees=agrees, erratum=note,
+                               details={"published_feedback": verdict.feedback})
+
+
+def _solve_derivation(ctx, part: Part) -> PartResult:
+    name = part.spec["param"]
+    d = ctx.general if name.endswith("_k") and name not in {u.name for u in ctx.derivation.updates} else ctx.derivation
+    u = d.update(name)
+    return PartResult(part, u.text, u.text, exact=u.text, latex=latex(sp.Eq(u.param.symbol, u.display)),
+                      steps=tuple(d.steps_for(name)), details={"uses": u.uses, "conditional": u.conditional,
+                                                                "notes": d.notes})
+
+
+def _solve_assignment(ctx, part: Part) -> PartResult:
+    value = _CHECKS[part.spec["quantity"]["what"]](ctx, part.spec["quantity"])
+    res = PartResult(part, value, ", ".join(map(str, value)), exact=str(value))
+    if part.published is None:
+        return res
+    agrees = list(part.published) == list(value)
+    return dataclasses.replace(res, agrees=agrees, erratum=None if agrees else
+                               _published_note(part, f"the source gives {part.published}; emsym computes {value}"))
+
+
+def _solve_choice(ctx, part: Part) -> PartResult:
+    opts = part.spec["options"]
+    correct = [i + 1 for i, o in enumerate(opts) if o.get("correct")]
+    details, erratum = {}, None
+    check = part.spec.get("check")
+    if check is not None:
+        value = _CHECKS[check["what"]](ctx, check)
+        details["computed"] = value
+        tagged = [i + 1 for i, o in enumerate(opts) if "computed" in o]
+        if tagged:
+            computed_correct = [i + 1 for i, o in enumerate(opts) if "computed" in o and o["computed"] == value]
+            if computed_correct != [c for c in correct if c in tagged]:
+                erratum = (f"the computation ({check['what']} = {value}) supports option(s) {computed_correct}, "
+                           f"but the exercise marks {correct} correct")
+    agrees = None
+    if part.published is not None:
+        pub = part.published if isinstance(part.published, list) else [part.published]
+        agrees = sorted(pub) == correct
+        if not agrees:
+            erratum = _published_note(part, f"the source marks {pub}; the correct option(s): {correct}")
+    shown = ", ".join(f"({chr(96 + c)}) {opts[c - 1]['text']}" for c in correct)
+    return PartResult(part, correct, shown, agrees=agrees, erratum=erratum, details=details)
+
+
+def _solve_explain(ctx, part: Part) -> PartResult:
+    details = {}
+    if part.spec.get("check") is not None:
+        details["computed"] = _CHECKS[part.spec["check"]["what"]](ctx, part.spec["check"])
+    return PartResult(part, part.spec["model_answer"], part.spec["model_answer"], details=details)
+
+
+_SOLVERS = {"numeric": _solve_numeric, "formula": _solve_formula, "derivation": _solve_derivation,
+            "assignment": _solve_assignment, "choice": _solve_choice, "explain": _solve_explain}
+
+
+def _tables(ctx) -> dict:
+    """Intermediate numbers for the sheet: responsibilities per point, N_k, the first update."""
+    if ctx.model is None or ctx.X is None or (ctx.init is None and ctx.ex.responsibilities is None):
+        return {}
+    out = {}
+    if ctx.ex.responsibilities is not None:
+        R = np.array(ctx.ex.responsibilities)
+        out["responsibilities_given"] = True
+    else:
+        R = ctx.run("init").responsibilities
+        out["loglik_init"] = ctx.run("init").loglik[0]
+    out["points"] = [list(map(float, row)) for row in ctx.X]
+    out["responsibilities"] = R.tolist()
+    out["counts"] = R.sum(axis=0).tolist()
+    one = ctx.run(1)
+    out["after_one"] = {k: (v.tolist() if np.ndim(v) else float(v)) for k, v in one.params.items()}
+    out["loglik_after_one"] = one.loglik[-1]
+    return out
+
+
+def solve(ex: Exercise) -> Solution:
+    """Compute every part of an exercise (see the module docstring)."""
+    try:
+        ctx = _Context(ex)
+        parts = tuple(_SOLVERS[p.kind](ctx, p) for p in ex.parts)
+        tables = _tables(ctx)
+        run = iters = None
+        if ctx.model is not None and ctx.X is not None and (ctx.init is not None or ex.responsibilities is not None):
+            run = ctx.run("converged")
+            iters = tuple(ctx.run(i).params for i in range(0, 4)) if ex.responsibilities is None else ()
+    except EmsymError as exc:
+        if isinstance(exc, ExerciseError):
+            raise
+        raise ExerciseError([f"{ex.path}: {exc}"]) from None
+    return Solution(ex, ctx.derivation, parts, tables, run, iters or ())
