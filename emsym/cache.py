@@ -1,7 +1,8 @@
 """Derivation cache: repeated derivations of the same spec come from memory or disk.
 
-Key: sha256 of the emsym version, the sympy version and ``ModelSpec.key()`` (every field
-that changes the derivation).  Location: ``$EMSYM_CACHE_DIR``, else
+Key: sha256 of the emsym version, the sympy version, a fingerprint of the source of the
+derivation stages (so an upgraded or edited emsym never serves a stale derivation) and
+``ModelSpec.key()`` (every field that changes the derivation).  Location: ``$EMSYM_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/emsym``, else ``~/.cache/emsym``.  Each file is a pickle behind a header
 holding the sha256 of the payload; a file whose digest or content does not match is
 ignored and rebuilt, never trusted.  The cache is trusted like the rest of the user's own
@@ -37,8 +38,26 @@ def cache_dir() -> Path:
     return Path(base) / "emsym"
 
 
+_STAGES = ("spec.py", "qfunction.py", "derive.py", "printing.py")
+
+
+def _code_fingerprint() -> str:
+    """sha256 of the modules that make a derivation, so an edited or upgraded emsym re-derives."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _STAGES:
+        try:
+            h.update((here / name).read_bytes())
+        except OSError:  # pragma: no cover - a zipped install: fall back to the version alone
+            h.update(name.encode())
+    return h.hexdigest()
+
+
+_FINGERPRINT = _code_fingerprint()
+
+
 def _key(spec: ModelSpec) -> str:
-    return hashlib.sha256(f"{__version__}|{sympy.__version__}|{spec.key()}".encode()).hexdigest()
+    return hashlib.sha256(f"{__version__}|{sympy.__version__}|{_FINGERPRINT}|{spec.key()}".encode()).hexdigest()
 
 
 def cache_path(spec: ModelSpec) -> Path:

@@ -70,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--format", choices=["text", "json", "jsonl"], default=None,
                    help="text or json for --answer (default text); jsonl for --answers (the default there)")
 
+    v = sub.add_parser("solve", help="solve exercise files and render worked solution sheets")
+    v.add_argument("path", metavar="PATH", help="an exercise YAML file or a folder of them")
+    v.add_argument("--format", default="md", help="md, html, tex or json, or several joined by commas "
+                   "(e.g. md,html); default md")
+    v.add_argument("--out", metavar="DIR", help="write one sheet per exercise into DIR (needed for a folder)")
+    v.add_argument("--no-figures", action="store_true", help="skip the matplotlib figures")
+
+    a = sub.add_parser("validate", help="check exercise files against the schema")
+    a.add_argument("path", metavar="PATH", help="an exercise YAML file or a folder of them")
+
     s = sub.add_parser("presets", help="list the preset models")
     s.add_argument("--format", choices=["text", "json"], default="text")
     return p
@@ -212,6 +222,80 @@ def _lines(fh):
         yield pending[:-1] if pending.endswith(b"\r") else pending
 
 
+def cmd_validate(args) -> int:
+    from .exercise import validate_path
+    good, problems = validate_path(args.path)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{len(good)} exercise(s) valid; {len(problems)} problem(s) found", file=sys.stderr)
+        return 2
+    print(f"{len(good)} exercise(s) valid")
+    return 0
+
+
+def cmd_solve(args) -> int:
+    from pathlib import Path
+
+    from .exercise import ExerciseError, exercise_files, load_exercise
+    from .render import FORMATS, render_sheet, write_atomic
+    from .solve import solve
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in (*FORMATS, "json")]
+    if bad or not formats:
+        raise EmsymError(f"--format should be md, html, tex or json (or several joined by commas), but got {args.format!r}")
+    files = exercise_files(args.path)
+    if not files:
+        raise EmsymError(f"{args.path}: no exercise files (*.yaml) found")
+    sheets = [f for f in formats if f != "json"]
+    if args.out is None and (len(files) > 1 or len(sheets) > 1 or (sheets and "json" in formats)):
+        raise EmsymError("give --out DIR to write several sheets (one folder, one file per exercise and format)")
+    out = Path(args.out) if args.out else None
+    tty = sys.stderr.isatty()
+    failures, results = 0, []
+    for i, f in enumerate(files, 1):
+        try:
+            sol = solve(load_exercise(f))
+        except ExerciseError as exc:
+            failures += 1
+            for line in exc.problems:
+                print(f"emsym: error: {line}", file=sys.stderr)
+            continue
+        results.append(sol.to_dict())
+        figs = {}
+        if sheets and not args.no_figures:
+            from .plots import figures
+            figs = figures(sol)
+        ex_id = sol.exercise.id
+        for fmt in sheets:
+            links = {}
+            if out is not None and fmt in ("md", "tex") and figs:
+                for name, png in figs.items():
+                    rel = f"{ex_id}_files/{name}.png"
+                    write_atomic(out / rel, png)
+                    links[name] = rel
+            text = render_sheet(sol, fmt, figures=figs, figure_links=links)
+            if out is None:
+                sys.stdout.write(text)
+            else:
+                write_atomic(out / f"{ex_id}.{fmt}", text)
+        errata = len(sol.errata)
+        if tty or out is not None:
+            print(f"[{i}/{len(files)}] {ex_id}: {len(sol.parts)} parts solved"
+                  + (f", {errata} erratum{'s' if errata != 1 else ''}" if errata else ""), file=sys.stderr)
+    if "json" in formats:
+        doc = json.dumps({"exercises": results, "failed": failures}, indent=2)
+        if out is None:
+            print(doc)
+        else:
+            write_atomic(out / "solutions.json", doc)
+    if out is not None:
+        print(f"{len(results)} sheet(s) written to {out}/" + (f"; {failures} exercise(s) failed" if failures else ""),
+              file=sys.stderr)
+    return 2 if failures else 0
+
+
 def cmd_presets(args) -> int:
     from .spec import PRESETS, load_spec, preset_names
     if args.format == "json":
@@ -248,7 +332,8 @@ class _Progress:
             sys.stderr.write("\r" + " " * 60 + "\r")
 
 
-_COMMANDS = {"derive": cmd_derive, "check": cmd_check, "run": cmd_run, "grade": cmd_grade, "presets": cmd_presets}
+_COMMANDS = {"derive": cmd_derive, "check": cmd_check, "run": cmd_run, "grade": cmd_grade, "solve": cmd_solve,
+             "validate": cmd_validate, "presets": cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,6 +85,10 @@ class _Latex(LatexPrinter):
             return _GREEK_SQ[name]
         if name.startswith("sigma2_"):
             return r"{\sigma^{2}_{" + name[len("sigma2_"):] + "}}"
+        if name.startswith("hat") and len(name) > 3:  # hatmu_k -> \hat{\mu}_{k}
+            inner = super()._print_Symbol(sp.Symbol(name[3:]), style=style)
+            head, _, sub = inner.partition("_")
+            return rf"\hat{{{head}}}" + (f"_{sub}" if sub else "")
         return super()._print_Symbol(expr, style=style)
 
     def _print_Indexed(self, expr):

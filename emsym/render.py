@@ -18,7 +18,9 @@ import jinja2
 from .derive import Derivation
 from .printing import latex
 
-__all__ = ["data_dir", "render_derivation", "template_dirs", "write_atomic"]
+__all__ = ["FORMATS", "data_dir", "render_derivation", "render_sheet", "template_dirs", "write_atomic"]
+
+FORMATS = {"md": "md", "html": "html", "tex": "tex"}  # sheet format -> template suffix
 
 _HERE = Path(__file__).resolve().parent
 
@@ -31,14 +33,14 @@ def data_dir(name: str) -> Path:
     raise FileNotFoundError(f"emsym's bundled folder {name!r} is missing from the installation")
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, content: str | bytes) -> None:
     """Write a file so that readers see the old or the new content, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content.encode("utf-8") if isinstance(content, str) else content)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -65,10 +67,12 @@ def tex_escape(value) -> str:
     return "".join(_TEX.get(ch, ch) for ch in str(value))
 
 
-def _env(autoescape: bool = False) -> jinja2.Environment:
+def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
+    # Sheets are lenient (a missing optional key renders as nothing), so restyled templates
+    # may test any key; the derivation templates are strict.
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in template_dirs()]),
-        autoescape=autoescape, undefined=jinja2.StrictUndefined,
+        autoescape=autoescape, undefined=jinja2.StrictUndefined if strict else jinja2.ChainableUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
     env.filters["tex"] = tex_escape
@@ -81,3 +85,74 @@ def render_derivation(d: Derivation, fmt: str = "text") -> str:
     name = {"text": "derivation.txt.j2", "latex": "derivation.tex.j2"}[fmt]
     spec = d.spec
     return _env().get_template(name).render(d=d, spec=spec, model=spec.to_dict())
+
+
+# -- worked solution sheets ------------------------------------------------------------------
+_CAPTIONS = {
+    "densities": "The data (ticks) with the component densities at convergence; dashed: the mixture at the start.",
+    "responsibilities": "Each point coloured by its responsibility for component 1.",
+    "iterations": "The first EM iterations side by side.",
+    "loglik": "The log-likelihood after each iteration.",
+}
+
+
+def _mathml(tex: str, display: bool = False) -> str:
+    import latex2mathml.converter
+
+    return latex2mathml.converter.convert(tex, display="block" if display else "inline")
+
+
+def _inline_html(text: str) -> str:
+    """Plain text with $...$ math: HTML-escaped, the math as MathML."""
+    import html
+    import re
+
+    parts = re.split(r"(\$[^$]+\$)", text or "")
+    out = []
+    for part in parts:
+        if part.startswith("$") and part.endswith("$") and len(part) > 2:
+            out.append(_mathml(part[1:-1]))
+        else:
+            out.append(html.escape(part).replace("\n\n", "</p><p>"))
+    return "".join(out)
+
+
+def _tex_keep_math(text) -> str:
+    """Plain text for LaTeX, escaping everything but $...$ math."""
+    import re
+
+    parts = re.split(r"(\$[^$]+\$)", str(text or ""))
+    return "".join(p if p.startswith("$") and p.endswith("$") and len(p) > 2 else tex_escape(p) for p in parts)
+
+
+def render_sheet(solution, fmt: str = "md", figures: dict | None = None, figure_links: dict | None = None) -> str:
+    """A worked solution sheet: fmt 'md', 'html' (self-contained) or 'tex'.
+
+    ``figures`` maps a figure name to PNG bytes (embedded in HTML); ``figure_links`` maps it
+    to a relative file name (Markdown and LaTeX reference the files).
+    """
+    import base64
+
+    if fmt not in FORMATS:
+        raise ValueError(f"sheet format should be one of {', '.join(FORMATS)}, not {fmt!r}")
+    env = _env(autoescape=(fmt == "html"), strict=False)
+    env.filters["mathml"] = lambda tex, display=False: jinja2.utils.markupsafe.Markup(_mathml(tex, display))
+    env.filters["inline"] = lambda text: jinja2.utils.markupsafe.Markup(_inline_html(text))
+    env.filters["texmath"] = _tex_keep_math
+    figs = []
+    for name, png in (figures or {}).items():
+        src = (f"data:image/png;base64,{base64.b64encode(png).decode()}" if fmt == "html"
+               else (figure_links or {}).get(name))
+        if src:
+            figs.append({"name": name, "src": src, "caption": _CAPTIONS.get(name, name)})
+    ex = solution.exercise
+    d = solution.derivation
+    model_steps = [s for s in d.steps if s.param is None and s.title in (
+        "Mixture density", "Log-likelihood", "E-step", "Q function")]
+    tpl = env.get_template(f"sheet/base.{FORMATS[fmt]}.j2")
+    from .exercise import _SOURCE_KEYS
+
+    source = {k: ex.source.get(k) for k in _SOURCE_KEYS}  # every key present: templates test them plainly
+    return tpl.render(sol=solution, ex=ex, source=source, d=d, model=ex.model.to_dict(), model_steps=model_steps,
+                      parts=solution.parts, tables=solution.tables, errata=solution.errata, figures=figs,
+                      kind_template=lambda kind: f"sheet/parts/{kind}.{FORMATS[fmt]}.j2")

@@ -1,0 +1,117 @@
+"""Figures for worked sheets, drawn with matplotlib from the same EM run as the numbers.
+
+Each function returns PNG bytes (or None when the exercise has nothing to draw): the data
+with the component densities at the start and at convergence, the log-likelihood per
+iteration, the points coloured by their responsibility, and the first EM iterations side
+by side.  matplotlib is imported only when a sheet asks for figures.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+__all__ = ["figures"]
+
+_DPI = 80
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _pdf(x, comp):
+    v = comp["covariance"][0, 0]
+    return comp["weight"] * np.exp(-(x - comp["mean"][0]) ** 2 / (2 * v)) / np.sqrt(2 * np.pi * v)
+
+
+def _grid(X, comps_list):
+    lo, hi = X.min(), X.max()
+    for comps in comps_list:
+        for c in comps:
+            s = np.sqrt(c["covariance"][0, 0])
+            lo, hi = min(lo, c["mean"][0] - 3 * s), max(hi, c["mean"][0] + 3 * s)
+    pad = 0.05 * (hi - lo or 1)
+    return np.linspace(lo - pad, hi + pad, 400)
+
+
+def _densities(ax, X, comps, title, style="-"):
+    x = _grid(X, [comps])
+    total = np.zeros_like(x)
+    for k, c in enumerate(comps):
+        y = _pdf(x, c)
+        total += y
+        ax.plot(x, y, style, color=f"C{k}", label=f"component {k + 1}")
+    ax.plot(x, total, style, color="black", lw=1.5, label="mixture")
+    ax.plot(X, np.zeros_like(X), "|", color="black", ms=14, mew=1.5)
+    ax.set_title(title)
+    ax.set_xlabel("x")
+
+
+def figures(solution) -> dict[str, bytes]:
+    """name -> PNG bytes for the sheet of a solved exercise (empty when nothing to draw)."""
+    run = solution.run
+    ex = solution.exercise
+    if run is None or ex.data is None:
+        return {}
+    from .compile import CompiledModel
+
+    plt = _plt()
+    model = CompiledModel(solution.derivation)
+    X = np.array(ex.data, dtype=float).reshape(len(ex.data), -1)
+    out = {}
+    if X.shape[1] == 1:
+        x = X[:, 0]
+        start = model.components(solution.iterations[0]) if solution.iterations else None
+        fig, ax = plt.subplots(figsize=(6, 3))
+        if start is not None:
+            grid = _grid(x, [start, run.components])
+            ax.plot(grid, sum(_pdf(grid, c) for c in start), "--", color="grey", label="mixture at the start")
+        _densities(ax, x, run.components, "Data and the fitted components")
+        ax.legend(fontsize=7)
+        out["densities"] = _png(fig)
+
+        fig, ax = plt.subplots(figsize=(6, 1.8))
+        resp = run.responsibilities[:, 0]
+        sc = ax.scatter(x, np.zeros_like(x), c=resp, cmap="coolwarm_r", vmin=0, vmax=1, s=60, edgecolors="black")
+        fig.colorbar(sc, ax=ax, label="gamma_n1")
+        ax.set_yticks([])
+        ax.set_title("Points coloured by their responsibility for component 1 (at convergence)")
+        out["responsibilities"] = _png(fig)
+
+        if len(solution.iterations) >= 2:
+            its = solution.iterations
+            fig, axes = plt.subplots(1, len(its), figsize=(3 * len(its), 2.4), sharey=True)
+            for i, (ax, params) in enumerate(zip(np.atleast_1d(axes), its)):
+                _densities(ax, x, model.components(params), f"iteration {i}")
+            out["iterations"] = _png(fig)
+    else:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        z = run.responsibilities.argmax(axis=1)
+        ax.scatter(X[:, 0], X[:, 1], c=[f"C{k}" for k in z], s=18)
+        for k, c in enumerate(run.components):
+            s = np.sqrt(c["covariance"][0, 0])
+            ax.add_patch(plt.Circle(c["mean"][:2], 2 * s, fill=False, color=f"C{k}", lw=2))
+        ax.set_aspect("equal")
+        ax.set_title("Points by their most responsible component; circles at 2 sigma")
+        out["densities"] = _png(fig)
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.plot(range(len(run.loglik)), run.loglik, "o-", ms=3)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("log-likelihood")
+    ax.set_title("Log-likelihood per iteration (never decreases)")
+    out["loglik"] = _png(fig)
+    return out
