@@ -283,7 +283,7 @@ def cmd_solve(args) -> int:
         errata = len(sol.errata)
         if tty or out is not None:
             print(f"[{i}/{len(files)}] {ex_id}: {len(sol.parts)} parts solved"
-                  + (f", {errata} erratum{'s' if errata != 1 else ''}" if errata else ""), file=sys.stderr)
+                  + (f", {errata} {'erratum' if errata == 1 else 'errata'}" if errata else ""), file=sys.stderr)
     if "json" in formats:
         doc = json.dumps({"exercises": results, "failed": failures}, indent=2)
         if out is None:

@@ -43,10 +43,10 @@ QUANTITIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "larger_variance": ((), ("after",)),
     "estep": ((), ("component",)),
     "update": (("param",), ()),
-    "kmeans_vs_gmm": ((), ("seed",)),
-    "init_dependence": ((), ("seed",)),
-    "likelihood_never_decreases": ((), ("seed",)),
-    "mean_moves": ((), ()),
+    "kmeans_vs_gmm": ((), ("field",)),
+    "init_dependence": ((), ("seed", "field")),
+    "likelihood_never_decreases": ((), ()),
+    "mean_moves": ((), ("field",)),
 }
 
 
@@ -447,10 +447,11 @@ def _check_parts_against_model(ex: Exercise, c: _Check) -> None:
     from .cache import get_derivation
     spec = ex.model
     names = set()
-    general = dataclasses.replace(spec, components="K") if spec.concrete else spec
+    general = spec.general()
     try:
         names |= {p.name for p in get_derivation(spec).model.params}
-        names |= {p.name for p in get_derivation(general).model.params}
+        if general is not None:
+            names |= {p.name for p in get_derivation(general).model.params}
     except EmsymError as exc:  # pragma: no cover - a spec that validates derives
         c.problems.append(f"{c.at(('model',))}: model: {exc}")
         return

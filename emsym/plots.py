@@ -23,12 +23,13 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+
     return plt
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=_DPI)  # fixed margins: a layout engine doubles the drawing time
     _plt().close(fig)
     return buf.getvalue()
 
@@ -77,6 +78,7 @@ def figures(solution) -> dict[str, bytes]:
         x = X[:, 0]
         start = model.components(solution.iterations[0]) if solution.iterations else None
         fig, ax = plt.subplots(figsize=(6, 3))
+        fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.16)
         if start is not None:
             grid = _grid(x, [start, run.components])
             ax.plot(grid, sum(_pdf(grid, c) for c in start), "--", color="grey", label="mixture at the start")
@@ -84,22 +86,25 @@ def figures(solution) -> dict[str, bytes]:
         ax.legend(fontsize=7)
         out["densities"] = _png(fig)
 
-        fig, ax = plt.subplots(figsize=(6, 1.8))
+        fig, ax = plt.subplots(figsize=(7, 1.8))
+        fig.subplots_adjust(left=0.04, right=0.98, top=0.82, bottom=0.2)
         resp = run.responsibilities[:, 0]
         sc = ax.scatter(x, np.zeros_like(x), c=resp, cmap="coolwarm_r", vmin=0, vmax=1, s=60, edgecolors="black")
         fig.colorbar(sc, ax=ax, label="gamma_n1")
         ax.set_yticks([])
-        ax.set_title("Points coloured by their responsibility for component 1 (at convergence)")
+        ax.set_title("Responsibility of component 1 for each point, at convergence")
         out["responsibilities"] = _png(fig)
 
         if len(solution.iterations) >= 2:
             its = solution.iterations
             fig, axes = plt.subplots(1, len(its), figsize=(3 * len(its), 2.4), sharey=True)
+            fig.subplots_adjust(left=0.06, right=0.99, top=0.88, bottom=0.2, wspace=0.08)
             for i, (ax, params) in enumerate(zip(np.atleast_1d(axes), its)):
                 _densities(ax, x, model.components(params), f"iteration {i}")
             out["iterations"] = _png(fig)
     else:
         fig, ax = plt.subplots(figsize=(5, 4))
+        fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.1)
         z = run.responsibilities.argmax(axis=1)
         ax.scatter(X[:, 0], X[:, 1], c=[f"C{k}" for k in z], s=18)
         for k, c in enumerate(run.components):
@@ -109,6 +114,7 @@ def figures(solution) -> dict[str, bytes]:
         ax.set_title("Points by their most responsible component; circles at 2 sigma")
         out["densities"] = _png(fig)
     fig, ax = plt.subplots(figsize=(6, 2.6))
+    fig.subplots_adjust(left=0.14, right=0.97, top=0.88, bottom=0.2)
     ax.plot(range(len(run.loglik)), run.loglik, "o-", ms=3)
     ax.set_xlabel("iteration")
     ax.set_ylabel("log-likelihood")

@@ -75,7 +75,8 @@ class _Context:
         self.ex = ex
         spec = ex.model
         self.derivation = get_derivation(spec)
-        self.general = get_derivation(dataclasses.replace(spec, components="K")) if spec.concrete else self.derivation
+        general = spec.general()
+        self.general = get_derivation(general) if general is not None else self.derivation
         self.model = CompiledModel(self.derivation) if spec.concrete else None
         self.X = None
         if ex.data is not None:
@@ -174,20 +175,23 @@ def _q_kmeans(ctx, q):
             break
         centres = new
     gmm = np.array(sorted(_means(ctx.run("converged"))))
-    return {"kmeans": centres.round(4).tolist(), "gmm": gmm.round(4).tolist(),
-            "same": bool(np.allclose(centres, gmm, atol=1e-3))}
+    same = bool(np.allclose(centres, gmm, atol=1e-3))
+    return {"kmeans": centres.round(4).tolist(), "gmm": gmm.round(4).tolist(), "centres": "same" if same else "different"}
 
 
 def _q_init_dep(ctx, q):
-    """EM from two different starts on the exercise's data: do the estimates differ?"""
+    """EM from several starts (the exercise's, then k-means++ seeds): do the estimates differ?"""
     from .em import default_init
+    seed = q.get("seed", 0)
+    starts = ([ctx.init] if ctx.init is not None else []) + [default_init(ctx.model, ctx.X, seed + i) for i in range(5)]
     finals = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmsymWarning)
-        for seed in (q.get("seed", 0), q.get("seed", 0) + 1, q.get("seed", 0) + 7):
-            r = run_em(ctx.model, ctx.X, default_init(ctx.model, ctx.X, seed), max_iter=5000, tol=1e-12)
-            finals.append((round(r.loglik[-1], 6), sorted(round(m, 4) for m in _means(r))))
-    return {"runs": finals, "differ": len({f[0] for f in finals}) > 1}
+        for start in starts:
+            r = run_em(ctx.model, ctx.X, start, max_iter=5000, tol=1e-12)
+            finals.append({"loglik": round(r.loglik[-1], 6), "means": sorted(round(m, 4) for m in _means(r))})
+    distinct = {tuple(f["means"]) for f in finals}
+    return {"runs": finals, "estimates": "differ" if len(distinct) > 1 else "agree"}
 
 
 def _q_monotone(ctx, q):
@@ -256,8 +260,9 @@ def _rename(expr: sp.Expr, notation: dict, model) -> sp.Expr:
         return sp.Symbol(template.format(**values))
 
     def fix_normal(e):  # first, while the mean still carries its component index
-        mean = e.args[1]
-        comp = mean.indices[0] if isinstance(mean, sp.Indexed) else sp.Symbol("k")
+        # the component index sits on the mean, or on the variance when the mean is shared
+        idx = [a.indices[0] for a in e.args[1:3] if isinstance(a, sp.Indexed)]
+        comp = idx[0] if idx else sp.Symbol("k")
         s = name_for("normal", [comp])
         return s if s is not None else e
 
@@ -363,6 +368,8 @@ def _solve_choice(ctx, part: Part) -> PartResult:
     if check is not None:
         value = _CHECKS[check["what"]](ctx, check)
         details["computed"] = value
+        if isinstance(value, dict) and "field" in check:
+            value = value[check["field"]]
         tagged = [i + 1 for i, o in enumerate(opts) if "computed" in o]
         if tagged:
             computed_correct = [i + 1 for i, o in enumerate(opts) if "computed" in o and o["computed"] == value]
@@ -405,7 +412,8 @@ def _tables(ctx) -> dict:
     out["responsibilities"] = R.tolist()
     out["counts"] = R.sum(axis=0).tolist()
     one = ctx.run(1)
-    out["after_one"] = {k: (v.tolist() if np.ndim(v) else float(v)) for k, v in one.params.items()}
+    out["after_one"] = {k: ("[" + ", ".join(f"{x:.6g}" for x in v) + "]" if np.ndim(v) else f"{float(v):.6g}")
+                        for k, v in one.params.items()}
     out["loglik_after_one"] = one.loglik[-1]
     return out
 

@@ -139,6 +139,18 @@ class ModelSpec:
             dim=dim if self.general_d else self.dim,
         )
 
+    def general(self) -> ModelSpec | None:
+        """The same variant for a general K (k-indexed formulas), or None where K is pinned.
+
+        Fixed values need one entry per component and Bernoulli mixing needs two components,
+        so those variants have no general-K form.
+        """
+        if self.general_k:
+            return self
+        if any(isinstance(o, Fixed) for o in (self.mixing, self.mean, self.variance)) or self.mixing == "bernoulli":
+            return None
+        return dataclasses.replace(self, components=GENERAL_K)
+
     def label(self) -> str:
         return self.name or "model"
 
