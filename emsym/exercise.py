@@ -106,8 +106,13 @@ def _load_with_marks(text: str, path: str):
     marks: dict = {}
     constructor = yaml.SafeLoader("")
 
+    plain = {"tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")}
+
     def build(n, keypath):
         marks[keypath] = (n.start_mark.line + 1, n.start_mark.column + 1)
+        if n.tag not in plain:
+            raise ExerciseError([f"{path}:{n.start_mark.line + 1}:{n.start_mark.column + 1}: "
+                                 f"the tag {n.tag!r} is not allowed (only plain YAML values)"])
         if isinstance(n, yaml.MappingNode):
             out = {}
             for k, v in n.value:
@@ -121,11 +126,7 @@ def _load_with_marks(text: str, path: str):
             return out
         if isinstance(n, yaml.SequenceNode):
             return [build(v, keypath + (i,)) for i, v in enumerate(n.value)]
-        if n.tag.startswith("tag:yaml.org,2002:") and n.tag.rsplit(":", 1)[1] in (
-                "str", "int", "float", "bool", "null", "timestamp"):
-            return constructor.construct_object(n)
-        raise ExerciseError([f"{path}:{n.start_mark.line + 1}:{n.start_mark.column + 1}: "
-                             f"the tag {n.tag!r} is not allowed (only plain YAML values)"])
+        return constructor.construct_object(n)
 
     if node is None:
         raise ExerciseError([f"{path}: the file is empty"])

@@ -1,0 +1,230 @@
+"""Exercise files, solving and worked sheets."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emsym.cli import main
+from emsym.compile import CompiledModel
+from emsym.cache import get_derivation
+from emsym.em import run_em
+from emsym.exceptions import EmsymWarning
+from emsym.exercise import ExerciseError, exercise_files, load_exercise, validate_path
+from emsym.render import render_sheet
+from emsym.solve import solve
+
+EXERCISES = Path(__file__).resolve().parent.parent / "exercises"
+FILES = exercise_files(EXERCISES)
+SEEDS = {"000_6b304c9521d098c2.txt", "001_838608a90051b623.txt", "002_9cd675bbc8c184ec.txt",
+         "003_6521fd230669f1ac.txt"}
+
+
+@pytest.fixture(scope="module")
+def solved():
+    return {f.stem: solve(load_exercise(f)) for f in FILES}
+
+
+def test_every_exercise_validates():
+    good, problems = validate_path(EXERCISES)
+    assert problems == [] and len(good) == len(FILES) >= 15
+
+
+def test_every_seed_is_covered_and_there_are_own_exercises(solved):
+    seeds = {s.exercise.source.get("seed") for s in solved.values()}
+    assert SEEDS <= seeds
+    nyu = {s.exercise.source.get("question", "").split(":")[0] for s in solved.values()
+           if s.exercise.source.get("seed") == "000_6b304c9521d098c2.txt"}
+    assert {f"Question {i}" for i in range(1, 7)} <= nyu and "Question 7.1 and 7.2" in nyu
+    assert sum(s.exercise.source.get("author") == "emsym" for s in solved.values()) >= 4
+
+
+def test_numbers_agree_with_the_em_runner(solved):
+    """Every numeric part equals an independent call of run_em through the public API."""
+    checked = 0
+    for sol in solved.values():
+        ex = sol.exercise
+        if ex.init is None or ex.responsibilities is not None:
+            continue
+        model = CompiledModel(get_derivation(ex.model))
+        X = np.array(ex.data, dtype=float).reshape(len(ex.data), -1)
+        init = model.params_from_components(ex.init)
+        labels = np.array(ex.labels) if ex.labels is not None else None
+        for r in sol.parts:
+            q = r.part.spec.get("quantity")
+            if r.part.kind != "numeric" or q["what"] != "parameter":
+                continue
+            after = q["after"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", EmsymWarning)
+                res = run_em(model, X, init, max_iter=10_000 if after == "converged" else after,
+                             tol=1e-12 if after == "converged" else -1, labels=labels)
+            name = q["name"]
+            if name in res.params:
+                want = res.params[name]
+            else:
+                field, k = name.rsplit("_", 1)
+                c = res.components[int(k) - 1]
+                want = {"sd": np.sqrt(c["covariance"][0, 0]), "mean": c["mean"], "weight": c["weight"],
+                        "variance": c["covariance"][0, 0]}[field]
+            np.testing.assert_allclose(np.ravel(r.answer), np.ravel(want), rtol=1e-9, err_msg=f"{ex.id} {r.part.id}")
+            checked += 1
+    assert checked >= 10
+
+
+def test_nyu_q5_errata_show_both_values(solved):
+    sol = solved["nyu-q5-shared-mean"]
+    errata = dict(sol.errata)
+    assert set(errata) == {"r21", "r31", "mu-after-one"}
+    assert "33/52" in errata["r21"] and "0.636" in errata["r21"]
+    assert "5/17" in errata["r31"] and "0.3086" in errata["r31"]
+    md = render_sheet(sol, "md")
+    assert "## Errata" in md and "33/52" in md
+
+
+def test_mit_sheet_has_no_errata_and_every_part(solved):
+    sol = solved["mit-686x-em"]
+    assert sol.errata == [] and all(r.agrees for r in sol.parts if r.part.published is not None)
+    md = render_sheet(sol, "md")
+    for r in sol.parts:
+        assert f"### {r.part.id} ({r.part.kind})" in md
+    assert "| N_k |" in md and "-24.5" in md
+    assert md.count("$$") % 2 == 0
+
+
+def test_formula_parts_have_graders_that_accept_the_published_answer(solved):
+    r = next(p for p in solved["mit-686x-em"].parts if p.part.id == "mstep-pi")
+    assert r.grader.grade("(gamma_k1 + gamma_k2)/(gamma_11 + gamma_21 + gamma_12 + gamma_22)").verdict == "correct"
+    assert r.grader.grade("gamma_k1 + gamma_k2").verdict == "incorrect"
+
+
+def _write(tmp_path, text, name="ex.yaml"):
+    f = tmp_path / name
+    f.write_text(text)
+    return f
+
+
+GOOD = """id: small
+title: Small
+source: {author: test}
+model: standard
+data: [-1, 0, 4, 5, 6]
+init:
+  - {weight: 0.5, mean: 6, variance: 1}
+  - {weight: 0.5, mean: 7, variance: 4}
+parts:
+  - id: ll
+    kind: numeric
+    prompt: loglik
+    quantity: {what: loglik}
+"""
+
+
+@pytest.mark.parametrize("change, message", [
+    (("title: Small", "titel: Small"), r"ex.yaml:2:1: titel: unknown key; did you mean 'title'\?"),
+    (("kind: numeric", "kind: numerik"), r"ex.yaml:\d+:\d+: parts\[0\].kind: expected one of numeric, .*did you mean 'numeric'\?"),
+    (("{what: loglik}", "{what: parameter, name: mu_9, after: 1}"), r"parts\[0\].quantity.name: expected a parameter of the model"),
+    (("data: [-1, 0, 4, 5, 6]", "data: [[1, 2], [3, 4], [5, 6]]"), r"data: expected points of dimension 1"),
+    (("data: [-1, 0, 4, 5, 6]", "data: [-1, zero, 4]"), r"data\[1\]: expected a finite number"),
+    (("model: standard", "model: standrad"), r"model: .*did you mean 'standard'\?"),
+    (("{what: loglik}", "{what: loglik, after: soon}"), r"after: expected init, converged or a number"),
+    (("  - {weight: 0.5, mean: 7, variance: 4}", "  - {weight: 0.5, mean: 7, variance: -4}"), r"variance should be > 0"),
+])
+def test_validation_errors_name_file_line_key_expected_received(tmp_path, change, message):
+    f = _write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(ExerciseError) as err:
+        load_exercise(f)
+    assert re.search(message, "\n".join(err.value.problems)), err.value.problems
+
+
+def test_formula_names_must_cover_the_answer(tmp_path):
+    text = GOOD + """  - id: mu
+    kind: formula
+    prompt: mu_k
+    quantity: {what: update, param: mu_k}
+    points: 2
+    notation: {"gamma[n,k]": "gamma_{k}{n}"}
+    names: [gamma_k1, gamma_k2, x_1]
+"""
+    with pytest.raises(ExerciseError, match=r"uses x_2, which 'names' does not list"):
+        solve(load_exercise(_write(tmp_path, text)))
+
+
+def test_yaml_objects_are_refused(tmp_path):
+    f = _write(tmp_path, GOOD.replace("title: Small", "title: !!python/object/apply:os.system ['echo pwned']"))
+    with pytest.raises(ExerciseError, match="is not allowed"):
+        load_exercise(f)
+
+
+def test_a_bad_exercise_does_not_stop_the_others(tmp_path, capsys):
+    folder = tmp_path / "ex"
+    folder.mkdir()
+    _write(folder, GOOD, "a.yaml")
+    _write(folder, GOOD.replace("id: small", "id: broken").replace("kind: numeric", "kind: numerik"), "b.yaml")
+    out = tmp_path / "out"
+    status = main(["solve", str(folder), "--format", "md,json", "--out", str(out), "--no-figures"])
+    err = capsys.readouterr().err
+    assert status == 2 and "b.yaml" in err and "numerik" in err
+    assert (out / "small.md").is_file() and json.loads((out / "solutions.json").read_text())["failed"] == 1
+    assert main(["validate", str(folder)]) == 2
+
+
+def test_solve_json_reports_published_and_agreement(capsys):
+    status = main(["solve", str(EXERCISES / "nyu-q4-m-step.yaml"), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert status == 0
+    part = doc["exercises"][0]["parts"][2]
+    assert part["answer"] == pytest.approx(29) and part["published"] == 29 and part["agrees"] is True
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (Debian: texlive-latex-base)")
+def test_latex_sheet_compiles(tmp_path):
+    status = main(["solve", str(EXERCISES / "mit-686x-em.yaml"), "--format", "tex", "--out", str(tmp_path)])
+    assert status == 0
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "mit-686x-em.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+_PROBE = """<script>
+window.addEventListener('load', () => {
+  const els = [...document.querySelectorAll('math, img')];
+  const sizes = els.map(e => { const r = e.getBoundingClientRect();
+    return [e.tagName.toLowerCase(), r.width, r.height, e.tagName === 'IMG' ? e.naturalWidth : -1]; });
+  document.body.setAttribute('data-sizes', JSON.stringify(sizes));
+});
+</script></body>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (Debian package 'chromium'; `make test` installs it when it can)")
+def test_html_sheet_shows_math_and_plots_in_a_browser(tmp_path):
+    status = main(["solve", str(EXERCISES / "mit-686x-em.yaml"), "--format", "html", "--out", str(tmp_path)])
+    assert status == 0
+    page = tmp_path / "mit-686x-em.html"
+    html = page.read_text()
+    assert "http://" not in html.replace("http://www.w3.org/1998/Math/MathML", "") and "https://" not in html
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", _PROBE))
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,3000"]
+    dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    m = re.search(r'data-sizes="([^"]*)"', dom)
+    assert m, dom[:500]
+    sizes = json.loads(m.group(1).replace("&quot;", '"'))
+    maths = [s for s in sizes if s[0] == "math"]
+    imgs = [s for s in sizes if s[0] == "img"]
+    assert len(maths) > 10 and all(w > 0 and h > 0 for _, w, h, _ in maths)
+    assert len(imgs) == 4 and all(w > 0 and h > 0 and natural > 0 for _, w, h, natural in imgs)
+    shot = tmp_path / "sheet.png"
+    subprocess.run(flags + [f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000
