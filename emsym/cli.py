@@ -57,18 +57,25 @@ def _parser() -> argparse.ArgumentParser:
                         "joint maximiser of Q in every iteration")
     r.add_argument("--format", choices=["text", "json"], default="text")
 
-    g = sub.add_parser("grade", help="grade typed answers against an expected expression")
-    g.add_argument("--expected", required=True, metavar="EXPR", help="the expected answer, e.g. 'N_k/N'")
-    src = g.add_mutually_exclusive_group(required=True)
-    src.add_argument("--answer", metavar="TEXT", help="one typed answer")
-    src.add_argument("--answers", metavar="FILE", help="one answer per line ('-' for standard input); "
-                     "one verdict per line out, in the same order")
+    g = sub.add_parser("grade", help="grade typed answers (an expected expression, or parts of exercises)")
+    g.add_argument("exercise", nargs="?", metavar="EXERCISE",
+                   help="an exercise file or folder (with --part or --submissions); omit with --expected")
+    g.add_argument("--expected", metavar="EXPR", help="the expected answer, e.g. 'N_k/N'")
+    g.add_argument("--part", metavar="ID", help="the part of EXERCISE to grade --answer against")
+    g.add_argument("--answer", metavar="TEXT", help="one typed answer")
+    g.add_argument("--answers", metavar="FILE", help="with --expected: one answer per line ('-' for standard "
+                   "input); one verdict per line out, in the same order")
+    g.add_argument("--submissions", metavar="FILE.csv", help="with EXERCISE: a CSV with the columns "
+                   "student,exercise,part,answer; one output row per input row")
+    g.add_argument("--out", metavar="FILE", help="with --submissions: write the results here (an interrupted "
+                   "run resumes); for gradescope with several students, a folder")
     g.add_argument("--where", action="append", default=[], metavar='"LHS = RHS"',
                    help="a side condition the answer may use, e.g. 'gamma_11 + gamma_21 = 1' (repeatable)")
     g.add_argument("--tolerance", metavar="T", help="for a number: 0.05, '1%%', 'nearest tenth', "
                    "'3 significant figures' (default 0.1%%); for a formula: a relative tolerance (default 1e-8)")
-    g.add_argument("--format", choices=["text", "json", "jsonl"], default=None,
-                   help="text or json for --answer (default text); jsonl for --answers (the default there)")
+    g.add_argument("--format", choices=["text", "json", "jsonl", "csv", "gradescope"], default=None,
+                   help="text or json for one answer (default text); jsonl for --answers; csv (default), json "
+                        "or gradescope for --submissions")
 
     v = sub.add_parser("solve", help="solve exercise files and render worked solution sheets")
     v.add_argument("path", metavar="PATH", help="an exercise YAML file or a folder of them")
@@ -177,20 +184,74 @@ def cmd_run(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    if args.expected is not None:
+        if args.exercise or args.part or args.submissions:
+            raise EmsymError("--expected grades against an expression: leave out EXERCISE, --part and --submissions")
+        return _grade_expected(args)
+    if not args.exercise:
+        raise EmsymError("give --expected EXPR, or an EXERCISE with --part ID --answer TEXT or --submissions FILE.csv")
+    from .grading.parts import ExerciseGraders, grade_submissions, terminal_progress
+
+    if args.submissions:
+        if args.part or args.answer is not None or args.answers:
+            raise EmsymError("--submissions grades a whole CSV: leave out --part, --answer and --answers")
+        fmt = args.format or "csv"
+        if fmt not in ("csv", "json", "gradescope"):
+            raise EmsymError(f"--submissions writes csv, json or gradescope, not {fmt}")
+        graders = ExerciseGraders(args.exercise)
+        for line in graders.problems:
+            print(f"emsym: error: {line}", file=sys.stderr)
+        try:
+            done = grade_submissions(graders, args.submissions, out=args.out, fmt=fmt, progress=terminal_progress())
+        except OSError as exc:
+            raise EmsymError(f"{args.submissions}: cannot read the submissions: {exc.strerror}") from None
+        except KeyboardInterrupt:
+            if args.out:
+                print("emsym: interrupted; run the same command again to resume (graded rows are kept)",
+                      file=sys.stderr)
+            raise
+        if args.out is None:
+            text = done["text"]
+            sys.stdout.write(text if isinstance(text, str) else json.dumps({k: json.loads(v) for k, v in text.items()}, indent=1))
+        else:
+            extra = f" ({done['resumed']} from the interrupted run)" if done["resumed"] else ""
+            print(f"{done['rows']} rows graded{extra}; written to {args.out}", file=sys.stderr)
+        return 2 if graders.problems else 0
+    if not args.part or args.answer is None:
+        raise EmsymError("grading an exercise part needs --part ID and --answer TEXT (or --submissions FILE.csv)")
+    graders = ExerciseGraders(args.exercise)
+    if graders.problems:
+        raise EmsymError("; ".join(graders.problems))
+    exercises = list(graders.exercises)
+    if len(exercises) != 1:
+        raise EmsymError(f"{args.exercise}: --part needs one exercise file, but it holds {len(exercises)}")
+    g, err = graders.lookup(exercises[0], args.part)
+    if g is None:
+        raise EmsymError(err)
+    return _print_verdict(graders.grade(exercises[0], args.part, args.answer), args.format or "text")
+
+
+def _print_verdict(v, fmt: str) -> int:
+    if fmt == "json":
+        print(json.dumps(v.to_dict()))
+    elif fmt == "text":
+        print(f"{v.verdict} (score {v.score:g})")
+        print(v.feedback)
+    else:
+        raise EmsymError(f"one answer prints as text or json, not {fmt}")
+    return 0
+
+
+def _grade_expected(args) -> int:
     from .grading import FormulaGrader
 
     grader = FormulaGrader(args.expected, where=args.where, tolerance=args.tolerance)
+    if args.answer is not None and args.answers:
+        raise EmsymError("give --answer TEXT or --answers FILE, not both")
     if args.answer is not None:
-        fmt = args.format or "text"
-        if fmt == "jsonl":
-            raise EmsymError("--format jsonl goes with --answers FILE; use text or json with --answer")
-        v = grader.grade(args.answer)
-        if fmt == "json":
-            print(json.dumps(v.to_dict()))
-        else:
-            print(f"{v.verdict} (score {v.score:g})")
-            print(v.feedback)
-        return 0
+        return _print_verdict(grader.grade(args.answer), args.format or "text")
+    if not args.answers:
+        raise EmsymError("give --answer TEXT or --answers FILE")
     fmt = args.format or "jsonl"
     if fmt != "jsonl":
         raise EmsymError(f"--answers writes one JSON object per line: use --format jsonl, not {fmt}")
@@ -201,8 +262,7 @@ def cmd_grade(args) -> int:
     out = sys.stdout
     with fh:
         for raw in _lines(fh):
-            text = raw.decode("utf-8", errors="replace")
-            out.write(json.dumps(grader.grade(text).to_dict()) + "\n")
+            out.write(json.dumps(grader.grade(raw.decode("utf-8", errors="replace")).to_dict()) + "\n")
     out.flush()
     return 0
 

@@ -201,7 +201,7 @@ _TOP_OPTIONAL = ("statement", "data", "labels", "init", "responsibilities", "not
 _SOURCE_KEYS = ("course", "institution", "author", "year", "seed", "question", "url")
 _PART_COMMON = ("id", "kind", "prompt", "published", "published_note")
 _PART_KEYS = {
-    "numeric": (("quantity",), ("tolerance",)),
+    "numeric": (("quantity",), ("tolerance", "permutable")),
     "formula": (("quantity", "names"), ("points", "notation", "where", "tolerance")),
     "derivation": (("param",), ()),
     "assignment": ((), ("quantity",)),

@@ -294,6 +294,58 @@ def _published_note(part: Part, default: str) -> str:
     return part.published_note or default
 
 
+def _numeric_mistakes(ctx, q) -> tuple[list, list]:
+    """(mistakes, other labels) for a numeric part: values typical EM mistakes give, computed from
+    the same E-step, and the same quantity for the other components (a label swap)."""
+    mistakes, others = [], []
+    if ctx.model is None or ctx.X is None or ctx.X.shape[1] != 1:
+        return mistakes, others
+    x = ctx.X[:, 0]
+    if q["what"] == "responsibility" and q["after"] == "init" and ctx.init is not None:
+        joint = np.exp(ctx.model.log_joint(np.ascontiguousarray(ctx.X.T), ctx.init))
+        mistakes.append(("not-normalised", "that is pi_k N(x | mu_k, sigma_k^2) before dividing by the sum over "
+                         "the components: normalise the responsibilities.", float(joint[q["component"] - 1, q["point"] - 1])))
+        others = [float(ctx.run("init").responsibilities[q["point"] - 1, k]) for k in range(ctx.model.K)
+                  if k != q["component"] - 1]
+        return mistakes, others
+    if q["what"] != "parameter":
+        return mistakes, others
+    name = q["name"]
+    field_, _, comp = name.rpartition("_")
+    if not comp.isdigit():
+        return mistakes, others
+    k = int(comp) - 1
+    kind = {"mu": "mean", "mean": "mean", "sigma2": "variance", "variance": "variance", "sd": "sd",
+            "pi": "weight", "weight": "weight"}.get(field_)
+    if kind is None:
+        return mistakes, others
+    res = ctx.run(q["after"])
+    others = [ctx.view(res, f"{field_}_{j + 1}") for j in range(ctx.model.K) if j != k]
+    if q["after"] != 1 or ctx.ex.responsibilities is not None:
+        return mistakes, others
+    R = ctx.run("init").responsibilities[:, k]
+    Nk, n = R.sum(), len(x)
+    old_mean = float(ctx.run("init").components[k]["mean"][0])
+    new_mean = float(np.dot(R, x) / Nk)
+    if kind == "mean":
+        mistakes += [("unweighted", "that is the plain average of the data: weight each point by its "
+                      "responsibility gamma_nk.", float(x.mean())),
+                     ("n-for-Nk", "you divided by the number of points n; divide by N_k, the sum of the "
+                      "responsibilities.", float(np.dot(R, x) / n))]
+    if kind in ("variance", "sd"):
+        f = np.sqrt if kind == "sd" else (lambda v: v)
+        mistakes += [("stale-mean", "you used the old mean; the variance update uses the new mean from the "
+                      "same M-step.", float(f(np.dot(R, (x - old_mean) ** 2) / Nk))),
+                     ("n-for-Nk", "you divided by the number of points n; divide by N_k, the sum of the "
+                      "responsibilities.", float(f(np.dot(R, (x - new_mean) ** 2) / n))),
+                     ("unweighted", "that is the plain variance of the data: weight each point by its "
+                      "responsibility gamma_nk.", float(f(x.var())))]
+    if kind == "weight":
+        mistakes.append(("not-divided", "that is the effective count N_k; the weight is N_k divided by the "
+                         "number of points.", float(Nk)))
+    return mistakes, others
+
+
 def _solve_numeric(ctx, part: Part) -> PartResult:
     from .grading import FormulaGrader
     q = part.spec["quantity"]
@@ -303,7 +355,9 @@ def _solve_numeric(ctx, part: Part) -> PartResult:
         return PartResult(part, [float(v) for v in value], shown, exact=shown)
     tol = part.spec.get("tolerance")
     grader = FormulaGrader(repr(float(value)), tolerance=tol if tol is not None else "0.1%")
-    res = PartResult(part, float(value), _fmt(value, tol), exact=repr(float(value)), grader=grader)
+    mistakes, others = _numeric_mistakes(ctx, q)
+    res = PartResult(part, float(value), _fmt(value, tol), exact=repr(float(value)), grader=grader,
+                     details={"mistakes": mistakes, "other_labels": others})
     if part.published is None:
         return res
     verdict = grader.grade(str(part.published))

@@ -479,6 +479,27 @@ class FormulaGrader:
         allowed = ", ".join(sorted(self.names))
         return f"Could not read the answer: {'; '.join(parts)}. The names you can use are: {allowed}."
 
+    def number(self, answer) -> float | None:
+        """The value of a typed number (an expression without names), or None if it is not one."""
+        try:
+            parsed = parse(str(answer))
+        except InvalidAnswer:
+            return None
+        if parsed.names:
+            return None
+        with np.errstate(all="ignore"):
+            value = float(np.asarray(evaluate(parsed.tree, {})).reshape(-1)[0])
+        return value if math.isfinite(value) else None
+
+    def within(self, got: float, want: float) -> bool:
+        """Whether got matches want under this grader's numeric tolerance."""
+        kind, tol = self.tolerance
+        if kind == "sig":
+            allowed = 0.5 * 10 ** (math.floor(math.log10(abs(want))) - int(tol) + 1) if want else 0.0
+        else:
+            allowed = tol if kind == "abs" else tol * abs(want)
+        return abs(got - want) <= allowed + 1e-12 * max(1.0, abs(want))
+
     def _grade_number(self, parsed: Parsed, reading: str) -> Verdict:
         if parsed.names:
             return Verdict("invalid", 0.0, "Could not read the answer: a number is expected, but the answer has "
@@ -493,7 +514,7 @@ class FormulaGrader:
             allowed = 0.5 * 10 ** (math.floor(math.log10(abs(want))) - int(tol) + 1) if want else 0.0
         else:
             allowed = tol if kind == "abs" else tol * abs(want)
-        if abs(got - want) <= allowed + 1e-12 * max(1.0, abs(want)):
+        if self.within(got, want):
             return Verdict("correct", 1.0, f"Correct{reading}.", parsed.text)
         for factor, key, msg in _FACTORS:
             if abs(got - factor * want) <= allowed * max(1, abs(factor)) + 1e-12:

@@ -1,0 +1,128 @@
+"""Grading exercise parts and batches of submissions (resume, Gradescope, malformed rows)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emsym.cli import main
+from emsym.grading.parts import ExerciseGraders, grade_submissions
+
+EXERCISES = Path(__file__).resolve().parent.parent / "exercises"
+
+
+@pytest.fixture(scope="module")
+def graders():
+    return ExerciseGraders(EXERCISES)
+
+
+def test_formula_part_names_the_mistake(graders):
+    v = graders.grade("mit-686x-em", "mstep-sigma2", "(gamma_k1*(x_1-mu_k)^2 + gamma_k2*(x_2-mu_k)^2)/(gamma_k1+gamma_k2)")
+    assert v.verdict == "incorrect" and v.mistake == "stale-mean"
+    assert graders.grade("mit-686x-em", "estep-formula", "pi_k N_k/(pi_1 N_1 + pi_2 N_2)").verdict == "correct"
+
+
+def test_numeric_part_mistakes_computed_from_the_same_e_step(graders):
+    x = np.array([-1.0, 0, 4, 5, 6])
+    v = graders.grade("mit-686x-em", "mu-after-one", f"{x.mean()}")
+    assert v.mistake == "unweighted", v.feedback
+    v = graders.grade("mit-686x-em", "mu-after-one", "1.4710")
+    assert v.mistake == "labels-swapped" and "another component" in v.feedback
+    assert graders.grade("mit-686x-em", "mu-after-one", "5.1317").verdict == "correct"
+    r = np.array([0.4547, 0.6667, 0.6938])  # not used: the mistake values come from emsym's own E-step
+    assert r.size == 3
+
+
+def test_permutable_numeric_part_accepts_any_label(tmp_path):
+    text = (EXERCISES / "mit-686x-em.yaml").read_text().replace(
+        "    quantity: {what: parameter, name: mu_1, after: 1}\n    tolerance: 0.0001",
+        "    quantity: {what: parameter, name: mu_1, after: 1}\n    tolerance: 0.0001\n    permutable: true")
+    (tmp_path / "mit.yaml").write_text(text)
+    g = ExerciseGraders(tmp_path / "mit.yaml")
+    v = g.grade("mit-686x-em", "mu-after-one", "1.4710")
+    assert v.verdict == "correct" and "numbering" in v.feedback
+
+
+def test_assignment_and_choice_parts(graders):
+    assert graders.grade("mit-686x-em", "estep-weights", "2, 2, 2, 1, 1").verdict == "correct"
+    v = graders.grade("mit-686x-em", "estep-weights", "2 2 1 1 1")
+    assert v.verdict == "incorrect" and v.score == pytest.approx(0.8) and "point(s) 3" in v.feedback
+    assert graders.grade("mit-686x-em", "estep-weights", "2 2 x").verdict == "invalid"
+    assert graders.grade("nyu-q7-mcq", "q7-2", "a, b").verdict == "correct"
+    v = graders.grade("nyu-q7-mcq", "q7-2", "(a) (c)")
+    assert v.verdict == "incorrect" and "Missing: (b)" in v.feedback
+    assert graders.grade("nyu-q7-mcq", "q7-2", "z").verdict == "invalid"
+    assert "not graded automatically" in graders.grade("nyu-q3-semi-supervised", "objective", "x").feedback
+
+
+def _subs(tmp_path, rows):
+    f = tmp_path / "subs.csv"
+    f.write_text("student,exercise,part,answer\n" + "".join(rows))
+    return f
+
+
+ROWS = ['ann,mit-686x-em,loglik,-24.5\n', 'ann,mit-686x-em,mstep-pi,"(gamma_k1+gamma_k2)/2"\n',
+        'bob,mit-686x-em,nopart,1\n', 'bob,mit-686x-em\n', 'bob,nyu-q4-m-step,mu1,29\n',
+        'cat,mit-686x-em,loglik,"__import__(\'os\')"\n', 'cat,mit-686x-en,loglik,1\n', 'dan,mit-686x-em,loglik,-24.4\n']
+
+
+def test_every_row_gives_one_output_row_in_order(tmp_path, graders):
+    out = grade_submissions(graders, _subs(tmp_path, ROWS), fmt="json")
+    rows = json.loads(out["text"])
+    assert [r["row"] for r in rows] == list(range(2, 10))
+    assert [r["verdict"] for r in rows] == ["correct", "correct", "invalid", "invalid", "correct", "invalid",
+                                            "invalid", "incorrect"]
+    assert "row 5: expected 4 fields" in rows[3]["feedback"] and "did you mean" in rows[6]["feedback"]
+
+
+def test_interrupted_batch_resumes_without_regrading(tmp_path, graders, monkeypatch):
+    subs = _subs(tmp_path, ROWS)
+    out = tmp_path / "results.csv"
+
+    def stop_after_three(i, n):
+        if i == 3:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        grade_submissions(graders, subs, out=out, fmt="csv", progress=stop_after_three)
+    journal = Path(str(out) + ".partial.jsonl")
+    assert journal.is_file() and len(journal.read_text().splitlines()) == 3 and not out.exists()
+    calls = []
+    real = graders.grade
+    monkeypatch.setattr(graders, "grade", lambda *a: calls.append(a) or real(*a))
+    done = grade_submissions(graders, subs, out=out, fmt="csv")
+    assert done["resumed"] == 3 and len(calls) == len(ROWS) - 3 - 1  # the short row is not graded at all
+    import csv
+    with out.open(newline="") as fh:
+        records = list(csv.reader(fh))
+    assert len(records) == 1 + len(ROWS) and not journal.exists()
+
+
+def test_gradescope_results(tmp_path, graders):
+    one = _subs(tmp_path, ROWS[:2])
+    doc = json.loads(grade_submissions(graders, one, fmt="gradescope")["text"])
+    assert doc["score"] == 2 and doc["output_format"] == "md"
+    assert {"name", "score", "max_score", "output"} <= set(doc["tests"][0])
+    many = _subs(tmp_path, ROWS + ['../../escape,mit-686x-em,loglik,-24.5\n'])
+    out = tmp_path / "gs"
+    grade_submissions(graders, many, out=out, fmt="gradescope")
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("results.json"))
+    assert "ann/results.json" in files and all(".." not in f.split("/")[0] or f.startswith("_") for f in files)
+    assert not (tmp_path.parent / "escape").exists()
+
+
+def test_cli_part_and_submissions(tmp_path, capsys):
+    ex = str(EXERCISES / "mit-686x-em.yaml")
+    assert main(["grade", ex, "--part", "loglik", "--answer", "-24.5", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "correct"
+    assert main(["grade", ex, "--part", "logliq", "--answer", "1"]) == 2
+    assert "did you mean 'loglik'?" in capsys.readouterr().err
+    assert main(["grade", ex, "--answer", "1"]) == 2
+    assert "--part" in capsys.readouterr().err
+    subs = _subs(tmp_path, ROWS)
+    assert main(["grade", str(EXERCISES), "--submissions", str(subs), "--format", "csv"]) == 0
+    import csv
+    import io
+    assert len(list(csv.reader(io.StringIO(capsys.readouterr().out)))) == 1 + len(ROWS)
