@@ -149,10 +149,16 @@ def render_sheet(solution, fmt: str = "md", figures: dict | None = None, figure_
     d = solution.derivation
     model_steps = [s for s in d.steps if s.param is None and s.title in (
         "Mixture density", "Log-likelihood", "E-step", "Q function")]
+    # The M-step as the engine derived it: the Lagrangian and multiplier steps, then each update.
+    lagrange = [s for s in d.steps if s.param is None and s.title not in (
+        "Mixture density", "Log-likelihood", "E-step", "Q function", "Complete-data log-likelihood")]
+    mstep = [{"upd": u, "steps": [s for s in d.steps_for(u.name) if not s.title.startswith("M-step update")]}
+             for u in d.updates]
     tpl = env.get_template(f"sheet/base.{FORMATS[fmt]}.j2")
     from .exercise import _SOURCE_KEYS
 
     source = {k: ex.source.get(k) for k in _SOURCE_KEYS}  # every key present: templates test them plainly
     return tpl.render(sol=solution, ex=ex, source=source, d=d, model=ex.model.to_dict(), model_steps=model_steps,
+                      lagrange=lagrange, mstep=mstep,
                       parts=solution.parts, tables=solution.tables, errata=solution.errata, figures=figs,
                       kind_template=lambda kind: f"sheet/parts/{kind}.{FORMATS[fmt]}.j2")

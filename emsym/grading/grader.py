@@ -250,6 +250,55 @@ def _ratio_mistake(a, b):
     return None
 
 
+# -- symbolic confirmation (cheap cases only) ----------------------------------------------
+SYMBOLIC_MAX_NODES = 40
+
+
+def _symbolic_ok(tree) -> bool:
+    """Small, function-free, with small whole-number powers: sympy's cancel is quick on these."""
+    nodes = list(_nodes(tree))
+    if len(nodes) > SYMBOLIC_MAX_NODES:
+        return False
+    for n in nodes:
+        if n[0] == "call":
+            return False
+        if n[0] == "^" and not (n[2][0] == "num" and float(n[2][1]).is_integer() and abs(n[2][1]) <= 4):
+            return False
+    return True
+
+
+def _to_sympy(tree, symbols: dict):
+    """A sympy expression built node by node from emsym's own tree (no text is parsed)."""
+    import sympy as sp
+    from fractions import Fraction
+
+    kind = tree[0]
+    if kind == "num":
+        f = Fraction(tree[2])
+        return sp.Rational(f.numerator, f.denominator)
+    if kind == "var":
+        return symbols.setdefault(tree[1], sp.Symbol(tree[1]))
+    if kind == "const":
+        return sp.pi if tree[1] == "pi" else sp.E
+    if kind == "neg":
+        return -_to_sympy(tree[1], symbols)
+    a, b = _to_sympy(tree[1], symbols), _to_sympy(tree[2], symbols)
+    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "^": a ** b}[kind]
+
+
+def symbolically_equal(a, b) -> bool | None:
+    """True/False when sympy's cancel decides a - b == 0 cheaply; None when it is not tried."""
+    if not (_symbolic_ok(a) and _symbolic_ok(b)):
+        return None
+    import sympy as sp
+
+    symbols: dict = {}
+    try:
+        return sp.cancel(_to_sympy(a, symbols) - _to_sympy(b, symbols)) == 0
+    except (ZeroDivisionError, ValueError, TypeError):  # pragma: no cover - e.g. 1/0 inside
+        return None
+
+
 # -- tolerances --------------------------------------------------------------------------
 _WORDS = {"unit": 1, "units": 1, "integer": 1, "tenth": 0.1, "tenths": 0.1, "hundredth": 0.01,
           "hundredths": 0.01, "thousandth": 0.001, "thousandths": 0.001}
@@ -310,9 +359,14 @@ class FormulaGrader:
         Override the guessed sampling domain of a name: 'positive', 'unit' or 'real'.
     seed : int
         Seed of the sample points (grading is deterministic).
+    symbolic : bool
+        Confirm a numerically equal answer with sympy's ``cancel`` where that is cheap
+        (small, function-free expressions with small whole-number powers); the feedback then
+        says "confirmed symbolically".  The verdict never depends on it.
     """
 
-    def __init__(self, expected: str, where=(), tolerance=None, domains: dict | None = None, seed: int = 0):
+    def __init__(self, expected: str, where=(), tolerance=None, domains: dict | None = None, seed: int = 0,
+                 symbolic: bool = True):
         try:
             self.expected = parse(expected)
         except InvalidAnswer as exc:
@@ -353,6 +407,8 @@ class FormulaGrader:
             if np.isfinite(self.value).sum() < SAMPLES // 2:
                 raise GraderError(f"the expected answer {expected!r} is undefined at most sample points")
         self._mistakes = None
+        self.symbolic = symbolic
+        self._confirmed: dict[str, bool | None] = {}
 
     @staticmethod
     def _formula_rtol(tolerance) -> float:
@@ -444,7 +500,8 @@ class FormulaGrader:
                     conds = "; ".join(c[0] for c in self.conditions)
                     return Verdict("correct", 1.0, f"Correct{reading}, using the side condition ({conds}); "
                                    "it is not equal to the expected answer without it.", parsed.text)
-                return Verdict("correct", 1.0, f"Correct{reading}.", parsed.text)
+                confirmed = self._confirm(parsed)
+                return Verdict("correct", 1.0, f"Correct{reading}{confirmed}.", parsed.text)
             if time.perf_counter() - start > TIME_LIMIT:
                 return Verdict("incorrect", 0.0, f"Incorrect{reading}.", parsed.text)
             found = self._diagnose(value, parsed)
@@ -452,6 +509,17 @@ class FormulaGrader:
             key, msg = found
             return Verdict("incorrect", 0.0, f"Incorrect{reading}: {msg}", parsed.text, key)
         return Verdict("incorrect", 0.0, f"Incorrect{reading}: not equivalent to the expected answer.", parsed.text)
+
+    def _confirm(self, parsed: Parsed) -> str:
+        """' (confirmed symbolically)' when sympy's cancel agrees cheaply; memoised per reading."""
+        if not self.symbolic:
+            return ""
+        if parsed.text not in self._confirmed:
+            if len(self._confirmed) > 10_000:
+                self._confirmed.clear()
+            self._confirmed[parsed.text] = symbolically_equal(parsed.tree, self.expected.tree)
+        ok = self._confirmed[parsed.text]
+        return " (confirmed symbolically)" if ok else ""
 
     def _diagnose(self, value, parsed: Parsed):
         if self._mistakes is None:
