@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _spec_for(args, components: int | None = None):
+def _spec_for(args):
     from .spec import load_spec
     return load_spec(args.model)
 

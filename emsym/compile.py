@@ -66,9 +66,6 @@ class _Compiler:
             return lambda env: value
         if expr == m.N:
             return lambda env: env["X"].shape[1]
-        if isinstance(expr, sp.Symbol) and m.spec.general_d is False and expr == getattr(m, "d", None):
-            value = float(m.d)
-            return lambda env: value
         if isinstance(expr, (sp.Symbol, sp.Indexed)):
             return self.leaf(expr)
         if isinstance(expr, sp.Add):

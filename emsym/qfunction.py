@@ -203,7 +203,6 @@ class SymbolicModel:
 
     @property
     def loglik(self) -> sp.Expr:
-        n = self.n
         return self.over_points(
             lambda n: sp.log(self.over_components(lambda c: self.weight(c) * self.normal(c, self.point(n))))
         )

@@ -86,21 +86,19 @@ class Parsed:
 
 # -- lexing ------------------------------------------------------------------------------
 def _normalise(text: str) -> tuple[str, list[int]]:
-    """Map Unicode spellings to ASCII; keep the original column of every output character."""
+    """Map Unicode spellings to ASCII; keep the original column of every output character.
+
+    Subscript digits become a subscript: π₁₂ -> pi_12.
+    """
     out, cols = [], []
+    in_sub = False
     for col, ch in enumerate(text, start=1):
-        if ch in _GREEK:
-            rep = _GREEK[ch]
-        elif ch in _SUPER:
-            rep = _SUPER[ch]
-        elif ch in _SUB:
-            rep = ("_" if not out or out[-1] not in "0123456789_" else "") + _SUB[ch]
-            if out and out[-1][-1:].isdigit() and cols and cols[-1] == col - 1 and text[col - 2] in _SUB:
-                rep = _SUB[ch]
-        elif ch in _OPS:
-            rep = _OPS[ch]
+        if ch in _SUB:
+            rep = _SUB[ch] if in_sub else "_" + _SUB[ch]
+            in_sub = True
         else:
-            rep = ch
+            in_sub = False
+            rep = _GREEK.get(ch) or _SUPER.get(ch) or _OPS.get(ch) or ch
         out.append(rep)
         cols.extend([col] * len(rep))
     return "".join(out), cols
