@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("model", metavar="MODEL", help=_model_help())
     r.add_argument("--data", required=True, metavar="FILE", help="CSV with a header; optional column 'label'")
     r.add_argument("--init", metavar="FILE", help="initial values (YAML or JSON), components in order 1..K")
-    r.add_argument("--max-iter", type=int, default=100, metavar="N", help="iteration limit (default 100; 0: no iteration)")
+    r.add_argument("--max-iter", type=int, default=1000, metavar="N", help="iteration limit (default 1000; 0: no iteration)")
     r.add_argument("--tol", type=float, default=1e-8, metavar="T",
                    help="stop when the total log-likelihood changes by at most T (default 1e-8)")
     r.add_argument("--seed", type=int, default=0, help="seed of the default k-means++ initialisation")

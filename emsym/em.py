@@ -173,7 +173,7 @@ class _Runner:
             warnings.warn(msg, CollapseWarning, stacklevel=4)
 
 
-def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max_iter: int = 100,
+def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max_iter: int = 1000,
            tol: float = 1e-8, labels: np.ndarray | None = None, variance_floor: float | None = None,
            responsibilities: bool = False, seed: int = 0, exact_m_step: bool = False,
            callback=None) -> EMResult:

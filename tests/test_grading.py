@@ -206,3 +206,11 @@ def test_random_trees_grade_correct_against_themselves_and_not_perturbed(tree):
         assert v.verdict == "correct", (text, style, v.feedback)
     perturbed = f"({text}) + 0.01*(1 + abs({text}))"  # never equal to the original
     assert grader.grade(perturbed).verdict == "incorrect"
+
+
+def test_log_density_answers():
+    g = FormulaGrader("-log(2*pi*sigma2)/2 - (x - mu)^2/(2*sigma2)")
+    assert g.grade("-(1/2) ln(2 pi sigma2) - (x-mu)^2/(2 sigma2)").verdict == "correct"
+    assert g.grade("-(1/2) ln(sigma2) - (x-mu)^2/(2 sigma2)").mistake == "two-pi"
+    h = FormulaGrader("log(x) - log(y)")  # undefined at negative samples: sampled on positives instead
+    assert h.grade("log(x/y)").verdict == "correct" and h.grade("log(x) + log(y)").verdict == "incorrect"

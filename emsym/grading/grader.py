@@ -81,6 +81,10 @@ def _hat_variants(name: str) -> list[str]:
     return [name[3:]] if name.startswith("hat") and len(name) > 3 else ["hat" + name]
 
 
+def _hat_twin(name: str) -> str:
+    return _hat_variants(name)[0]
+
+
 def _index_swaps(name: str) -> list[str]:
     if "_" not in name:
         return []
@@ -238,10 +242,17 @@ _FACTORS = [(-1.0, "sign", "a sign error: your answer is the expected one with t
             (2 * math.pi, "two-pi", "a factor 2 pi is off."), (1 / (2 * math.pi), "two-pi", "a factor 2 pi is off.")]
 
 
+_SHIFTS = [(s * c, "two-pi", "the constant log(2 pi) of the normal density is off (a missing 2 pi?).")
+           for c in (0.5 * math.log(2 * math.pi), math.log(2 * math.pi)) for s in (1, -1)]
+
+
 def _ratio_mistake(a, b):
     with np.errstate(all="ignore"):
         for factor, key, msg in _FACTORS:
             if _close(a, factor * np.asarray(b)):
+                return key, msg
+        for shift, key, msg in _SHIFTS:
+            if _close(np.asarray(a) - shift, b):
                 return key, msg
         if _close(a, np.sqrt(np.abs(b))) and np.all(np.asarray(b) >= 0):
             return "sigma-for-sigma2", "you gave the square root of the answer (sigma instead of sigma^2?)."
@@ -392,12 +403,13 @@ class FormulaGrader:
         self.extra = {v for n in names for v in _hat_variants(n) if v not in names}
         self.swapped = {s: n for n in names for s in _index_swaps(n) if s not in names}
         self.parse_names = self.names | self.extra | set(self.swapped)
-        rng = np.random.default_rng(seed)
-        self.env_free = self._sample(rng, conditions=False)
-        self.env = self._sample(rng, conditions=bool(self.conditions))
-        with np.errstate(all="ignore"):
-            self.value = np.asarray(evaluate(self.expected.tree, self.env), dtype=float)
-            self.value_free = np.asarray(evaluate(self.expected.tree, self.env_free), dtype=float)
+        self._draw_samples(seed)
+        if not self.numeric and np.isfinite(self.value).mean() < 0.9:
+            # log(x), sqrt(x - mu), ...: where the expected answer is undefined at many points,
+            # sample the real-valued names that were not declared on positive values instead.
+            declared = set(domains or {})
+            self.domains = {n: ("positive" if d == "real" and n not in declared else d) for n, d in self.domains.items()}
+            self._draw_samples(seed)
         if self.numeric:
             self.tolerance = parse_tolerance(tolerance if tolerance is not None else "0.1%")
             if not np.isfinite(self.value).all():
@@ -418,8 +430,16 @@ class FormulaGrader:
         return value
 
     # -- sampling ------------------------------------------------------------------------
+    def _draw_samples(self, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.env_free = self._sample(rng, conditions=False)
+        self.env = self._sample(rng, conditions=bool(self.conditions))
+        with np.errstate(all="ignore"):
+            self.value = np.asarray(evaluate(self.expected.tree, self.env), dtype=float)
+            self.value_free = np.asarray(evaluate(self.expected.tree, self.env_free), dtype=float)
+
     def _draw(self, rng, name, size):
-        d = self.domains.get(name, domain_of(name))
+        d = self.domains.get(name, self.domains.get(_hat_twin(name), domain_of(name)))
         if d == "positive":
             return rng.uniform(0.5, 3.0, size)
         if d == "unit":

@@ -264,7 +264,7 @@ class _Parser:
         if p == ")" and t in ("(", "name"):
             return
         if p == "name" and t == "name" and tok[3]:
-            known = self.names is None or (prev[1] in self.names and tok[1] in self.names)
+            known = self.names is None or all(n in self.names or n in CONSTANTS for n in (prev[1], tok[1]))
             if known:
                 return
             self.fail(f"write '*' between {prev[1]!r} and {tok[1]!r}", tok)
@@ -359,8 +359,12 @@ def _constant(tree) -> float | None:
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
 
 
-def to_text(tree, parent: int = 0, right: bool = False) -> str:
-    """Canonical text of a tree, with the brackets it needs."""
+def to_text(tree, parent: int = 0, parent_op: str | None = None, right: bool = False) -> str:
+    """Canonical text of a tree, with only the brackets it needs.
+
+    A child needs brackets when it binds looser than its parent, or equally tight on the
+    right of '-' or '/' (a - (b - c), a/(b*c)); a negation needs them inside a product or power.
+    """
     kind = tree[0]
     if kind == "num":
         return tree[2]
@@ -369,15 +373,16 @@ def to_text(tree, parent: int = 0, right: bool = False) -> str:
     if kind == "call":
         return f"{tree[1]}({to_text(tree[2])})"
     if kind == "neg":
-        s = "-" + to_text(tree[1], _PREC["neg"])
-        return f"({s})" if parent > _PREC["neg"] or (parent and right) else s
+        s = "-" + to_text(tree[1], _PREC["neg"], "neg")
+        return f"({s})" if parent >= _PREC["^"] or right else s  # -(a)*b equals (-a)*b
     p = _PREC[kind]
     if kind == "^":
-        s = f"{to_text(tree[1], p + 1)}^{to_text(tree[2], p, True)}"
+        s = f"{to_text(tree[1], p + 1, kind)}^{to_text(tree[2], p, kind, True)}"
     else:
         sep = " + " if kind == "+" else " - " if kind == "-" else kind
-        s = f"{to_text(tree[1], p)}{sep}{to_text(tree[2], p + 1 if kind in '-/' else p, True)}"
-    return f"({s})" if p < parent or (p == parent and right and kind in "-/") else s
+        s = f"{to_text(tree[1], p, kind)}{sep}{to_text(tree[2], p, kind, True)}"
+    needs = p < parent or (p == parent and right and parent_op in ("-", "/", "^"))
+    return f"({s})" if needs else s
 
 
 def _names(tree, out: set) -> set:
