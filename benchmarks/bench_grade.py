@@ -7,7 +7,8 @@
    sympy expression (built from emsym's parse tree -- sympy is not given the text) and
    `simplify(answer - expected) == 0` decides it.  Only that is timed; unreadable answers
    cost sympy nothing here, which favours sympy.
-3. Latency: one FormulaGrader in a running process grades each answer separately; p50/p99/max.
+3. Latency: one FormulaGrader in a running process (symbolic confirmation on, as in the
+   Python API and for single answers) grades each answer separately; p50/p99/max.
 
     python benchmarks/bench_grade.py [--answers N] [--sympy-answers M]
 """

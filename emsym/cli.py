@@ -245,7 +245,9 @@ def _print_verdict(v, fmt: str) -> int:
 def _grade_expected(args) -> int:
     from .grading import FormulaGrader
 
-    grader = FormulaGrader(args.expected, where=args.where, tolerance=args.tolerance)
+    # A stream of answers is about throughput: skip the (informational) symbolic confirmation.
+    grader = FormulaGrader(args.expected, where=args.where, tolerance=args.tolerance,
+                           symbolic=args.answers is None)
     if args.answer is not None and args.answers:
         raise EmsymError("give --answer TEXT or --answers FILE, not both")
     if args.answer is not None:
