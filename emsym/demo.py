@@ -1,8 +1,9 @@
-"""``make demo``: derive, check and run every preset and bundled model; write the results.
+"""``make demo``: derive, check and run every preset and bundled model, solve the exercises.
 
 Usage: ``python -m emsym.demo [OUTDIR]`` (default ``demo-output``).  For each model it writes
 ``derivation.txt``, ``derivation.tex``, ``derivation.json`` and ``check.json``; it also runs
-EM on the MIT 6.86x data from theta0 (``mit-run.json``) and on generated 2-d data.
+EM on the MIT 6.86x data from theta0 (``mit-run.json``) and on generated 2-d data, and writes
+a worked sheet (Markdown and HTML) for every bundled exercise into ``sheets/``.
 """
 
 from __future__ import annotations
@@ -60,8 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     res2 = run_em(model2, X, max_iter=300)
     write_atomic(out / "spherical-2d-run.json", json.dumps(res2.to_dict(), indent=2))
     print(f"spherical 2-d, 900 generated points: converged={res2.converged} after {res2.iterations} iterations")
+    from .cli import main as cli_main
+
+    sheets = out / "sheets"
+    status = cli_main(["solve", str(data_dir("exercises")), "--format", "md,html", "--out", str(sheets)])
+    failures += status != 0
     print(f"\nDone in {time.perf_counter() - t0:.1f} s. Output written to {out}/")
-    print(f"  one folder per model (derivation.txt/.tex/.json, check.json), mit-run.json, spherical-2d-run.json")
+    print("  one folder per model (derivation.txt/.tex/.json, check.json), mit-run.json, spherical-2d-run.json,")
+    print(f"  and a worked sheet per exercise in {sheets}/ (open the .html files in a browser)")
     return 1 if failures else 0
 
 

@@ -214,3 +214,12 @@ def test_log_density_answers():
     assert g.grade("-(1/2) ln(sigma2) - (x-mu)^2/(2 sigma2)").mistake == "two-pi"
     h = FormulaGrader("log(x) - log(y)")  # undefined at negative samples: sampled on positives instead
     assert h.grade("log(x/y)").verdict == "correct" and h.grade("log(x) + log(y)").verdict == "incorrect"
+
+
+def test_formula_tolerance_and_double_equals():
+    loose = FormulaGrader("x_1 + x_2", tolerance="1e-2")
+    assert loose.grade("1.001*(x_1 + x_2)").verdict == "correct"
+    assert FormulaGrader("x_1 + x_2").grade("1.001*(x_1 + x_2)").verdict == "incorrect"
+    with pytest.raises(GraderError):
+        FormulaGrader("x_1 + x_2", tolerance="nearest tenth")
+    assert FormulaGrader("(g_1 + g_2)/2", where=["g_1 + g_3 == 1"]).grade("(g_1+g_2)/2").verdict == "correct"

@@ -384,6 +384,7 @@ class FormulaGrader:
             raise GraderError(f"the expected answer {expected!r} cannot be read: {exc}") from None
         self.conditions = []
         for cond in where:
+            cond = cond.replace("==", "=")
             if cond.count("=") != 1:
                 raise GraderError(f"side condition {cond!r} should have the form 'LHS = RHS'")
             lhs, rhs = cond.split("=")
@@ -424,8 +425,10 @@ class FormulaGrader:
 
     @staticmethod
     def _formula_rtol(tolerance) -> float:
+        """For a formula a plain number (1e-6) or a percentage (0.01%) is a relative tolerance."""
+        text = str(tolerance).strip().lower()
         kind, value = parse_tolerance(tolerance)
-        if kind == "sig" or (kind != "rel" and not isinstance(tolerance, (int, float))):
+        if kind == "sig" or "nearest" in text:
             raise GraderError("for a formula the tolerance is relative, e.g. '1e-6' or '0.01%'")
         return value
 
