@@ -80,11 +80,16 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     return env
 
 
+def _model_view(spec) -> dict:
+    """The spec's options as a reader writes them: 'fixed [1, 4]', not a Python dict."""
+    return {k: (f"fixed {v['fixed']}" if isinstance(v, dict) else v) for k, v in spec.to_dict().items()}
+
+
 def render_derivation(d: Derivation, fmt: str = "text") -> str:
     """The derivation as plain text or as a standalone LaTeX document."""
     name = {"text": "derivation.txt.j2", "latex": "derivation.tex.j2"}[fmt]
     spec = d.spec
-    return _env().get_template(name).render(d=d, spec=spec, model=spec.to_dict())
+    return _env().get_template(name).render(d=d, spec=spec, model=_model_view(spec))
 
 
 # -- worked solution sheets ------------------------------------------------------------------
@@ -158,7 +163,7 @@ def render_sheet(solution, fmt: str = "md", figures: dict | None = None, figure_
     from .exercise import _SOURCE_KEYS
 
     source = {k: ex.source.get(k) for k in _SOURCE_KEYS}  # every key present: templates test them plainly
-    return tpl.render(sol=solution, ex=ex, source=source, d=d, model=ex.model.to_dict(), model_steps=model_steps,
+    return tpl.render(sol=solution, ex=ex, source=source, d=d, model=_model_view(ex.model), model_steps=model_steps,
                       lagrange=lagrange, mstep=mstep,
                       parts=solution.parts, tables=solution.tables, errata=solution.errata, figures=figs,
                       kind_template=lambda kind: f"sheet/parts/{kind}.{FORMATS[fmt]}.j2")
