@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--variance-floor", type=float, metavar="F",
                    help="smallest variance allowed (default 1e-6 x the overall data variance)")
     r.add_argument("--responsibilities", action="store_true", help="include the n x K responsibilities")
+    r.add_argument("--hard", action="store_true",
+                   help="hard (classification) EM: each point wholly to its most probable component; with "
+                        "equal weights and a tied spherical variance this is K-means")
+    r.add_argument("--silhouette", action="store_true",
+                   help="add the silhouette coefficient of the hard assignment (on at most 5000 sampled points)")
     r.add_argument("--exact-m-step", action="store_true",
                    help="for an ECM model (shared mean, free variances) cycle the conditional updates to the "
                         "joint maximiser of Q in every iteration")
@@ -155,7 +160,8 @@ def cmd_run(args) -> int:
     progress = _Progress() if sys.stderr.isatty() and args.format == "text" else None
     result = run_em(model, data.X, init, max_iter=args.max_iter, tol=args.tol, labels=data.labels,
                     variance_floor=args.variance_floor, responsibilities=args.responsibilities,
-                    seed=args.seed, exact_m_step=args.exact_m_step, callback=progress)
+                    seed=args.seed, exact_m_step=args.exact_m_step, hard=args.hard,
+                    silhouette_points=5000 if args.silhouette else None, callback=progress)
     if progress:
         progress.done()
     if args.format == "json":
@@ -176,6 +182,8 @@ def cmd_run(args) -> int:
         mean = ", ".join(f"{v:.8g}" for v in c["mean"])
         print(f"{k:>9}  {c['weight']:>12.8g}  {mean:>24}  {c['covariance'][0, 0]:>12.8g}")
     print("parameters: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in result.params.items()))
+    print(f"free parameters {result.n_params}; BIC {result.bic:.6g}; AIC {result.aic:.6g}"
+          + (f"; silhouette {result.silhouette:.4f}" if result.silhouette is not None else ""))
     if result.responsibilities is not None:
         print("responsibilities (one row per point):")
         for row in result.responsibilities:

@@ -229,6 +229,16 @@ class CompiledModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(self._Q({"X": X, "R": R, "params": params, "memo": {}}))
 
+    @property
+    def n_free(self) -> int:
+        """Number of free scalar parameters (for BIC/AIC): K - 1 free weights, d per vector mean."""
+        count = 0
+        for p in self.params:
+            count += self.d if self._is_vector(p.name) else 1
+        if any(p.domain == "simplex" for p in self.params):
+            count -= 1  # the weights sum to one
+        return count
+
     def _is_vector(self, name: str) -> bool:
         return self.vector and name.startswith("mu")
 

@@ -27,7 +27,7 @@ import numpy as np
 from .compile import CompiledModel
 from .exceptions import CollapseWarning, ConvergenceWarning, DataError
 
-__all__ = ["EMResult", "default_init", "overall_variance", "run_em"]
+__all__ = ["EMResult", "default_init", "overall_variance", "run_em", "silhouette"]
 
 VARIANCE_FLOOR_FACTOR = 1e-6
 
@@ -58,6 +58,19 @@ class EMResult:
     converged: bool
     responsibilities: np.ndarray | None = None
     warnings: tuple = field(default=())
+    n_points: int = 0
+    n_params: int = 0
+    silhouette: float | None = None
+
+    @property
+    def bic(self) -> float:
+        """-2 log L + p log n (lower is better)."""
+        return -2 * self.loglik[-1] + self.n_params * np.log(self.n_points)
+
+    @property
+    def aic(self) -> float:
+        """-2 log L + 2 p (lower is better)."""
+        return -2 * self.loglik[-1] + 2 * self.n_params
 
     def to_dict(self) -> dict:
         def num(v):
@@ -69,7 +82,12 @@ class EMResult:
             "loglik": list(self.loglik),
             "iterations": self.iterations,
             "converged": self.converged,
+            "n_params": self.n_params,
+            "bic": self.bic,
+            "aic": self.aic,
         }
+        if self.silhouette is not None:
+            out["silhouette"] = self.silhouette
         if self.responsibilities is not None:
             out["responsibilities"] = self.responsibilities.tolist()
         if self.warnings:
@@ -121,7 +139,8 @@ def default_init(model: CompiledModel, X: np.ndarray, seed: int = 0) -> dict:
 
 
 class _Runner:
-    def __init__(self, model: CompiledModel, X: np.ndarray, labels, floor: float):
+    def __init__(self, model: CompiledModel, X: np.ndarray, labels, floor: float, hard: bool = False):
+        self.hard = hard
         self.model = model
         self.XT = np.ascontiguousarray(X.T)  # (d, n)
         self.R = np.empty((model.K, X.shape[0]))
@@ -139,13 +158,19 @@ class _Runner:
         if self.labelled is not None:
             idx, comp = self.labelled
             known = L[comp, idx].copy()  # log p(x_n, z_n) of the labelled points
-        mx = L.max(axis=0)
-        L -= mx
-        np.exp(L, out=L)
-        s = L.sum(axis=0)
-        L /= s
-        logp = np.log(s)
-        logp += mx
+        if self.hard:  # classification EM: each point goes wholly to its most probable component
+            best = L.argmax(axis=0)
+            logp = L[best, np.arange(L.shape[1])].copy()
+            L[:] = 0.0
+            L[best, np.arange(L.shape[1])] = 1.0
+        else:
+            mx = L.max(axis=0)
+            L -= mx
+            np.exp(L, out=L)
+            s = L.sum(axis=0)
+            L /= s
+            logp = np.log(s)
+            logp += mx
         if known is None:
             return float(logp.sum())
         idx, comp = self.labelled
@@ -176,7 +201,7 @@ class _Runner:
 def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max_iter: int = 1000,
            tol: float = 1e-8, labels: np.ndarray | None = None, variance_floor: float | None = None,
            responsibilities: bool = False, seed: int = 0, exact_m_step: bool = False,
-           callback=None) -> EMResult:
+           hard: bool = False, silhouette_points: int | None = None, callback=None) -> EMResult:
     """Run EM with the derived updates.
 
     Parameters
@@ -195,6 +220,13 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
     exact_m_step : bool
         For an ECM derivation, cycle the conditional updates to the joint maximiser of Q
         in every iteration instead of doing one cycle (no effect on an EM derivation).
+    hard : bool
+        Hard (classification) EM: every point is assigned wholly to its most probable
+        component, and the objective is the classification log-likelihood sum_n log w_z f_z(x_n).
+        With equal weights and one shared spherical variance this is K-means.
+    silhouette_points : int, optional
+        Also compute the silhouette coefficient of the hard assignment, on at most this many
+        points (a seeded sample: the coefficient costs O(n^2)).
     callback : callable, optional
         Called as ``callback(iteration, loglik)`` after each iteration (progress).
     """
@@ -222,7 +254,7 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
     if floor <= 0:
         raise DataError("data: all points are identical (zero variance); a mixture cannot be fitted")
     params = dict(init) if init is not None else default_init(model, X, seed)
-    runner = _Runner(model, X, labels, floor)
+    runner = _Runner(model, X, labels, floor, hard=hard)
     trace = [runner.e_step(params)]
     converged = False
     it = 0
@@ -240,6 +272,39 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
                       f"{trace[-1] - trace[-2]:.3g} > tol {tol:g}); raise --max-iter or --tol",
                       ConvergenceWarning, stacklevel=2)
     resp = runner.R.T.copy() if responsibilities else None
+    sil = None
+    if silhouette_points:
+        sil = silhouette(X, runner.R.argmax(axis=0), max_points=silhouette_points, seed=seed)
     return EMResult(params=params, components=model.components(params), loglik=tuple(trace),
                     iterations=it if max_iter > 0 else 0, converged=converged,
-                    responsibilities=resp, warnings=tuple(runner.messages))
+                    responsibilities=resp, warnings=tuple(runner.messages), n_points=n,
+                    n_params=model.n_free, silhouette=sil)
+
+
+def silhouette(X: np.ndarray, labels: np.ndarray, max_points: int = 5000, seed: int = 0) -> float | None:
+    """Mean silhouette (b - a) / max(a, b) of a hard assignment (Georgia Tech notes).
+
+    a: mean distance to the other points of the own cluster; b: the smallest mean distance to
+    another cluster.  Computed on a seeded sample of at most ``max_points`` points (O(n^2));
+    None when fewer than two clusters are used.
+    """
+    X = np.asarray(X, dtype=float).reshape(len(X), -1)
+    labels = np.asarray(labels)
+    if len(X) > max_points:
+        idx = np.random.default_rng(seed).choice(len(X), size=max_points, replace=False)
+        X, labels = X[idx], labels[idx]
+    clusters = np.unique(labels)
+    if len(clusters) < 2:
+        return None
+    sq = np.sum(X * X, axis=1)
+    D = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0.0))
+    mean_to = np.stack([D[:, labels == c].sum(axis=1) for c in clusters], axis=1)
+    sizes = np.array([np.sum(labels == c) for c in clusters])
+    own = np.searchsorted(clusters, labels)
+    own_size = sizes[own]
+    a = mean_to[np.arange(len(X)), own] / np.maximum(own_size - 1, 1)
+    other = mean_to / sizes
+    other[np.arange(len(X)), own] = np.inf
+    b = other.min(axis=1)
+    s = np.where(own_size > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
+    return float(s.mean())

@@ -165,15 +165,17 @@ def _q_larger_var(ctx, q):
 
 
 def _q_kmeans(ctx, q):
-    """K-means (Lloyd) and EM on the same data from the same centres: are the centres equal?"""
-    X = ctx.X[:, 0]
-    centres = np.array(sorted(_means(ctx.run("init"))))
-    for _ in range(200):
-        z = np.argmin(np.abs(X[:, None] - centres[None, :]), axis=1)
-        new = np.array([X[z == k].mean() for k in range(len(centres))])
-        if np.allclose(new, centres):
-            break
-        centres = new
+    """K-means -- hard EM with equal weights and one tied variance -- and the GMM, from the same centres."""
+    from .spec import spec_from_dict
+    km_model = CompiledModel(get_derivation(spec_from_dict(
+        {"components": ctx.model.K, "dim": ctx.model.d, "mixing": "equal", "variance": "tied",
+         **({"covariance": "spherical"} if ctx.model.d > 1 else {})})))
+    start = ctx.run("init").components
+    init = km_model.params_from_components([{"mean": c["mean"], "variance": 1.0} for c in start])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmsymWarning)
+        hard = run_em(km_model, ctx.X, init, max_iter=1000, tol=0, hard=True)
+    centres = np.array(sorted(_means(hard)))
     gmm = np.array(sorted(_means(ctx.run("converged"))))
     same = bool(np.allclose(centres, gmm, atol=1e-3))
     return {"kmeans": centres.round(4).tolist(), "gmm": gmm.round(4).tolist(), "centres": "same" if same else "different"}

@@ -34,7 +34,8 @@ def test_run_json_schema(capsys, mit_files):
                                "--tol", "1e-12", "--responsibilities", "--format", "json")
     assert status == 0
     result = json.loads(out)
-    assert set(result) == {"components", "params", "loglik", "iterations", "converged", "responsibilities"}
+    assert set(result) == {"components", "params", "loglik", "iterations", "converged", "responsibilities",
+                           "n_params", "bic", "aic"}
     assert result["converged"] and len(result["loglik"]) == result["iterations"] + 1
     assert result["loglik"][0] == pytest.approx(-24.512532330086678, abs=1e-9)
     c1 = result["components"][0]
