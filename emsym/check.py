@@ -66,7 +66,8 @@ def _truth(model: CompiledModel, rng: np.random.Generator) -> dict:
                 (0.35 if k == 0 else 0.65) if spec.mixing == "bernoulli" else None),
             "mean": (np.zeros(d) if spec.mean == "shared" else 4.0 * k + rng.normal(0, 0.5, d))
             if isinstance(spec.mean, str) else None,
-            "variance": (1.0 if spec.variance == "tied" else float(rng.uniform(0.5, 2.0)) * (1 + k))
+            "variance": ((np.ones(d) if model.diag else 1.0) if spec.variance == "tied"
+                         else (rng.uniform(0.5, 2.0, d) if model.diag else float(rng.uniform(0.5, 2.0))) * (1 + k))
             if isinstance(spec.variance, str) else None,
         })
     return model.params_from_components(comps, where="check truth")
@@ -78,7 +79,7 @@ def _sample(model: CompiledModel, params: dict, n: int, rng) -> np.ndarray:
     X = np.empty((n, model.d))
     for k, c in enumerate(comps):
         idx = z == k
-        X[idx] = c["mean"] + np.sqrt(c["covariance"][0, 0]) * rng.standard_normal((idx.sum(), model.d))
+        X[idx] = c["mean"] + np.sqrt(np.diag(c["covariance"])) * rng.standard_normal((idx.sum(), model.d))
     return X
 
 
@@ -134,7 +135,7 @@ def _sklearn_case(spec: ModelSpec):
         return None
     if spec.dim == 1:
         return {"free": "full", "tied": "tied"}.get(spec.variance) if isinstance(spec.variance, str) else None
-    return "spherical" if spec.variance == "free" else None
+    return spec.covariance if spec.variance == "free" else None  # spherical or diag
 
 
 def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
@@ -143,7 +144,10 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
     comps = model.components(init)
     K, d = model.K, model.d
     var = np.array([c["covariance"][0, 0] for c in comps])
-    prec = {"full": (1 / var).reshape(K, 1, 1), "tied": np.array([[1 / var[0]]]), "spherical": 1 / var}[cov_type]
+    if cov_type == "diag":
+        prec = np.array([1 / np.diag(c["covariance"]) for c in comps])
+    else:
+        prec = {"full": (1 / var).reshape(K, 1, 1), "tied": np.array([[1 / var[0]]]), "spherical": 1 / var}[cov_type]
     gm = GaussianMixture(K, covariance_type=cov_type, reg_covar=0.0, max_iter=iters, tol=0.0, n_init=1,
                          weights_init=np.array([c["weight"] for c in comps]),
                          means_init=np.array([c["mean"] for c in comps]), precisions_init=prec)
@@ -156,9 +160,11 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
     else:
         cov = np.ravel(gm.covariances_)
     mine = ours.components
+    ours_var = (np.array([np.diag(c["covariance"]) for c in mine]) if cov_type == "diag"
+                else np.array([c["covariance"][0, 0] for c in mine]))
     pairs = [(np.array([c["weight"] for c in mine]), gm.weights_),
              (np.array([c["mean"] for c in mine]), gm.means_),
-             (np.array([c["covariance"][0, 0] for c in mine]), cov)]
+             (ours_var, cov if cov_type != "diag" else gm.covariances_)]
     err = max(float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12))) for a, b in pairs)
     return err, f"{iters} iterations from the same initial values, covariance_type='{cov_type}'"
 

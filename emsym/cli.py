@@ -180,7 +180,9 @@ def cmd_run(args) -> int:
     print(f"{'component':>9}  {'weight':>12}  {'mean':>24}  {'variance':>12}")
     for k, c in enumerate(result.components, start=1):
         mean = ", ".join(f"{v:.8g}" for v in c["mean"])
-        print(f"{k:>9}  {c['weight']:>12.8g}  {mean:>24}  {c['covariance'][0, 0]:>12.8g}")
+        diag = np.diag(c["covariance"])
+        var = f"{diag[0]:.8g}" if np.allclose(diag, diag[0]) else ", ".join(f"{v:.8g}" for v in diag)
+        print(f"{k:>9}  {c['weight']:>12.8g}  {mean:>24}  {var:>12}")
     print("parameters: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in result.params.items()))
     print(f"free parameters {result.n_params}; BIC {result.bic:.6g}; AIC {result.aic:.6g}"
           + (f"; silhouette {result.silhouette:.4f}" if result.silhouette is not None else ""))

@@ -39,25 +39,23 @@ class _Compiler:
 
     def __init__(self, derivation: Derivation):
         self.m = derivation.model
-        self.by_atom: dict[sp.Basic, str] = {}
-        for p in self.m.params:
-            self.by_atom[self._atom_key(p.symbol)] = p.name
+        self.params = self.m.params
+        self._lookup: dict = {}
         spec = self.m.spec
-        self.fixed_means = None
+        self.fixed = {}  # constant IndexedBases -> one (d,) vector per component
         if isinstance(spec.mean, Fixed) and self.m.vector:
-            self.fixed_means = [np.array([float(v) for v in vec]) for vec in spec.mean.values]
+            self.fixed[self.m.m_fixed] = [np.array([float(v) for v in vec]) for vec in spec.mean.values]
+        if isinstance(spec.variance, Fixed) and self.m.diag:
+            self.fixed[self.m.s_fixed] = [np.array([float(v) for v in vec]) for vec in spec.variance.values]
 
-    def _atom_key(self, sym):
-        """Parameters are looked up by base and component index (the coordinate is vectorised)."""
-        if isinstance(sym, sp.Indexed):
-            m = self.m
-            if m.vector and sym.base == m.mu_:
-                return (sym.base, sym.indices[0]) if len(sym.indices) == 2 else (sym.base,)
-            return (sym.base, sym.indices[0])
-        return sym
+    def param_for(self, atom):
+        """The parameter an atom (Symbol or Indexed) stands for, or None."""
+        if atom not in self._lookup:
+            self._lookup[atom] = next((p for p in self.params if p.occurs_in(atom)), None)
+        return self._lookup[atom]
 
     def is_param_free(self, expr) -> bool:
-        return not any(self._atom_key(a) in self.by_atom for a in expr.atoms(sp.Symbol, sp.Indexed))
+        return not any(self.param_for(a) is not None for a in expr.atoms(sp.Symbol, sp.Indexed))
 
     def __call__(self, expr: sp.Basic) -> Fn:
         m = self.m
@@ -104,10 +102,10 @@ class _Compiler:
 
     def leaf(self, expr) -> Fn:
         m = self.m
-        key = self._atom_key(expr)
-        if key in self.by_atom:
-            name = self.by_atom[key]
-            if m.vector and isinstance(expr, sp.Indexed) and expr.base == m.mu_:
+        p = self.param_for(expr)
+        if p is not None:
+            name = p.name
+            if p.vector:
                 return lambda env: env["params"][name][:, None]  # (d, 1) against (d, n)
             return lambda env: env["params"][name]
         if isinstance(expr, sp.Indexed):
@@ -118,8 +116,8 @@ class _Compiler:
             if expr.base == m.gamma:
                 row = int(expr.indices[1]) - 1
                 return lambda env: env["R"][row]
-            if expr.base == m.m_fixed:
-                vec = self.fixed_means[int(expr.indices[0]) - 1][:, None]
+            if expr.base in self.fixed:
+                vec = self.fixed[expr.base][int(expr.indices[0]) - 1][:, None]
                 return lambda env: vec
         raise TypeError(f"emsym cannot compile the symbol {expr}")  # pragma: no cover
 
@@ -140,11 +138,15 @@ class _Compiler:
             u, v = self(data[0]), self(data[1])
             def reduce(env):  # sum_n u_n v_n as one BLAS product: (d, n) @ (n,) or (n,) @ (n,)
                 a, b = u(env), v(env)
-                return np.dot(a, b) if np.ndim(a) >= np.ndim(b) else np.dot(b, a)
+                out = np.dot(a, b) if np.ndim(a) >= np.ndim(b) else np.dot(b, a)
+                return out[:, None] if np.ndim(out) == 1 else out  # keep (d, 1), like the parameters
             fn = reduce
         else:
             body = self(f)
-            fn = lambda env: np.sum(body(env), axis=-1)
+
+            def fn(env):  # a (d, n) summand sums to a (d, 1) column, matching (d, 1) parameters
+                val = body(env)
+                return np.sum(val, axis=-1, keepdims=np.ndim(val) == 2)
         if self.is_param_free(f):
             key = expr
             def memo(env):
@@ -178,7 +180,9 @@ class CompiledModel:
         self._updates = [(u.name, comp(u.expr)) for u in derivation.updates]
         self._Q = comp(m.Q)
         self._mean = [comp(m.mean(c, m.l) if m.vector else m.mean(c)) for c in m.comps]
-        self._variance = [comp(m.variance(c)) for c in m.comps]
+        self._variance = [comp(m.variance(c, m.l) if m.diag else m.variance(c)) for c in m.comps]
+        self.diag = m.diag
+        self._vector = {p.name for p in m.params if p.vector}
 
     # -- E-step pieces -------------------------------------------------------------------
     def weights(self, params: dict) -> np.ndarray:
@@ -240,7 +244,7 @@ class CompiledModel:
         return count
 
     def _is_vector(self, name: str) -> bool:
-        return self.vector and name.startswith("mu")
+        return name in self._vector
 
     # -- views ---------------------------------------------------------------------------
     def components(self, params: dict) -> list[dict]:
@@ -250,15 +254,16 @@ class CompiledModel:
         out = []
         for k in range(self.K):
             mean = np.asarray(self._mean[k](env), dtype=float).reshape(self.d)
-            var = float(self._variance[k](env))
-            out.append({"weight": float(w[k]), "mean": mean, "covariance": var * np.eye(self.d)})
+            var = np.asarray(self._variance[k](env), dtype=float).reshape(-1)
+            cov = np.diag(np.broadcast_to(var, (self.d,))) if self.diag else float(var[0]) * np.eye(self.d)
+            out.append({"weight": float(w[k]), "mean": mean, "covariance": cov})
         return out
 
-    def _value(self, v):
-        """A parameter value in the runner's form: float, or a (d,) array for a vector mean."""
+    def _value(self, v, vector: bool = False):
+        """A parameter value in the runner's form: float, or a (d,) array for a vector parameter."""
         a = np.asarray(v, dtype=float)
-        if self.vector and a.ndim == 1:
-            return a.copy()
+        if vector:
+            return np.broadcast_to(a.reshape(-1), (self.d,)).astype(float) if a.size in (1, self.d) else a
         return float(a.reshape(-1)[0])
 
     def params_from_components(self, comps: list[dict], where: str = "init") -> dict:
@@ -277,9 +282,14 @@ class CompiledModel:
                 params[p.name] = _need(comps[1], field, f"{where}: components[1].weight (theta)")
                 continue
             if p.comp is not None:
-                params[p.name] = self._value(_need(comps[p.comp - 1], field, f"{where}: components[{p.comp - 1}].{field}"))
+                given = _need(comps[p.comp - 1], field, f"{where}: components[{p.comp - 1}].{field}")
+                if not p.vector and np.size(given) > 1 and not np.allclose(given, np.ravel(given)[0]):
+                    raise DataError(f"{where}: components[{p.comp - 1}].{field} has different values per coordinate, "
+                                    f"but the model's {field} is one number per component (covariance "
+                                    f"{self.spec.covariance}); use covariance: diag for one per coordinate")
+                params[p.name] = self._value(given, p.vector)
                 continue
-            values = [self._value(c.get(field)) for c in comps if c.get(field) is not None]
+            values = [self._value(c.get(field), p.vector) for c in comps if c.get(field) is not None]
             if not values:
                 raise DataError(f"{where}: give a {field} for the components (the model's {p.name})")
             first = values[0]
@@ -292,7 +302,7 @@ class CompiledModel:
         view = self.components(params)
         for k, (given, model) in enumerate(zip(comps, view)):
             for field, value in (("weight", model["weight"]), ("mean", model["mean"]),
-                                 ("variance", model["covariance"][0, 0])):
+                                 ("variance", np.diag(model["covariance"]) if self.diag else model["covariance"][0, 0])):
                 g = given.get(field)
                 if g is not None and not np.allclose(g, value, rtol=1e-9, atol=1e-12):
                     raise DataError(f"{where}: components[{k}].{field} is {_show(g)}, but the model fixes it "

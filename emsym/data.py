@@ -193,14 +193,21 @@ def parse_init_components(raw, dim: int, where: str = "init") -> list[dict]:
         if c.get("variance") is not None and c.get("covariance") is not None:
             raise DataError(f"{at}: give either variance or covariance, not both")
         if c.get("variance") is not None:
-            entry["variance"] = _num(c["variance"], f"{at}.variance", positive=True)
+            v = c["variance"]
+            if isinstance(v, list) and dim > 1:
+                if len(v) != dim:
+                    raise DataError(f"{at}.variance should be one number or a list of {dim} (a diagonal), but got {v!r}")
+                entry["variance"] = np.array([_num(e, f"{at}.variance[{i}]", positive=True) for i, e in enumerate(v)])
+            else:
+                entry["variance"] = _num(v, f"{at}.variance", positive=True)
         elif c.get("covariance") is not None:
-            entry["variance"] = _spherical(c["covariance"], dim, f"{at}.covariance")
+            entry["variance"] = _diagonal(c["covariance"], dim, f"{at}.covariance")
         out.append(entry)
     return out
 
 
-def _spherical(cov, dim, where) -> float:
+def _diagonal(cov, dim, where):
+    """sigma^2 from sigma^2 I, or the diagonal of a diagonal matrix; a full covariance is refused."""
     try:
         a = np.array(cov, dtype=float)
     except (TypeError, ValueError):
@@ -209,7 +216,10 @@ def _spherical(cov, dim, where) -> float:
         a = a.reshape(1, 1)
     if a.shape != (dim, dim):
         raise DataError(f"{where} should be {dim}x{dim}, but got shape {a.shape}")
-    v = float(a[0, 0])
-    if not np.allclose(a, v * np.eye(dim), rtol=1e-12, atol=0) or v <= 0:
-        raise DataError(f"{where} should be sigma^2 I with sigma^2 > 0 (the model is spherical), but got {cov!r}")
-    return v
+    diag = np.diag(a).copy()
+    if not np.allclose(a, np.diag(diag), rtol=1e-12, atol=0):
+        raise DataError(f"{where} has off-diagonal entries; emsym's models take sigma^2 I (spherical) or a "
+                        "diagonal covariance so far")
+    if np.any(diag <= 0) or not np.all(np.isfinite(diag)):
+        raise DataError(f"{where} should have a positive diagonal, but got {cov!r}")
+    return float(diag[0]) if np.allclose(diag, diag[0], rtol=1e-12, atol=0) else diag

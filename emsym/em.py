@@ -186,9 +186,10 @@ class _Runner:
                 new[p.name] = old[p.name]
                 self.warn(f"{p.name}: the update is not finite (a component with no points, N_k = 0); "
                           f"kept the previous value")
-            elif p.kind == "variance" and v < self.floor:
-                new[p.name] = self.floor
-                self.warn(f"{p.name} fell to {v:.3g}, below the variance floor {self.floor:.3g} "
+            elif p.kind == "variance" and np.any(np.asarray(v) < self.floor):
+                low = float(np.min(v))
+                new[p.name] = np.maximum(v, self.floor) if np.ndim(v) else self.floor
+                self.warn(f"{p.name} fell to {low:.3g}, below the variance floor {self.floor:.3g} "
                           f"(a component collapsing onto a point); set to the floor")
         return new
 

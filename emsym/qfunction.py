@@ -43,6 +43,7 @@ class Param:
     kind: str  # "weight" | "mean" | "variance"
     domain: str  # "simplex" | "unit" | "real" | "positive"
     comp: int | None
+    vector: bool = False  # one value per coordinate (a mean, or a diagonal variance, in d dimensions)
 
     def occurs_in(self, expr: sp.Basic) -> bool:
         """Whether ``expr`` depends on this parameter (sums over components included)."""
@@ -79,6 +80,8 @@ class SymbolicModel:
         self.mu_ = sp.IndexedBase("mu", real=True)
         self.m_fixed = sp.IndexedBase("m", real=True)  # fixed vector means, bound numerically
         self.sigma2_ = sp.IndexedBase("sigma2", positive=True)
+        self.s_fixed = sp.IndexedBase("s", positive=True)  # fixed diagonal variances, bound numerically
+        self.diag = self.vector and spec.covariance == "diag"
         self.mu_shared = sp.Symbol("mu", real=True)
         self.sigma2_tied = sp.Symbol("sigma2", positive=True)
         self.lam = sp.Symbol("lambda", real=True)
@@ -93,18 +96,21 @@ class SymbolicModel:
                 yield Param(self.pi_[c], self._name("pi", c), "weight", "simplex", self._comp(c))
         elif s.mixing == "bernoulli":
             yield Param(self.theta, "theta", "weight", "unit", None)
+        v = self.vector
         if s.mean == "free":
             for c in self.comps:
-                sym = self.mu_[c, self.l] if self.vector else self.mu_[c]
-                yield Param(sym, self._name("mu", c), "mean", "real", self._comp(c))
+                sym = self.mu_[c, self.l] if v else self.mu_[c]
+                yield Param(sym, self._name("mu", c), "mean", "real", self._comp(c), v)
         elif s.mean == "shared":
-            sym = self.mu_[self.l] if self.vector else self.mu_shared
-            yield Param(sym, "mu", "mean", "real", None)
+            sym = self.mu_[self.l] if v else self.mu_shared
+            yield Param(sym, "mu", "mean", "real", None, v)
         if s.variance == "free":
             for c in self.comps:
-                yield Param(self.sigma2_[c], self._name("sigma2", c), "variance", "positive", self._comp(c))
+                sym = self.sigma2_[c, self.l] if self.diag else self.sigma2_[c]
+                yield Param(sym, self._name("sigma2", c), "variance", "positive", self._comp(c), self.diag)
         elif s.variance == "tied":
-            yield Param(self.sigma2_tied, "sigma2", "variance", "positive", None)
+            sym = self.sigma2_[self.l] if self.diag else self.sigma2_tied
+            yield Param(sym, "sigma2", "variance", "positive", None, self.diag)
 
     def _comp(self, c):
         return None if self.general else c
@@ -135,8 +141,13 @@ class SymbolicModel:
             return self.mu_[coord] if self.vector else self.mu_shared
         return self.mu_[c, coord] if self.vector else self.mu_[c]
 
-    def variance(self, c) -> sp.Expr:
+    def variance(self, c, coord=None) -> sp.Expr:
+        """Component c's variance (its coordinate ``coord`` for a diagonal covariance)."""
         s = self.spec
+        if self.diag:
+            if isinstance(s.variance, Fixed):
+                return self.s_fixed[c, coord]
+            return self.sigma2_[coord] if s.variance == "tied" else self.sigma2_[c, coord]
         if isinstance(s.variance, Fixed):
             return _exact(s.variance.values[c - 1])
         if s.variance == "tied":
@@ -145,6 +156,11 @@ class SymbolicModel:
 
     def logf(self, c, n) -> sp.Expr:
         """log N(x_n | mean_c, variance_c) (times I in d dimensions), written out."""
+        if self.diag:
+            i = self.i
+            v = self.variance(c, i)
+            return (-sp.Sum(sp.log(2 * sp.pi * v), (i, 1, self.d)) / 2
+                    - sp.Sum((self.x[n, i] - self.mean(c, i)) ** 2 / v, (i, 1, self.d)) / 2)
         v = self.variance(c)
         if self.vector:
             i = self.i
@@ -158,6 +174,11 @@ class SymbolicModel:
 
     def normal(self, c, point) -> sp.Expr:
         """Display form N(x | mean_c, variance_c)."""
+        if self.diag:
+            s = self.spec
+            var = (sp.Symbol("s", positive=True) if isinstance(s.variance, Fixed)
+                   else sp.Symbol("sigma2", positive=True) if s.variance == "tied" else self.sigma2_[c])
+            return Normal(point, self.mean_display(c), sp.Function("diag")(var))
         if self.vector:
             mean = self.mean_display(c)
             return Normal(point, mean, self.variance(c), sp.true)

@@ -250,6 +250,16 @@ def _check_fixed(spec_kw: dict, where: str) -> None:
                     raise SpecError(f"{at} should be a list of {dim} numbers (a mean in {dim} dimensions), but got {raw!r}")
                 vals.append(tuple(_number(e, f"{at}[{j}]") for j, e in enumerate(raw)))
                 continue
+            if key == "variance" and spec_kw.get("covariance") == "diag" and (dim == GENERAL_D or dim > 1):
+                if dim == GENERAL_D:
+                    raise SpecError(f"{where}: fixed diagonal variances need a whole number for 'dim', but dim is 'd'")
+                if not isinstance(raw, list) or len(raw) != dim:
+                    raise SpecError(f"{at} should be a list of {dim} variances (the diagonal), but got {raw!r}")
+                vec = tuple(_number(e, f"{at}[{j}]") for j, e in enumerate(raw))
+                if any(v <= 0 for v in vec):
+                    raise SpecError(f"{at} should hold variances > 0, but got {raw!r}")
+                vals.append(vec)
+                continue
             v = _number(raw, at)
             if key == "variance" and v <= 0:
                 raise SpecError(f"{at} should be a variance > 0, but got {raw!r}")
@@ -286,18 +296,21 @@ def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
     cov = data.get("covariance", "full")
     if cov not in _CHOICES["covariance"]:
         raise SpecError(f"{where}: 'covariance' should be one of full, diag, spherical, but got {cov!r}{_suggest(cov, _CHOICES['covariance'])}")
+    kw["covariance"] = cov
     for text_key in ("name", "description"):
         if text_key in data and not isinstance(data[text_key], str):
             raise SpecError(f"{where}: '{text_key}' should be text, but got {data[text_key]!r}")
     _check_fixed(kw, where)
+    kw.pop("covariance")
     K, dim = kw["components"], kw["dim"]
     vector = dim == GENERAL_D or dim > 1
     if not vector:
         cov = "full"  # in one dimension full, diag and spherical are the same model
-    elif cov != "spherical":
+    elif cov == "full":
         raise SpecError(
-            f"{where}: covariance '{cov}' in {dim} dimensions is not supported yet; "
-            f"emsym derives spherical covariance (sigma^2 I) in d dimensions: set covariance: spherical"
+            f"{where}: covariance 'full' in {dim} dimensions is not supported yet; "
+            f"emsym derives spherical (sigma^2 I) and diagonal covariance in d dimensions: set covariance: "
+            f"spherical or diag"
         )
     if kw["mixing"] == "bernoulli" and K != 2:
         raise SpecError(f"{where}: mixing 'bernoulli' needs exactly 2 components (z ~ Bernoulli(theta)), but components is {K!r}")

@@ -60,7 +60,7 @@ def test_init_file_yaml_and_json(tmp_path):
     ("components:\n  - {weight: 0.5, mean: 1, varience: 2}", 1, r"unknown key 'varience'; did you mean 'variance'\?"),
     ("components:\n  - {mean: 1, variance: -2}", 1, r"components\[0\].variance should be > 0"),
     ("components:\n  - {mean: [1], covariance: [[1, 0.5], [0.5, 1]]}", 2, r"mean should be a list of 2 numbers"),
-    ("components:\n  - {mean: [1, 2], covariance: [[1, 0.5], [0.5, 1]]}", 2, r"should be sigma\^2 I"),
+    ("components:\n  - {mean: [1, 2], covariance: [[1, 0.5], [0.5, 1]]}", 2, r"has off-diagonal entries"),
     ("components:\n  - {mean: .nan, variance: 1}", 1, r"mean should be a finite number"),
     ("components: [", 1, r"not valid YAML or JSON"),
     ("components:\n  - !!python/object/apply:os.system ['echo pwned']", 1, r"not valid YAML or JSON"),
@@ -68,3 +68,9 @@ def test_init_file_yaml_and_json(tmp_path):
 def test_bad_init(tmp_path, text, dim, message):
     with pytest.raises(DataError, match=message):
         load_init_components(write(tmp_path, text, "i.yaml"), dim)
+
+
+def test_diagonal_init(tmp_path):
+    f = write(tmp_path, "components:\n  - {mean: [0, 0], covariance: [[1, 0], [0, 4]]}\n  - {mean: [1, 1], variance: [2, 3]}\n", "i.yaml")
+    a, b = load_init_components(f, 2)
+    assert a["variance"].tolist() == [1, 4] and b["variance"].tolist() == [2, 3]

@@ -121,3 +121,16 @@ def test_derivation_is_a_plain_dict_for_json():
     out = json.loads(json.dumps(derive(load_spec("fixed-sigma")).to_dict()))
     assert out["parameters"] == ["pi_1", "pi_2", "mu_1", "mu_2"]
     assert out["updates"][0]["expression"] == "N_1/N"
+
+
+def test_diagonal_covariance_general_k_and_d():
+    """Per coordinate l: sigma2_kl = sum_n gamma_nk (x_nl - mu_kl)^2 / N_k; tied pools over components / N."""
+    d = derive(load_spec({"components": "K", "dim": "d", "covariance": "diag"}))
+    m = d.model
+    n, N, g, x, k, l = m.n, m.N, m.gamma, m.x, m.k, m.l
+    Nk = sp.Sum(g[n, k], (n, 1, N))
+    assert same(d.update("sigma2_k").expr, sp.Sum(g[n, k] * (x[n, l] - m.mu_[k, l]) ** 2, (n, 1, N)) / Nk)
+    t = derive(load_spec({"components": 2, "dim": 2, "covariance": "diag", "variance": "tied"}))
+    tm = t.model
+    pooled = sum(sp.Sum(tm.gamma[tm.n, c] * (tm.x[tm.n, tm.l] - tm.mu_[c, tm.l]) ** 2, (tm.n, 1, tm.N)) for c in (1, 2)) / tm.N
+    assert same(t.update("sigma2").expr, pooled)

@@ -187,3 +187,21 @@ def test_exact_m_step_for_ecm_is_the_joint_maximiser_of_q(rng):
     assert [exact[k] for k in ("theta", "mu", "sigma2_1", "sigma2_2")] == pytest.approx(ref, rel=1e-5)
     assert model.Q(XT, R, exact) >= model.Q(XT, R, one_cycle) >= model.Q(XT, R, start)
     assert abs(one_cycle["mu"] - exact["mu"]) > 1e-6  # one ECM cycle is not yet the joint maximiser
+
+
+def test_diagonal_covariance_agrees_with_sklearn(rng):
+    from sklearn.mixture import GaussianMixture
+
+    X = np.concatenate([rng.normal((0, 0, 0), (1, 2, 0.5), (150, 3)), rng.normal((4, -2, 1), (0.5, 1, 2), (100, 3))])
+    model = compiled({"components": 2, "dim": 3, "covariance": "diag"})
+    means, var = np.array([[1.0, 0, 0], [3, -1, 1]]), np.array([[1.0, 1, 1], [2, 2, 2]])
+    init = model.params_from_components([{"weight": 0.5, "mean": means[k], "variance": var[k]} for k in range(2)])
+    gm = GaussianMixture(2, covariance_type="diag", reg_covar=0, max_iter=25, tol=0, weights_init=[0.5, 0.5],
+                         means_init=means, precisions_init=1 / var)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+        ours = run_em(model, X, init, max_iter=25, tol=-1)
+    assert np.array([np.diag(c["covariance"]) for c in ours.components]) == pytest.approx(gm.covariances_, rel=1e-9)
+    assert np.array([c["mean"] for c in ours.components]) == pytest.approx(gm.means_, rel=1e-9)
+    assert ours.n_params == gm._n_parameters()

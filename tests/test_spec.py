@@ -64,3 +64,12 @@ def test_yaml_is_loaded_safely(tmp_path):
     f.write_text("components: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec(str(f))
+
+
+def test_diagonal_covariance_specs():
+    spec = load_spec({"components": 2, "dim": 2, "covariance": "diag", "variance": {"fixed": [[1, 2], [3, 4]]}})
+    assert spec.variance.values[1] == (3, 4)
+    with pytest.raises(SpecError, match=r"'variance.fixed\[0\]' should be a list of 2 variances"):
+        load_spec({"components": 2, "dim": 2, "covariance": "diag", "variance": {"fixed": [1, 2]}})
+    with pytest.raises(SpecError, match=r"should hold variances > 0"):
+        load_spec({"components": 2, "dim": 2, "covariance": "diag", "variance": {"fixed": [[1, 0], [1, 1]]}})
