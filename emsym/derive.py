@@ -257,6 +257,27 @@ class _Deriver:
         self.add("Q function", "Take the expectation of the complete-data log-likelihood under the E-step "
                  "posterior: each z_nk becomes gamma_nk, computed at the old parameters and held fixed.",
                  Equation(self.Qsym, m.Q))
+        if self.spec.labelled:
+            self.labelled_steps()
+
+    def labelled_steps(self):
+        """Semi-supervised EM (NYU Q3): points 1..M carry their component y_n, points M+1..N do not."""
+        m = self.m
+        M, y = sp.Symbol("M", integer=True, positive=True), sp.IndexedBase("y")
+        n = m.n
+        joint = lambda c, n: m.weight(c) * m.normal(c, m.point(n))  # noqa: E731
+        if m.general:
+            known = sp.Sum(sp.log(sp.Sum(sp.KroneckerDelta(m.j, y[n]) * joint(m.j, n), (m.j, 1, m.K))), (n, 1, M))
+        else:
+            known = sp.Sum(sp.log(sp.Add(*[sp.KroneckerDelta(c, y[n]) * joint(c, n) for c in m.comps])), (n, 1, M))
+        unknown = sp.Sum(sp.log(m.over_components(lambda c: joint(c, n))), (n, M + 1, m.N))
+        self.add("Objective with labelled points",
+                 "Points 1..M come with their component y_n: they contribute log p(x_n, z_n = y_n), the joint; "
+                 "points M+1..N contribute log p(x_n), the marginal.", Equation(sp.Symbol("ell"), known + unknown))
+        self.add("E-step with labelled points",
+                 "A labelled point's responsibilities are one-hot, gamma_nk = delta(k, y_n), at every iteration; only "
+                 "the unlabelled points get posterior responsibilities. Q keeps the same form, so the M-step "
+                 "updates below hold unchanged.", Equation(m.gamma[n, m.k], sp.KroneckerDelta(m.k, y[n])))
 
     def stationary(self, p: Param, objective: sp.Expr, obj_name: str = "Q") -> sp.Expr:
         """Differentiate, set to zero and solve for p; record the steps; return the raw solution."""

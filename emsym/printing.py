@@ -58,7 +58,8 @@ class _Text(StrPrinter):
         return body
 
     def _print_KroneckerDelta(self, expr):
-        return f"delta_{_index_text(expr.args)}"
+        a, b = (self._print(x) for x in expr.args)
+        return f"delta_{a}{b}" if len(a) == len(b) == 1 else f"delta({a}, {b})"
 
     def _print_Relational(self, expr):
         if isinstance(expr, sp.Eq):

@@ -152,11 +152,11 @@ def render_sheet(solution, fmt: str = "md", figures: dict | None = None, figure_
             figs.append({"name": name, "src": src, "caption": _CAPTIONS.get(name, name)})
     ex = solution.exercise
     d = solution.derivation
-    model_steps = [s for s in d.steps if s.param is None and s.title in (
-        "Mixture density", "Log-likelihood", "E-step", "Q function")]
+    shown = ("Mixture density", "Log-likelihood", "E-step", "Q function", "Objective with labelled points",
+             "E-step with labelled points")
+    model_steps = [s for s in d.steps if s.param is None and s.title in shown]
     # The M-step as the engine derived it: the Lagrangian and multiplier steps, then each update.
-    lagrange = [s for s in d.steps if s.param is None and s.title not in (
-        "Mixture density", "Log-likelihood", "E-step", "Q function", "Complete-data log-likelihood")]
+    lagrange = [s for s in d.steps if s.param is None and s.title not in shown + ("Complete-data log-likelihood",)]
     mstep = [{"upd": u, "steps": [s for s in d.steps_for(u.name) if not s.title.startswith("M-step update")]}
              for u in d.updates]
     tpl = env.get_template(f"sheet/base.{FORMATS[fmt]}.j2")

@@ -11,7 +11,7 @@ sum to one) with a one-line message naming the key, what was expected and what c
 >>> load_spec({"components": 2, "varience": "tied"})
 Traceback (most recent call last):
 ...
-emsym.exceptions.SpecError: model: unknown key 'varience'; did you mean 'variance'? (valid keys: components, covariance, description, dim, family, mean, mixing, name, variance)
+emsym.exceptions.SpecError: model: unknown key 'varience'; did you mean 'variance'? (valid keys: components, covariance, description, dim, family, labelled, mean, mixing, name, variance)
 """
 
 from __future__ import annotations
@@ -78,6 +78,10 @@ class ModelSpec:
         Variances (sigma squared), not standard deviations.
     covariance : "full", "diag" or "spherical"
         Shape of a component's covariance when dim > 1.
+    labelled : bool
+        Some points come with their component (semi-supervised EM): the derivation splits the
+        objective into labelled and unlabelled sums.  The updates are the same, with one-hot
+        responsibilities for the labelled points.
     """
 
     family: str = "gaussian"
@@ -87,6 +91,7 @@ class ModelSpec:
     mean: Option = "free"
     variance: Option = "free"
     covariance: str = "full"
+    labelled: bool = False
     name: str | None = dataclasses.field(default=None, compare=False)
     description: str | None = dataclasses.field(default=None, compare=False)
 
@@ -121,6 +126,8 @@ class ModelSpec:
             "variance": opt(self.variance),
             "covariance": self.covariance,
         }
+        if self.labelled:
+            out["labelled"] = True
         if self.name:
             out["name"] = self.name
         return out
@@ -156,7 +163,8 @@ class ModelSpec:
 
 
 # -- parsing ---------------------------------------------------------------------------
-_KEYS = ("family", "components", "dim", "mixing", "mean", "variance", "covariance", "name", "description")
+_KEYS = ("family", "components", "dim", "mixing", "mean", "variance", "covariance", "labelled", "name",
+         "description")
 _CHOICES = {
     "family": ("gaussian",),
     "mixing": ("free", "equal", "bernoulli"),
@@ -297,6 +305,10 @@ def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
     if cov not in _CHOICES["covariance"]:
         raise SpecError(f"{where}: 'covariance' should be one of full, diag, spherical, but got {cov!r}{_suggest(cov, _CHOICES['covariance'])}")
     kw["covariance"] = cov
+    labelled = data.get("labelled", False)
+    if not isinstance(labelled, bool):
+        raise SpecError(f"{where}: 'labelled' should be true or false, but got {labelled!r}")
+    kw["labelled"] = labelled
     for text_key in ("name", "description"):
         if text_key in data and not isinstance(data[text_key], str):
             raise SpecError(f"{where}: '{text_key}' should be text, but got {data[text_key]!r}")

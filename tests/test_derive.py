@@ -134,3 +134,14 @@ def test_diagonal_covariance_general_k_and_d():
     tm = t.model
     pooled = sum(sp.Sum(tm.gamma[tm.n, c] * (tm.x[tm.n, tm.l] - tm.mu_[c, tm.l]) ** 2, (tm.n, 1, tm.N)) for c in (1, 2)) / tm.N
     assert same(t.update("sigma2").expr, pooled)
+
+
+def test_labelled_model_splits_the_objective():
+    """NYU Q3: labelled points contribute the joint, unlabelled ones the marginal; updates unchanged."""
+    plain = derive(load_spec({"components": 2, "variance": "tied"}))
+    d = derive(load_spec({"components": 2, "variance": "tied", "labelled": True}))
+    step = next(s for s in d.steps if s.title == "Objective with labelled points")
+    sums = sorted(step.expr.rhs.atoms(sp.Sum), key=str)
+    limits = {str(sm.limits[0][1:]) for sm in sums}
+    assert "(1, M)" in limits and "(M + 1, N)" in limits
+    assert [u.text for u in d.updates] == [u.text for u in plain.updates]
