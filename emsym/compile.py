@@ -177,7 +177,8 @@ class CompiledModel:
         comp = _Compiler(derivation)
         self._weight = [comp(m.weight(c)) for c in m.comps]
         self._logf = [comp(m.logf(c, m.n)) for c in m.comps]
-        self._updates = [(u.name, comp(u.expr)) for u in derivation.updates]
+        self._updates = [(u.name, _numeric_update(comp(u.expr), u.param) if u.numeric else comp(u.expr))
+                         for u in derivation.updates]
         self._Q = comp(m.Q)
         self._mean = [comp(m.mean(c, m.l) if m.vector else m.mean(c)) for c in m.comps]
         self._variance = [comp(m.variance(c, m.l) if m.diag else m.variance(c)) for c in m.comps]
@@ -324,6 +325,59 @@ def _need(comp: dict, field: str, where: str):
     if value is None:
         raise DataError(f"{where} is missing; the model estimates it, so give a starting value")
     return value
+
+
+def _numeric_update(derivative: Fn, param) -> Fn:
+    """An update with no closed form: the root of dQ/dparam, found on the parameter's natural scale.
+
+    Q is concave in each of these parameters, so the root of the derivative is the maximiser.
+    The root is bracketed by doubling steps from the current value, then refined by the
+    Illinois (regula falsi) method; the current value is kept when no sign change is found.
+    """
+    name, domain = param.name, param.domain
+    to_p = {"positive": np.exp, "unit": lambda t: 1 / (1 + np.exp(-t))}.get(domain, lambda t: t)
+    to_t = {"positive": np.log, "unit": lambda p: np.log(p / (1 - p))}.get(domain, lambda p: p)
+
+    def update(env):
+        params = env["params"]
+        old = float(params[name])
+
+        def g(t):
+            params[name] = float(to_p(t))
+            return float(derivative(env))
+        try:
+            t0 = float(to_t(old)) if np.isfinite(old) else 0.0
+            step = 1.0 if domain != "real" else max(1.0, abs(t0))
+            a, fa = t0, g(t0)
+            b, fb = a, fa
+            for _ in range(60):  # bracket: walk uphill (the derivative points towards the maximum)
+                b = a + (step if fa > 0 else -step)
+                fb = g(b)
+                if np.sign(fb) != np.sign(fa) or fb == 0:
+                    break
+                a, fa, step = b, fb, 2 * step
+            else:
+                return old
+            side = 0
+            for _ in range(200):
+                c = (a * fb - b * fa) / (fb - fa) if fb != fa else 0.5 * (a + b)
+                fc = g(c)
+                if fc == 0 or abs(b - a) < 1e-13 * max(1.0, abs(c)):
+                    break
+                if np.sign(fc) == np.sign(fb):
+                    b, fb = c, fc
+                    if side == -1:
+                        fa /= 2
+                    side = -1
+                else:
+                    a, fa = c, fc
+                    if side == 1:
+                        fb /= 2
+                    side = 1
+            return float(to_p(c))
+        finally:
+            params[name] = old
+    return update
 
 
 def compile_derivation(derivation: Derivation) -> CompiledModel:

@@ -69,6 +69,7 @@ class Update:
     display: sp.Expr
     uses: tuple[str, ...]
     conditional: bool
+    numeric: bool = False  # no closed form: expr is dQ/dparam, solved numerically by the runner
 
     @property
     def name(self) -> str:
@@ -76,6 +77,8 @@ class Update:
 
     @property
     def text(self) -> str:
+        if self.numeric:
+            return f"argmax Q over {self.name}: the root of {text(self.display)} = 0"
         return text(self.display)
 
     @property
@@ -85,7 +88,7 @@ class Update:
     def to_dict(self) -> dict:
         return {"param": self.name, "kind": self.param.kind, "expression": self.text,
                 "latex": self.latex, "uses": list(self.uses), "conditional": self.conditional,
-                "expression_sums": text(self.expr)}
+                "numeric": self.numeric, "expression_sums": text(self.expr)}
 
 
 @dataclass(frozen=True)
@@ -231,9 +234,17 @@ def _solve(expr: sp.Expr, target: sp.Expr, what: str) -> sp.Expr:
 
 
 # -- the derivation ----------------------------------------------------------------------
+class _NoClosedForm:
+    """Marker: the stationarity condition (derivative) that the runner solves numerically."""
+
+    def __init__(self, derivative: sp.Expr):
+        self.derivative = derivative
+
+
 class _Deriver:
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, numeric=frozenset()):
         self.spec = spec
+        self.numeric = set(numeric)
         self.m = SymbolicModel(spec)
         self.steps: list[Step] = []
         self.solutions: dict[str, sp.Expr] = {}
@@ -290,12 +301,27 @@ class _Deriver:
         self.add("Set the derivative to zero",
                  "Factors that do not depend on the summation index move out of the sums "
                  "(Kronecker deltas keep only the matching term); the stationarity condition is:", cond, p.name)
-        sol = _solve(lin, p.symbol, f"{obj_name}, parameter {p.name}")
+        try:
+            if p.name in self.numeric:
+                raise DerivationError(f"{p.name}: a numeric M-step was asked for")
+            sol = _solve(lin, p.symbol, f"{obj_name}, parameter {p.name}")
+        except DerivationError as exc:
+            if p.vector or p.domain == "simplex":
+                raise
+            self.add(f"No closed form for {p.name}",
+                     f"{exc}. The M-step maximises {obj_name} over {p.name} numerically: it finds the root of the "
+                     f"condition above (bracketed on the {'log' if p.domain == 'positive' else 'logit' if p.domain == 'unit' else 'real'} "
+                     "scale), with the other parameters at their latest values, and keeps the old value if that "
+                     f"would not increase {obj_name}.", cond, p.name)
+            return _NoClosedForm(lin)
         self.add(f"Solve for {p.name}", "Solving the condition for the parameter gives its update.",
                  Equation(p.symbol, _with_counts(sol, self.m)), p.name)
         return sol
 
-    def finish(self, p: Param, sol: sp.Expr):
+    def finish(self, p: Param, sol):
+        if isinstance(sol, _NoClosedForm):
+            self.solutions[p.name] = sol
+            return
         folded = _normalise(sol, self.m)
         if folded != sol:
             sol = sp.factor_terms(folded)
@@ -348,6 +374,8 @@ class _Deriver:
             self.finish(p, self.stationary(p, m.Q))
         updates, method, notes = self.order()
         for u in updates:
+            if u.numeric:
+                continue
             self.add(f"M-step update of {u.name}",
                      ("Maximises Q over this parameter with the others at their latest values."
                       if u.conditional else "The maximiser of Q for this parameter.")
@@ -357,8 +385,11 @@ class _Deriver:
 
     def order(self):
         params = [p for p in self.m.params]
-        uses = {p.name: tuple(q.name for q in params if q is not p and q.occurs_in(self.solutions[p.name]))
-                for p in params}
+
+        def body(name):
+            sol = self.solutions[name]
+            return sol.derivative if isinstance(sol, _NoClosedForm) else sol
+        uses = {p.name: tuple(q.name for q in params if q is not p and q.occurs_in(body(p.name))) for p in params}
         reach = {a: set(uses[a]) for a in uses}
         changed = True
         while changed:
@@ -378,8 +409,9 @@ class _Deriver:
                     pending.remove(a)
                     break
         by_name = {p.name: p for p in params}
-        updates = [Update(by_name[a], self.solutions[a], _with_counts(self.solutions[a], self.m),
-                          uses[a], a in cyclic) for a in order]
+        numeric = {a for a in order if isinstance(self.solutions[a], _NoClosedForm)}
+        updates = [Update(by_name[a], body(a), _with_counts(body(a), self.m), uses[a],
+                          a in cyclic or (a in numeric and bool(uses[a])), a in numeric) for a in order]
         notes = []
         if cyclic:
             ring = [a for a in order if a in cyclic]
@@ -388,13 +420,20 @@ class _Deriver:
                 "form: each is the maximiser of Q over its own parameter with the others held at their "
                 "latest values, in the order shown (an ECM step: the log-likelihood still never decreases)."
             )
+        for a in sorted(numeric, key=order.index):
+            notes.append(f"{a} has no closed-form update: the M-step maximises Q over it numerically.")
         for a in order:
             later = [b for b in uses[a] if b not in cyclic or a not in cyclic]
-            if later:
+            if later and a not in numeric:
                 notes.append(f"{a} is evaluated at the new {', '.join(later)}; together they are the joint maximiser.")
         return updates, ("ECM" if cyclic else "EM"), notes
 
 
-def derive(spec: ModelSpec) -> Derivation:
-    """Derive the EM updates of a model variant (uncached; see ``emsym.cache``)."""
-    return _Deriver(spec).run()
+def derive(spec: ModelSpec, numeric=frozenset()) -> Derivation:
+    """Derive the EM updates of a model variant (uncached; see ``emsym.cache``).
+
+    A parameter whose stationarity condition sympy cannot solve gets a numeric M-step (the
+    derivation says so).  ``numeric`` forces that path for the named parameters -- for
+    teaching, and to test the numeric path against a known closed form.
+    """
+    return _Deriver(spec, numeric).run()
