@@ -26,7 +26,8 @@ def _model_help() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="emsym", description="Derive, check and run EM for Gaussian mixture variants.")
+    p = argparse.ArgumentParser(prog="emsym", description="Derive, check, run, teach and grade EM for Gaussian mixture "
+                                "variants: symbolic derivations, numeric proofs, worked solution sheets, safe grading.")
     p.add_argument("--version", action="version", version=f"emsym {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
