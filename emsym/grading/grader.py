@@ -582,14 +582,16 @@ class FormulaGrader:
             value = float(np.asarray(evaluate(parsed.tree, {})).reshape(-1)[0])
         return value if math.isfinite(value) else None
 
-    def within(self, got: float, want: float) -> bool:
-        """Whether got matches want under this grader's numeric tolerance."""
+    def _allowed(self, want: float) -> float:
+        """The half-width of the accepted band around ``want`` under this grader's tolerance."""
         kind, tol = self.tolerance
         if kind == "sig":
-            allowed = 0.5 * 10 ** (math.floor(math.log10(abs(want))) - int(tol) + 1) if want else 0.0
-        else:
-            allowed = tol if kind == "abs" else tol * abs(want)
-        return abs(got - want) <= allowed + 1e-12 * max(1.0, abs(want))
+            return 0.5 * 10 ** (math.floor(math.log10(abs(want))) - int(tol) + 1) if want else 0.0
+        return tol if kind == "abs" else tol * abs(want)
+
+    def within(self, got: float, want: float) -> bool:
+        """Whether got matches want under this grader's numeric tolerance."""
+        return abs(got - want) <= self._allowed(want) + 1e-12 * max(1.0, abs(want))
 
     def _grade_number(self, parsed: Parsed, reading: str) -> Verdict:
         if parsed.names:
@@ -600,11 +602,7 @@ class FormulaGrader:
         want = float(self.value.reshape(-1)[0])
         if not math.isfinite(got):
             return Verdict("invalid", 0.0, "Could not read the answer: it is not a finite number.", parsed.text)
-        kind, tol = self.tolerance
-        if kind == "sig":
-            allowed = 0.5 * 10 ** (math.floor(math.log10(abs(want))) - int(tol) + 1) if want else 0.0
-        else:
-            allowed = tol if kind == "abs" else tol * abs(want)
+        allowed = self._allowed(want)
         if self.within(got, want):
             return Verdict("correct", 1.0, f"Correct{reading}.", parsed.text)
         for factor, key, msg in _FACTORS:
