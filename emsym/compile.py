@@ -22,6 +22,7 @@ import numpy as np
 import sympy as sp
 
 from .derive import Derivation
+from .qfunction import MatSum
 from .exceptions import DataError
 from .spec import Fixed
 
@@ -47,6 +48,13 @@ class _Compiler:
             self.fixed[self.m.m_fixed] = [np.array([float(v) for v in vec]) for vec in spec.mean.values]
         if isinstance(spec.variance, Fixed) and self.m.diag:
             self.fixed[self.m.s_fixed] = [np.array([float(v) for v in vec]) for vec in spec.variance.values]
+        self.fixed_matrices = {}  # full covariance: fixed means m_c (d, 1) and covariances Sigma_c (d, d)
+        if self.m.full and isinstance(spec.mean, Fixed):
+            for c, vec in zip(self.m.comps, spec.mean.values):
+                self.fixed_matrices[self.m.mean(c)] = np.array([[float(v)] for v in vec])
+        if self.m.full and isinstance(spec.variance, Fixed):
+            for c, mat in zip(self.m.comps, spec.variance.values):
+                self.fixed_matrices[self.m.covariance(c)] = np.array([[float(v) for v in row] for row in mat])
 
     def param_for(self, atom):
         """The parameter an atom (Symbol or Indexed) stands for, or None."""
@@ -55,7 +63,7 @@ class _Compiler:
         return self._lookup[atom]
 
     def is_param_free(self, expr) -> bool:
-        return not any(self.param_for(a) is not None for a in expr.atoms(sp.Symbol, sp.Indexed))
+        return not any(self.param_for(a) is not None for a in expr.atoms(sp.Symbol, sp.Indexed, sp.MatrixSymbol))
 
     def __call__(self, expr: sp.Basic) -> Fn:
         m = self.m
@@ -98,6 +106,8 @@ class _Compiler:
             return lambda env: np.exp(arg(env))
         if isinstance(expr, sp.Sum):
             return self.sum(expr)
+        if isinstance(expr, sp.MatrixExpr):
+            return self.matrix(expr)
         raise TypeError(f"emsym cannot compile {type(expr).__name__}: {expr}")  # pragma: no cover
 
     def leaf(self, expr) -> Fn:
@@ -120,6 +130,79 @@ class _Compiler:
                 vec = self.fixed[expr.base][int(expr.indices[0]) - 1][:, None]
                 return lambda env: vec
         raise TypeError(f"emsym cannot compile the symbol {expr}")  # pragma: no cover
+
+    # -- matrix expressions (full covariance) ------------------------------------------------
+    def matrix(self, expr: sp.MatrixExpr) -> Fn:
+        """Matrix nodes: a point x_n is the (d, n) data, a mean (d, 1), a covariance (d, d)."""
+        m = self.m
+        if isinstance(expr, sp.MatrixSymbol):
+            if expr == m.xn:
+                return lambda env: env["X"]
+            if expr in self.fixed_matrices:
+                const = self.fixed_matrices[expr]
+                return lambda env: const
+            p = self.param_for(expr)
+            if p is None:
+                raise TypeError(f"emsym cannot compile the matrix symbol {expr}")  # pragma: no cover
+            name = p.name
+            if p.matrix:
+                return lambda env: env["params"][name]
+            return lambda env: env["params"][name][:, None]
+        if isinstance(expr, sp.MatAdd):
+            parts = [self(a) for a in expr.args]
+            return lambda env: sum((p(env) for p in parts[1:]), parts[0](env))
+        if isinstance(expr, sp.MatMul):
+            scal = [self(a) for a in expr.args if not getattr(a, "is_Matrix", False)]
+            mats = [self(a) for a in expr.args if getattr(a, "is_Matrix", False)]
+
+            def matmul(env):
+                out = mats[0](env)
+                for f in mats[1:]:
+                    out = out @ f(env)
+                for f in scal:
+                    out = out * f(env)
+                return out
+            return matmul
+        if isinstance(expr, sp.Inverse):
+            arg = self(expr.arg)
+            return lambda env: np.linalg.inv(arg(env))
+        if isinstance(expr, MatSum):
+            return self.matsum(expr)
+        raise TypeError(f"emsym cannot compile {type(expr).__name__}: {expr}")  # pragma: no cover
+
+    def matsum(self, expr: MatSum) -> Fn:
+        """sum_n w_n v(x_n) as (d, n) @ w, and sum_n w_n u(x_n) v(x_n)^T as (U * w) @ V^T."""
+        m = self.m
+        var, _, _ = expr.limit
+        if var != m.n:  # pragma: no cover - sums over components appear only for a general K
+            raise TypeError(f"emsym cannot compile a matrix sum over {var}")
+        coeff, body = _split_scalar(expr.function)
+        weight = self(coeff)
+        if isinstance(body, sp.MatMul) and body.shape[1] != 1 and len(body.args) == 2 and body.args[1].shape[0] == 1:
+            left, right = self(body.args[0]), self(sp.transpose(body.args[1]).doit())
+
+            def outer(env):
+                w = weight(env)
+                U, V = left(env), right(env)
+                return (U * w) @ V.T if np.ndim(w) else w * (U @ V.T)
+            fn = outer
+        elif body.shape[1] == 1:
+            vec = self(body)
+
+            def column(env):
+                w, V = weight(env), vec(env)
+                return (V @ w)[:, None] if np.ndim(w) else w * V.sum(axis=1, keepdims=True)
+            fn = column
+        else:  # pragma: no cover - the derivation produces only the two forms above
+            raise TypeError(f"emsym cannot compile the matrix sum {expr}")
+        if self.is_param_free(expr.function):
+            def memo(env):
+                cache = env["memo"]
+                if expr not in cache:
+                    cache[expr] = fn(env)
+                return cache[expr]
+            return memo
+        return fn
 
     def sum(self, expr: sp.Sum) -> Fn:
         m = self.m
@@ -176,14 +259,20 @@ class CompiledModel:
         self.update_order = tuple(u.name for u in derivation.updates)
         comp = _Compiler(derivation)
         self._weight = [comp(m.weight(c)) for c in m.comps]
-        self._logf = [comp(m.logf(c, m.n)) for c in m.comps]
+        self.full = m.full
+        if m.full:  # log N(x | mu, Sigma) through a Cholesky factor (stable; see _gaussian_logf)
+            self._logf = [_gaussian_logf(comp(m.mean(c)), comp(m.covariance(c)), self.d) for c in m.comps]
+        else:
+            self._logf = [comp(m.logf(c, m.n)) for c in m.comps]
         self._updates = [(u.name, _numeric_update(comp(u.expr), u.param) if u.numeric else comp(u.expr))
                          for u in derivation.updates]
-        self._Q = comp(m.Q)
+        self._Q = None if m.full else comp(m.Q)
         self._mean = [comp(m.mean(c, m.l) if m.vector else m.mean(c)) for c in m.comps]
-        self._variance = [comp(m.variance(c, m.l) if m.diag else m.variance(c)) for c in m.comps]
+        self._variance = [comp(m.covariance(c) if m.full else m.variance(c, m.l) if m.diag else m.variance(c))
+                          for c in m.comps]
         self.diag = m.diag
         self._vector = {p.name for p in m.params if p.vector}
+        self._matrix = {p.name for p in m.params if p.matrix}
 
     # -- E-step pieces -------------------------------------------------------------------
     def weights(self, params: dict) -> np.ndarray:
@@ -217,7 +306,7 @@ class CompiledModel:
             before = dict(new)
             for name, fn in self._updates:
                 value = fn(env)
-                new[name] = np.asarray(value, dtype=float).reshape(self.d) if self._is_vector(name) else float(value)
+                new[name] = self._shape(name, value)
             if cycles > 1 and all(np.allclose(new[k], before[k], rtol=1e-14, atol=0) for k in self.update_order):
                 break
         return new
@@ -227,11 +316,19 @@ class CompiledModel:
         env = {"X": X, "R": R, "params": params, "memo": {}}
         fn = dict(self._updates)[name]
         value = fn(env)
+        return self._shape(name, value)
+
+    def _shape(self, name: str, value):
+        if name in self._matrix:
+            a = np.asarray(value, dtype=float).reshape(self.d, self.d)
+            return (a + a.T) / 2  # symmetric by construction; this removes rounding asymmetry
         return np.asarray(value, dtype=float).reshape(self.d) if self._is_vector(name) else float(value)
 
     def Q(self, X: np.ndarray, R: np.ndarray, params: dict) -> float:
         """The compiled Q function: sum_n sum_k gamma_nk (log w_k + log f_k(x_n))."""
         with np.errstate(divide="ignore", invalid="ignore"):
+            if self._Q is None:  # full covariance: the same sum, from the Cholesky log densities
+                return float(np.sum(R * self.log_joint(X, params)))
             return float(self._Q({"X": X, "R": R, "params": params, "memo": {}}))
 
     @property
@@ -239,7 +336,8 @@ class CompiledModel:
         """Number of free scalar parameters (for BIC/AIC): K - 1 free weights, d per vector mean."""
         count = 0
         for p in self.params:
-            count += self.d if self._is_vector(p.name) else 1
+            count += (self.d * (self.d + 1) // 2 if p.name in self._matrix
+                      else self.d if self._is_vector(p.name) else 1)
         if any(p.domain == "simplex" for p in self.params):
             count -= 1  # the weights sum to one
         return count
@@ -255,8 +353,12 @@ class CompiledModel:
         out = []
         for k in range(self.K):
             mean = np.asarray(self._mean[k](env), dtype=float).reshape(self.d)
-            var = np.asarray(self._variance[k](env), dtype=float).reshape(-1)
-            cov = np.diag(np.broadcast_to(var, (self.d,))) if self.diag else float(var[0]) * np.eye(self.d)
+            var = np.asarray(self._variance[k](env), dtype=float)
+            if self.full:
+                cov = var.reshape(self.d, self.d).copy()
+            else:
+                var = var.reshape(-1)
+                cov = np.diag(np.broadcast_to(var, (self.d,))) if self.diag else float(var[0]) * np.eye(self.d)
             out.append({"weight": float(w[k]), "mean": mean, "covariance": cov})
         return out
 
@@ -266,6 +368,29 @@ class CompiledModel:
         if vector:
             return np.broadcast_to(a.reshape(-1), (self.d,)).astype(float) if a.size in (1, self.d) else a
         return float(a.reshape(-1)[0])
+
+    def _matrix_value(self, given, where: str) -> np.ndarray:
+        """A (d, d) covariance from sigma^2 (times I), a diagonal, or a full symmetric positive definite matrix."""
+        a = np.asarray(given, dtype=float)
+        if a.ndim == 0:
+            return float(a) * np.eye(self.d)
+        if a.ndim == 1 and a.size == self.d:
+            return np.diag(a)
+        if a.shape != (self.d, self.d):
+            raise DataError(f"{where} should be a {self.d}x{self.d} matrix, but got shape {a.shape}")
+        if not np.allclose(a, a.T, rtol=1e-12, atol=1e-14):
+            raise DataError(f"{where} should be symmetric, but got {a.tolist()}")
+        low = float(np.linalg.eigvalsh(a)[0])
+        if low <= 0:
+            raise DataError(f"{where} should be positive definite, but its smallest eigenvalue is {low:.3g} "
+                            f"(the matrix is singular or indefinite): {a.tolist()}")
+        return (a + a.T) / 2
+
+    def _refuse_matrix(self, given, where: str):
+        if given is not None and np.ndim(given) == 2:
+            raise DataError(f"{where} has off-diagonal entries, but the model's covariance is "
+                            f"{self.spec.covariance}; use covariance: full in the model for a full matrix")
+        return given
 
     def params_from_components(self, comps: list[dict], where: str = "init") -> dict:
         """Map per-component initial values to the variant's parameters, checking constraints.
@@ -284,13 +409,20 @@ class CompiledModel:
                 continue
             if p.comp is not None:
                 given = _need(comps[p.comp - 1], field, f"{where}: components[{p.comp - 1}].{field}")
+                if p.matrix:
+                    params[p.name] = self._matrix_value(given, f"{where}: components[{p.comp - 1}].covariance")
+                    continue
+                self._refuse_matrix(given, f"{where}: components[{p.comp - 1}].covariance")
                 if not p.vector and np.size(given) > 1 and not np.allclose(given, np.ravel(given)[0]):
                     raise DataError(f"{where}: components[{p.comp - 1}].{field} has different values per coordinate, "
                                     f"but the model's {field} is one number per component (covariance "
                                     f"{self.spec.covariance}); use covariance: diag for one per coordinate")
                 params[p.name] = self._value(given, p.vector)
                 continue
-            values = [self._value(c.get(field), p.vector) for c in comps if c.get(field) is not None]
+            values = [self._matrix_value(c.get(field), f"{where}: components[{i}].covariance") if p.matrix
+                      else self._value(self._refuse_matrix(c.get(field), f"{where}: components[{i}].covariance"),
+                                       p.vector)
+                      for i, c in enumerate(comps) if c.get(field) is not None]
             if not values:
                 raise DataError(f"{where}: give a {field} for the components (the model's {p.name})")
             first = values[0]
@@ -303,8 +435,13 @@ class CompiledModel:
         view = self.components(params)
         for k, (given, model) in enumerate(zip(comps, view)):
             for field, value in (("weight", model["weight"]), ("mean", model["mean"]),
-                                 ("variance", np.diag(model["covariance"]) if self.diag else model["covariance"][0, 0])):
+                                 ("variance", model["covariance"] if self.full else np.diag(model["covariance"])
+                                  if self.diag else model["covariance"][0, 0])):
                 g = given.get(field)
+                if g is not None and field == "variance" and self.full:
+                    g = self._matrix_value(g, f"{where}: components[{k}].covariance")
+                elif g is not None and field == "variance":
+                    self._refuse_matrix(g, f"{where}: components[{k}].covariance")
                 if g is not None and not np.allclose(g, value, rtol=1e-9, atol=1e-12):
                     raise DataError(f"{where}: components[{k}].{field} is {_show(g)}, but the model fixes it "
                                     f"at {_show(value)}; leave it out or make it match")
@@ -313,6 +450,45 @@ class CompiledModel:
             raise DataError(f"{where}: the weights should be >= 0 and sum to 1, but they are "
                             f"{[_show(c['weight']) for c in view]} (sum {total:g})")
         return params
+
+
+def _gaussian_logf(mean: Fn, cov: Fn, d: int) -> Fn:
+    """log N(x_n | mu, Sigma) for all points: with Sigma = L L^T, -d/2 log 2 pi - sum log L_ii - |L^-1 (x - mu)|^2 / 2.
+
+    A covariance that is not positive definite raises ``NotPositiveDefinite`` (the runner
+    regularises before that can happen; a user's init file is checked when read).
+    """
+    const = -0.5 * d * math.log(2 * math.pi)
+
+    def logf(env):
+        S = cov(env)
+        try:
+            L = np.linalg.cholesky(S)
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite(S) from None
+        Y = np.linalg.solve(L, env["X"] - mean(env))
+        out = np.einsum("ij,ij->j", Y, Y)
+        out *= -0.5
+        out += const - np.sum(np.log(np.diag(L)))
+        return out
+    return logf
+
+
+class NotPositiveDefinite(ValueError):
+    """A covariance matrix met in the E-step is not positive definite."""
+
+    def __init__(self, matrix):
+        super().__init__(f"covariance matrix is not positive definite: {np.asarray(matrix).tolist()}")
+        self.matrix = matrix
+
+
+def _split_scalar(t):
+    """t = c * M with c scalar (1 when there is none)."""
+    if isinstance(t, sp.MatMul):
+        scal = [a for a in t.args if not getattr(a, "is_Matrix", False)]
+        mats = [a for a in t.args if getattr(a, "is_Matrix", False)]
+        return sp.Mul(*scal), sp.MatMul(*mats) if len(mats) > 1 else mats[0]
+    return sp.Integer(1), t
 
 
 def _show(v):

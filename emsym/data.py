@@ -207,7 +207,7 @@ def parse_init_components(raw, dim: int, where: str = "init") -> list[dict]:
 
 
 def _diagonal(cov, dim, where):
-    """sigma^2 from sigma^2 I, or the diagonal of a diagonal matrix; a full covariance is refused."""
+    """sigma^2 from sigma^2 I, the diagonal of a diagonal matrix, or else the whole matrix (full covariance)."""
     try:
         a = np.array(cov, dtype=float)
     except (TypeError, ValueError):
@@ -216,10 +216,14 @@ def _diagonal(cov, dim, where):
         a = a.reshape(1, 1)
     if a.shape != (dim, dim):
         raise DataError(f"{where} should be {dim}x{dim}, but got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise DataError(f"{where} should hold finite numbers, but got {cov!r}")
+    if not np.allclose(a, a.T, rtol=1e-12, atol=0):
+        raise DataError(f"{where} should be symmetric, but got {cov!r}")
+    if float(np.linalg.eigvalsh(a)[0]) <= 0:
+        raise DataError(f"{where} should be positive definite (a covariance), but it is singular or indefinite: "
+                        f"{cov!r}")
     diag = np.diag(a).copy()
     if not np.allclose(a, np.diag(diag), rtol=1e-12, atol=0):
-        raise DataError(f"{where} has off-diagonal entries; emsym's models take sigma^2 I (spherical) or a "
-                        "diagonal covariance so far")
-    if np.any(diag <= 0) or not np.all(np.isfinite(diag)):
-        raise DataError(f"{where} should have a positive diagonal, but got {cov!r}")
+        return a
     return float(diag[0]) if np.allclose(diag, diag[0], rtol=1e-12, atol=0) else diag

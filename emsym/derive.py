@@ -29,7 +29,7 @@ import sympy as sp
 
 from .exceptions import DerivationError
 from .printing import Equation, latex, text
-from .qfunction import Param, SymbolicModel
+from .qfunction import MatSum, Param, SymbolicModel
 from .spec import ModelSpec
 
 __all__ = ["Derivation", "Step", "Update", "derive", "linearise"]
@@ -233,6 +233,65 @@ def _solve(expr: sp.Expr, target: sp.Expr, what: str) -> sp.Expr:
     return sols[0]
 
 
+# -- matrix calculus (full covariance) ---------------------------------------------------
+def _matrix_gradient(term: sp.Expr, V: sp.MatrixSymbol) -> sp.MatrixExpr | None:
+    """d term / dV for a scalar built from log-determinants and traces; None if term lacks V.
+
+    Two rules: Jacobi's formula d log|L| / dL = L^-T, which is L^-1 for a symmetric L
+    (sympy 1.14's matrix calculus returns 0 here, so emsym states the rule; tests check it
+    by finite differences), and sympy's own derivative of a trace, with L^T = L afterwards.
+    """
+    out = []
+    for t in sp.Add.make_args(term):
+        factors = sp.Mul.make_args(t)
+        core = [f for f in factors if f.has(V)]
+        if not core:
+            continue
+        if len(core) != 1:
+            raise DerivationError(f"{V}: cannot differentiate the product {t}")
+        (core,) = core
+        coeff = sp.Mul(*[f for f in factors if f is not core])
+        if isinstance(core, sp.log) and isinstance(core.args[0], sp.Determinant) and core.args[0].arg == V:
+            grad = sp.Inverse(V)
+        elif isinstance(core, sp.Trace):
+            grad = sp.diff(core, V).doit().replace(_symmetric_transpose, lambda e: e.arg).doit()
+        else:
+            raise DerivationError(f"{V}: no matrix-calculus rule for {core}")
+        out.append(coeff * grad)
+    return sp.MatAdd(*out).doit() if out else None
+
+
+def _symmetric_transpose(e) -> bool:
+    """L^T where L is a precision or covariance (square symbols are symmetric here): L^T = L."""
+    return (isinstance(e, sp.Transpose) and isinstance(e.arg, sp.MatrixSymbol)
+            and e.arg.shape[0] == e.arg.shape[1] and e.arg.shape[0] != 1)
+
+
+def _linear_in(expr: sp.MatrixExpr, V: sp.MatrixSymbol):
+    """Split a matrix expression into (A, B) with expr = A V + B; A is None when V is absent."""
+    A, B = [], []
+    for t in sp.MatAdd.make_args(sp.expand(expr)):
+        if not t.has(V):
+            B.append(t)
+            continue
+        args = list(t.args) if isinstance(t, sp.MatMul) else [t]
+        if args[-1] != V or any(a.has(V) for a in args[:-1]):
+            raise DerivationError(f"the stationarity condition is not linear in {V}: term {t}")
+        A.append(sp.MatMul(*args[:-1]) if len(args) > 2 else args[0] if len(args) == 2 else sp.Integer(1))
+    return A, B
+
+
+def _scalar_and_matrix(t):
+    """t = c * M with c a scalar (1 when there is none)."""
+    if isinstance(t, sp.MatMul):
+        scal = [a for a in t.args if not getattr(a, "is_Matrix", False)]
+        mats = [a for a in t.args if getattr(a, "is_Matrix", False)]
+        return sp.Mul(*scal), (sp.MatMul(*mats) if len(mats) > 1 else mats[0]) if mats else None
+    if getattr(t, "is_Matrix", False):
+        return sp.Integer(1), t
+    return t, None
+
+
 # -- the derivation ----------------------------------------------------------------------
 class _NoClosedForm:
     """Marker: the stationarity condition (derivative) that the runner solves numerically."""
@@ -362,14 +421,179 @@ class _Deriver:
                      Equation(p.symbol, _with_counts(sol, m)), p.name)
             self.solutions[p.name] = sol
 
+    # -- full covariance: matrix calculus ------------------------------------------------
+    def precision_form(self):
+        m = self.m
+        self.add("Precision and trace form",
+                 "Write Q with the precision Lambda_k = Sigma_k^-1 (Q is concave in Lambda_k, and maximising over "
+                 "Lambda_k is maximising over Sigma_k): log|Sigma_k| = -log|Lambda_k|, and a scalar equals its "
+                 "trace, tr(AB) = tr(BA), so (x_n - mu_k)^T Lambda_k (x_n - mu_k) = "
+                 "tr(Lambda_k (x_n - mu_k)(x_n - mu_k)^T).", Equation(self.Qsym, m.Q_precision))
+
+    def _involved(self, p: Param):
+        """The components whose terms of Q contain p: its own, or all of them (shared, tied)."""
+        m = self.m
+        if p.name.endswith("_" + str(m.k)) and m.general:
+            return [m.k]
+        return [p.comp] if p.comp is not None else ([m.j] if m.general else m.comps)
+
+    def _over(self, cs, f):
+        """Add f(c) over the involved components (a sum over j for a general K)."""
+        m = self.m
+        if cs == [m.j]:
+            return MatSum(f(m.j), (m.j, 1, m.K))
+        return sp.MatAdd(*[f(c) for c in cs]).doit() if len(cs) > 1 else f(cs[0])
+
+    def matrix_stationary(self, p: Param):
+        """Mean vector or covariance matrix of a full-covariance model, by matrix calculus."""
+        m = self.m
+        n = m.n
+        cs = self._involved(p)
+        cov = p.matrix
+        var = {c: m.precision(c) for c in cs} if cov else {c: p.symbol for c in cs}
+        V = var[cs[0]]
+        grads = {c: _matrix_gradient(m.logf_precision(c), var[c]) for c in cs}
+        gradQ = self._over(cs, lambda c: MatSum(m.gamma[n, c] * grads[c], (n, 1, m.N)))
+        rules = ("Jacobi's formula d log|Lambda|/dLambda = Lambda^-1 (Lambda symmetric) and d tr(Lambda A)/dLambda = A^T"
+                 if cov else "d/dmu tr(Lambda (x - mu)(x - mu)^T) = -2 Lambda (x - mu) (Lambda symmetric)")
+        self.add(f"Differentiate Q with respect to {V}",
+                 f"Only the terms of Q that contain {V} survive; matrix calculus: {rules}.",
+                 Equation(sp.Derivative(sp.Symbol("Q"), V), gradQ), p.name)
+
+        def by_linearity(c):  # sum_n gamma_nc g(x_n): constants move out, terms free of x_n get N_c
+            g = sp.expand(grads[c]) if not cov else grads[c]
+            parts = []
+            for t in sp.MatAdd.make_args(g):
+                if not t.has(m.xn):
+                    parts.append(m.count(c) * t)
+                    continue
+                coeff, mat = _scalar_and_matrix(t)
+                factors = list(mat.args) if isinstance(mat, sp.MatMul) else [mat]
+                cut = next(i for i, f in enumerate(factors) if f.has(m.xn))
+                inner = factors[cut:]
+                inner = sp.MatMul(*inner) if len(inner) > 1 else inner[0]
+                summed = MatSum(m.gamma[n, c] * inner, (n, 1, m.N))
+                parts.append(coeff * (sp.MatMul(*factors[:cut], summed) if cut else summed))
+            return sp.MatAdd(*parts).doit() if len(parts) > 1 else parts[0]
+        conds = {c: by_linearity(c) for c in cs}
+        cond = self._over(cs, lambda c: conds[c])
+        self.add("Set the derivative to zero",
+                 "Factors that do not depend on n move out of the sums over the points, and sum_n gamma_nk = N_k; "
+                 "the stationarity condition is:", Equation(_with_counts(cond, m), sp.ZeroMatrix(*V.shape)), p.name)
+        if cov:
+            sol = self._solve_covariance(p, cs, conds)
+        else:
+            sol = self._solve_mean(p, cs, conds)
+        subs = {m.precision(c): sp.Inverse(m.covariance(c)) for c in (m.comps if not m.general else [m.k, m.j])}
+        sol = sol.xreplace(subs).doit() if not cov else sol
+        target = m.covariance(cs[0]) if cov else p.symbol
+        self.add(f"Solve for {target}", "Solving the condition gives the update"
+                 + (" (Sigma = Lambda^-1)." if cov else "."), Equation(target, _with_counts(sol, m)), p.name)
+        self.solutions[p.name] = sol
+
+    def _solve_mean(self, p, cs, conds):
+        """sum_c (A_c mu + B_c) = 0; A_c = a_c M with one invertible M cancels, else mu = -(sum A)^-1 sum B."""
+        m = self.m
+        V = p.symbol
+        split = {c: _linear_in(conds[c], V) for c in cs}
+        A = {c: sp.MatAdd(*split[c][0]).doit() if len(split[c][0]) > 1 else split[c][0][0] for c in cs}
+        B = {c: sp.MatAdd(*split[c][1]).doit() if len(split[c][1]) > 1 else split[c][1][0] for c in cs}
+        coef = {c: _scalar_and_matrix(A[c]) for c in cs}
+        mats = {M for _, M in coef.values()}
+        generic = cs == [m.j] and any(a.name.endswith("_j") for M in mats if M is not None
+                                      for a in M.atoms(sp.MatrixSymbol))
+        if len(mats) == 1 and not generic:  # one matrix, the same for every component
+            (M,) = mats
+            inner = {}
+            for c in cs:
+                s_, rest = _scalar_and_matrix(B[c])
+                if M is not None:
+                    if not (isinstance(rest, sp.MatMul) and rest.args[0] == M):
+                        break
+                    rest = sp.MatMul(*rest.args[1:]) if len(rest.args) > 2 else rest.args[1]
+                inner[c] = s_ * rest
+            else:
+                a = _normalise(linearise(self._sum_scalars(cs, lambda c: coef[c][0])), m)
+                if M is not None:
+                    self.add("Cancel the precision", f"{M} is invertible, so it cancels from every term.",
+                             Equation(_with_counts(sp.MatAdd(a * V, self._over(cs, lambda c: inner[c])).doit(), m),
+                                      sp.ZeroMatrix(*V.shape)), p.name)
+                b = self._fold_points(cs, inner)
+                return (-1 / a) * b
+        total_A = self._over(cs, lambda c: (-A[c]).doit())
+        total_B = self._over(cs, lambda c: B[c])
+        return sp.Inverse(total_A) * total_B
+
+    def _sum_scalars(self, cs, f):
+        m = self.m
+        if cs == [m.j]:
+            return sp.Sum(f(m.j), (m.j, 1, m.K))
+        return sp.Add(*[f(c) for c in cs])
+
+    def _fold_points(self, cs, inner):
+        """sum_c sum_n gamma_nc Y_n = sum_n Y_n when every component contributes the same Y_n."""
+        m = self.m
+        n = m.n
+        total = self._over(cs, lambda c: inner[c])
+        if len(cs) == 1 and cs != [m.j]:
+            return total
+        summands = set()
+        for c in cs:
+            t = inner[c]
+            coeff, mat = _scalar_and_matrix(t)
+            if not (isinstance(mat, MatSum) and mat.limit == (n, 1, m.N)):
+                return total
+            s_, body = _scalar_and_matrix(mat.function)
+            if s_ != m.gamma[n, c]:
+                return total
+            summands.add((coeff, body))
+        if len(summands) != 1:
+            return total
+        ((coeff, body),) = summands
+        folded = coeff * MatSum(body, (n, 1, m.N))
+        self.add("Use the normalisation of the responsibilities",
+                 "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so the sums over the components "
+                 "of the gamma-weighted sums over the points are plain sums over the points.",
+                 Equation(_with_counts(total, m), folded), None)
+        return folded
+
+    def _solve_covariance(self, p, cs, conds):
+        """a Lambda^-1 + B = 0 with a scalar a: Sigma = Lambda^-1 = -B / a."""
+        m = self.m
+        inv = {sp.Inverse(m.precision(c)) for c in cs}
+        if len(inv) != 1:
+            raise DerivationError(f"{p.name}: cannot isolate one covariance in {conds}")
+        a_terms, B = {}, {}
+        for c in cs:
+            for t in sp.MatAdd.make_args(conds[c]):
+                c_, M = _scalar_and_matrix(t)
+                if M in inv:
+                    a_terms.setdefault(c, []).append(c_)
+                elif t.has(*[m.precision(c) for c in cs]):
+                    raise DerivationError(f"{p.name}: the condition is not linear in the covariance: {t}")
+                else:
+                    B.setdefault(c, []).append((c_, M))
+        a = _normalise(linearise(self._sum_scalars(cs, lambda c: sp.Add(*a_terms[c]))), m)
+        coeffs = {c_ for c in cs for c_, _ in B[c]}
+        if len(coeffs) == 1:
+            (c0,) = coeffs
+            total = self._over(cs, lambda c: sp.MatAdd(*[M for _, M in B[c]]).doit())
+            return (-c0 / a) * total
+        return (-1 / a) * self._over(cs, lambda c: sp.MatAdd(*[c_ * M for c_, M in B[c]]).doit())
+
     def run(self) -> Derivation:
         m = self.m
         self.model_steps()
         weights = [p for p in m.params if p.kind == "weight"]
         if weights and weights[0].domain == "simplex":
             self.free_weights(weights)
+        if m.full:
+            self.precision_form()
         for p in m.params:
             if p.name in self.solutions:
+                continue
+            if m.full and p.kind in ("mean", "variance"):
+                self.matrix_stationary(p)
                 continue
             self.finish(p, self.stationary(p, m.Q))
         updates, method, notes = self.order()

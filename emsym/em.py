@@ -10,7 +10,8 @@ total log-likelihood is at most ``tol`` or after ``max_iter`` iterations (a
 
 Safeguards (documented in the README): a variance that falls below the floor -- by
 default 1e-6 times the overall variance of the data -- is set to the floor with a
-``CollapseWarning``; a parameter whose update is not finite (a component left with no
+``CollapseWarning``; a full covariance whose smallest eigenvalue falls below the floor gets
+(floor - smallest eigenvalue) I added, so it stays positive definite (also a warning); a parameter whose update is not finite (a component left with no
 points, N_k = 0) keeps its previous value, also with a ``CollapseWarning``.
 
 Labelled points (a ``labels`` array, 0 = unknown) keep one-hot responsibilities and add
@@ -186,6 +187,13 @@ class _Runner:
                 new[p.name] = old[p.name]
                 self.warn(f"{p.name}: the update is not finite (a component with no points, N_k = 0); "
                           f"kept the previous value")
+            elif p.matrix:
+                low = float(np.linalg.eigvalsh(v)[0])
+                if low < self.floor:  # lift the smallest eigenvalue to the floor: Sigma + (floor - low) I
+                    new[p.name] = v + (self.floor - low) * np.eye(len(v))
+                    self.warn(f"{p.name} became (nearly) singular: smallest eigenvalue {low:.3g} is below the floor "
+                              f"{self.floor:.3g} (a component collapsing onto a point or a subspace); added "
+                              f"{self.floor - low:.3g} I so the smallest eigenvalue is the floor")
             elif p.kind == "variance" and np.any(np.asarray(v) < self.floor):
                 low = float(np.min(v))
                 new[p.name] = np.maximum(v, self.floor) if np.ndim(v) else self.floor

@@ -20,7 +20,7 @@ from sympy.core.sympify import _sympify  # strict: sympy objects and numbers onl
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-__all__ = ["Equation", "Normal", "latex", "text"]
+__all__ = ["Equation", "Normal", "QuadForm", "latex", "text"]
 
 
 def _index_text(indices) -> str:
@@ -43,6 +43,12 @@ class Normal(sp.Function):
     """Display-only normal density N(x | mean, variance); never evaluated numerically."""
 
     nargs = (3, 4)  # (x, mean, variance[, vector flag])
+
+
+class QuadForm(sp.Function):
+    """Display-only quadratic form u^T A^-1 u (a scalar; sympy keeps it as a 1 x 1 matrix)."""
+
+    nargs = 2  # (u, A)
 
 
 class _Text(StrPrinter):
@@ -75,6 +81,28 @@ class _Text(StrPrinter):
         cov = f"{v}*I" if len(expr.args) == 4 else v
         return f"N({x} | {m}, {cov})"
 
+    def _print_QuadForm(self, expr):
+        u, a = (self._print(x) for x in expr.args)
+        return f"({u})^T {a}^-1 ({u})"
+
+    def _print_MatSum(self, expr):
+        var, a, b = (self._print(e) for e in expr.limit)
+        return f"sum_{{{var}={a}}}^{{{b}}} ({self._print(expr.function)})"
+
+    def _print_Transpose(self, expr):
+        arg = self._print(expr.arg)
+        return f"{arg}^T" if expr.arg.is_symbol else f"({arg})^T"
+
+    def _print_Inverse(self, expr):
+        arg = self._print(expr.arg)
+        return f"{arg}^-1" if expr.arg.is_symbol else f"({arg})^-1"
+
+    def _print_Determinant(self, expr):
+        return f"det({self._print(expr.arg)})"
+
+    def _print_Trace(self, expr):
+        return f"tr({self._print(expr.arg)})"
+
 
 _GREEK_SQ = {"sigma2": r"{\sigma^{2}}"}  # braced: (sigma^2)^2 must not be a double superscript
 
@@ -106,6 +134,17 @@ class _Latex(LatexPrinter):
         x, m, v = (self._print(a) for a in expr.args[:3])
         cov = rf"{v} \mathbf{{I}}" if len(expr.args) == 4 else v
         return rf"\mathcal{{N}}\left({x} \mid {m}, {cov}\right)"
+
+    def _print_MatSum(self, expr, exp=None):
+        var, a, b = (self._print(e) for e in expr.limit)
+        body = self._print(expr.function)
+        if isinstance(expr.function, sp.MatAdd):
+            body = rf"\left({body}\right)"
+        return rf"\sum_{{{var}={a}}}^{{{b}}} {body}"
+
+    def _print_QuadForm(self, expr, exp=None):
+        u, a = (self._print(x) for x in expr.args)
+        return rf"\left({u}\right)^{{T}} {a}^{{-1}} \left({u}\right)"
 
 
 def text(expr) -> str:

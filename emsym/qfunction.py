@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .printing import Equation, Normal
+from .printing import Equation, Normal, QuadForm
 from .spec import Fixed, ModelSpec
 
-__all__ = ["Param", "SymbolicModel"]
+__all__ = ["MatSum", "Param", "SymbolicModel"]
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,20 @@ class Param:
     symbol: sp.Expr
     name: str
     kind: str  # "weight" | "mean" | "variance"
-    domain: str  # "simplex" | "unit" | "real" | "positive"
+    domain: str  # "simplex" | "unit" | "real" | "positive" | "pd" (positive definite matrix)
     comp: int | None
     vector: bool = False  # one value per coordinate (a mean, or a diagonal variance, in d dimensions)
 
+    @property
+    def matrix(self) -> bool:
+        """A full covariance matrix (d x d), derived by matrix calculus."""
+        return self.domain == "pd"
+
     def occurs_in(self, expr: sp.Basic) -> bool:
         """Whether ``expr`` depends on this parameter (sums over components included)."""
+        if isinstance(self.symbol, sp.MatrixSymbol):  # mu_k also stands for mu_j inside sums over j
+            generic = {self.symbol.name[:-2] + "_j"} if self.symbol.name.endswith("_k") else set()
+            return expr.has(self.symbol) or any(a.name in generic for a in expr.atoms(sp.MatrixSymbol))
         if isinstance(self.symbol, sp.Symbol):
             return expr.has(self.symbol)
         base = self.symbol.base
@@ -54,6 +62,33 @@ class Param:
             a.base == base and (self.comp is None or a.indices[0] == self.comp)
             for a in expr.atoms(sp.Indexed)
         )
+
+
+class MatSum(sp.MatrixExpr):
+    """A sum of matrices, sum_{var=a}^{b} f(var), for the full-covariance derivation.
+
+    sympy's ``Sum`` cannot hold a matrix summand inside matrix products (it is taken for a
+    non-commutative scalar), so the sums over points (sum_n gamma_nk (x_n - mu_k)(x_n - mu_k)^T)
+    and over components of matrix expressions are this matrix expression instead.
+    """
+
+    def __new__(cls, function, limit):
+        return sp.Basic.__new__(cls, function, sp.Tuple(*limit))
+
+    @property
+    def function(self) -> sp.MatrixExpr:
+        return self.args[0]
+
+    @property
+    def limit(self) -> tuple:
+        return tuple(self.args[1])
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _eval_transpose(self):
+        return MatSum(self.function.T, self.limit)
 
 
 def _exact(v) -> sp.Rational:
@@ -82,6 +117,7 @@ class SymbolicModel:
         self.sigma2_ = sp.IndexedBase("sigma2", positive=True)
         self.s_fixed = sp.IndexedBase("s", positive=True)  # fixed diagonal variances, bound numerically
         self.diag = self.vector and spec.covariance == "diag"
+        self.full = self.vector and spec.covariance == "full"
         self.mu_shared = sp.Symbol("mu", real=True)
         self.sigma2_tied = sp.Symbol("sigma2", positive=True)
         self.lam = sp.Symbol("lambda", real=True)
@@ -99,11 +135,18 @@ class SymbolicModel:
         v = self.vector
         if s.mean == "free":
             for c in self.comps:
-                sym = self.mu_[c, self.l] if v else self.mu_[c]
+                sym = self.mean(c) if self.full else self.mu_[c, self.l] if v else self.mu_[c]
                 yield Param(sym, self._name("mu", c), "mean", "real", self._comp(c), v)
         elif s.mean == "shared":
-            sym = self.mu_[self.l] if v else self.mu_shared
+            sym = self.mean(1) if self.full else self.mu_[self.l] if v else self.mu_shared
             yield Param(sym, "mu", "mean", "real", None, v)
+        if self.full:
+            if s.variance == "free":
+                for c in self.comps:
+                    yield Param(self.covariance(c), self._name("Sigma", c), "variance", "pd", self._comp(c))
+            elif s.variance == "tied":
+                yield Param(self.covariance(1), "Sigma", "variance", "pd", None)
+            return
         if s.variance == "free":
             for c in self.comps:
                 sym = self.sigma2_[c, self.l] if self.diag else self.sigma2_[c]
@@ -131,8 +174,12 @@ class SymbolicModel:
         return _exact(s.mixing.values[c - 1])
 
     def mean(self, c, coord=None) -> sp.Expr:
-        """Component c's mean (its coordinate ``coord`` for vector data)."""
+        """Component c's mean (its coordinate ``coord`` for vector data; a d x 1 matrix symbol
+        for a full covariance, where the derivation works with whole vectors)."""
         s = self.spec
+        if self.full:
+            name = "mu" if s.mean == "shared" else f"m_{c}" if isinstance(s.mean, Fixed) else f"mu_{c}"
+            return sp.MatrixSymbol(name, self.d, 1)
         if isinstance(s.mean, Fixed):
             if self.vector:
                 return self.m_fixed[c, coord]
@@ -154,8 +201,43 @@ class SymbolicModel:
             return self.sigma2_tied
         return self.sigma2_[c]
 
+    # -- full covariance: matrix symbols ---------------------------------------------------
+    def covariance(self, c) -> sp.MatrixSymbol:
+        """Component c's covariance matrix Sigma_c (Sigma when tied; known values when fixed)."""
+        return sp.MatrixSymbol("Sigma" if self.spec.variance == "tied" else f"Sigma_{c}", self.d, self.d)
+
+    def precision(self, c) -> sp.MatrixSymbol:
+        """Lambda_c = Sigma_c^-1: Q is concave in the precision, the variable the derivation uses."""
+        return sp.MatrixSymbol("Lambda" if self.spec.variance == "tied" else f"Lambda_{c}", self.d, self.d)
+
+    @property
+    def xn(self) -> sp.MatrixSymbol:
+        """Point x_n as a d x 1 matrix symbol (full covariance)."""
+        return sp.MatrixSymbol("x_n", self.d, 1)
+
+    def scatter(self, c, n=None) -> sp.MatrixExpr:
+        """(x_n - mu_c)(x_n - mu_c)^T, the outer product whose gamma-weighted sum is the scatter."""
+        u = self.xn - self.mean(c)
+        return u * u.T
+
+    def logf_precision(self, c) -> sp.Expr:
+        """log N(x_n | mu_c, Lambda_c^-1) with the trace trick: the form the derivation differentiates."""
+        L = self.precision(c)
+        return (-self.d * sp.log(2 * sp.pi) / 2 + sp.log(sp.Determinant(L)) / 2
+                - sp.Trace(L * self.scatter(c)) / 2)
+
+    @property
+    def Q_precision(self) -> sp.Expr:
+        """Q with precisions and traces (full covariance)."""
+        return self.over_points(lambda n: self.over_components(
+            lambda c: self.gamma[n, c] * (sp.log(self.weight(c)) + self.logf_precision(c))))
+
     def logf(self, c, n) -> sp.Expr:
         """log N(x_n | mean_c, variance_c) (times I in d dimensions), written out."""
+        if self.full:  # display form; the numbers come from a Cholesky factor (see compile.py)
+            u = self.xn - self.mean(c)
+            return (-self.d * sp.log(2 * sp.pi) / 2 - sp.log(sp.Determinant(self.covariance(c))) / 2
+                    - QuadForm(u, self.covariance(c)) / 2)
         if self.diag:
             i = self.i
             v = self.variance(c, i)
@@ -174,6 +256,8 @@ class SymbolicModel:
 
     def normal(self, c, point) -> sp.Expr:
         """Display form N(x | mean_c, variance_c)."""
+        if self.full:
+            return Normal(point, self.mean(c), self.covariance(c))
         if self.diag:
             s = self.spec
             var = (sp.Symbol("s", positive=True) if isinstance(s.variance, Fixed)
@@ -186,7 +270,7 @@ class SymbolicModel:
 
     def mean_display(self, c) -> sp.Expr:
         s = self.spec
-        if not self.vector:
+        if not self.vector or self.full:
             return self.mean(c)
         if isinstance(s.mean, Fixed):
             return self.m_fixed[c]
@@ -205,6 +289,8 @@ class SymbolicModel:
         return sp.Sum(f(self.n), (self.n, 1, self.N))
 
     def point(self, n) -> sp.Expr:
+        if self.full:
+            return self.xn
         return sp.Symbol("x_" + str(n), real=True) if self.vector else self.x[n]
 
     # -- the objects of EM ----------------------------------------------------------------

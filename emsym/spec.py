@@ -258,6 +258,11 @@ def _check_fixed(spec_kw: dict, where: str) -> None:
                     raise SpecError(f"{at} should be a list of {dim} numbers (a mean in {dim} dimensions), but got {raw!r}")
                 vals.append(tuple(_number(e, f"{at}[{j}]") for j, e in enumerate(raw)))
                 continue
+            if key == "variance" and spec_kw.get("covariance") == "full" and (dim == GENERAL_D or dim > 1):
+                if dim == GENERAL_D:
+                    raise SpecError(f"{where}: fixed covariance matrices need a whole number for 'dim', but dim is 'd'")
+                vals.append(_covariance_matrix(raw, dim, at))
+                continue
             if key == "variance" and spec_kw.get("covariance") == "diag" and (dim == GENERAL_D or dim > 1):
                 if dim == GENERAL_D:
                     raise SpecError(f"{where}: fixed diagonal variances need a whole number for 'dim', but dim is 'd'")
@@ -280,6 +285,45 @@ def _check_fixed(spec_kw: dict, where: str) -> None:
                 raise SpecError(f"{where}: 'mixing.fixed' weights should sum to 1, but they sum to {total:g}")
             vals[-1] = 1 - sum(vals[:-1])  # absorb decimal rounding such as 0.1 + 0.2 + 0.7
         spec_kw[key] = Fixed(tuple(vals))
+
+
+def _covariance_matrix(raw: Any, dim: int, at: str) -> tuple:
+    """A fixed d x d covariance: symmetric and positive definite, exact entries."""
+    if (not isinstance(raw, list) or len(raw) != dim
+            or any(not isinstance(row, list) or len(row) != dim for row in raw)):
+        raise SpecError(f"{at} should be a {dim}x{dim} covariance matrix (a list of {dim} rows of {dim} numbers), "
+                        f"but got {raw!r}")
+    rows = tuple(tuple(_number(e, f"{at}[{i}][{j}]") for j, e in enumerate(row)) for i, row in enumerate(raw))
+    for i in range(dim):
+        for j in range(i):
+            if rows[i][j] != rows[j][i]:
+                raise SpecError(f"{at} should be symmetric, but entry [{i}][{j}] = {_plain(rows[i][j])} "
+                                f"differs from [{j}][{i}] = {_plain(rows[j][i])}")
+    # positive definite <=> every leading principal minor > 0 (Sylvester), decided exactly
+    for m in range(1, dim + 1):
+        if _det([list(r[:m]) for r in rows[:m]]) <= 0:
+            raise SpecError(f"{at} should be positive definite, but its leading {m}x{m} minor is "
+                            f"{float(_det([list(r[:m]) for r in rows[:m]])):g} (a covariance needs all > 0); "
+                            f"got {raw!r}")
+    return rows
+
+
+def _det(a: list) -> Fraction:
+    """Exact determinant by fraction-valued Gaussian elimination."""
+    a = [list(r) for r in a]
+    n, det = len(a), Fraction(1)
+    for c in range(n):
+        pivot = next((r for r in range(c, n) if a[r][c] != 0), None)
+        if pivot is None:
+            return Fraction(0)
+        if pivot != c:
+            a[c], a[pivot] = a[pivot], a[c]
+            det = -det
+        det *= a[c][c]
+        for r in range(c + 1, n):
+            f = a[r][c] / a[c][c]
+            a[r] = [x - f * y for x, y in zip(a[r], a[c])]
+    return det
 
 
 def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
@@ -318,12 +362,6 @@ def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
     vector = dim == GENERAL_D or dim > 1
     if not vector:
         cov = "full"  # in one dimension full, diag and spherical are the same model
-    elif cov == "full":
-        raise SpecError(
-            f"{where}: covariance 'full' in {dim} dimensions is not supported yet; "
-            f"emsym derives spherical (sigma^2 I) and diagonal covariance in d dimensions: set covariance: "
-            f"spherical or diag"
-        )
     if kw["mixing"] == "bernoulli" and K != 2:
         raise SpecError(f"{where}: mixing 'bernoulli' needs exactly 2 components (z ~ Bernoulli(theta)), but components is {K!r}")
     if kw["mixing"] == "free" and K == 1:
