@@ -59,6 +59,7 @@ def _truth(model: CompiledModel, rng: np.random.Generator) -> dict:
     """Random true parameters that respect the model's constraints."""
     spec, K, d = model.spec, model.K, model.d
     w = rng.dirichlet(np.full(K, 4.0))
+    tied_cov = _random_covariance(d, rng, 1.0) if model.full else None
     comps = []
     for k in range(K):
         comps.append({
@@ -66,11 +67,19 @@ def _truth(model: CompiledModel, rng: np.random.Generator) -> dict:
                 (0.35 if k == 0 else 0.65) if spec.mixing == "bernoulli" else None),
             "mean": (np.zeros(d) if spec.mean == "shared" else 4.0 * k + rng.normal(0, 0.5, d))
             if isinstance(spec.mean, str) else None,
-            "variance": ((np.ones(d) if model.diag else 1.0) if spec.variance == "tied"
+            "variance": (_random_covariance(d, rng, 1.0) if model.full and spec.variance == "free"
+                         else tied_cov if model.full and spec.variance == "tied"
+                         else (np.ones(d) if model.diag else 1.0) if spec.variance == "tied"
                          else (rng.uniform(0.5, 2.0, d) if model.diag else float(rng.uniform(0.5, 2.0))) * (1 + k))
             if isinstance(spec.variance, str) else None,
         })
     return model.params_from_components(comps, where="check truth")
+
+
+def _random_covariance(d: int, rng, scale: float) -> np.ndarray:
+    """A random symmetric positive definite matrix with eigenvalues in [0.5, 2] * scale."""
+    Qm, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    return scale * (Qm * rng.uniform(0.5, 2.0, d)) @ Qm.T
 
 
 def _sample(model: CompiledModel, params: dict, n: int, rng) -> np.ndarray:
@@ -79,7 +88,7 @@ def _sample(model: CompiledModel, params: dict, n: int, rng) -> np.ndarray:
     X = np.empty((n, model.d))
     for k, c in enumerate(comps):
         idx = z == k
-        X[idx] = c["mean"] + np.sqrt(np.diag(c["covariance"])) * rng.standard_normal((idx.sum(), model.d))
+        X[idx] = c["mean"] + rng.standard_normal((idx.sum(), model.d)) @ np.linalg.cholesky(c["covariance"]).T
     return X
 
 
@@ -100,6 +109,12 @@ def _directions(model: CompiledModel, names: list[str], params: dict):
             for other in free_w:
                 if other != name:
                     yield f"{name} - {other}", {name: 1.0, other: -1.0}
+        elif np.ndim(v) == 2:  # a covariance matrix: symmetric directions E_ij + E_ji
+            for i in range(len(v)):
+                for j in range(i + 1):
+                    e = np.zeros_like(v)
+                    e[i, j] = e[j, i] = 1.0
+                    yield f"{name}[{i},{j}]", {name: e}
         elif np.ndim(v):
             for i in range(len(v)):
                 e = np.zeros(len(v))
@@ -135,6 +150,8 @@ def _sklearn_case(spec: ModelSpec):
         return None
     if spec.dim == 1:
         return {"free": "full", "tied": "tied"}.get(spec.variance) if isinstance(spec.variance, str) else None
+    if spec.covariance == "full":
+        return {"free": "full", "tied": "tied"}.get(spec.variance) if isinstance(spec.variance, str) else None
     return spec.covariance if spec.variance == "free" else None  # spherical or diag
 
 
@@ -144,7 +161,10 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
     comps = model.components(init)
     K, d = model.K, model.d
     var = np.array([c["covariance"][0, 0] for c in comps])
-    if cov_type == "diag":
+    if model.full:
+        covs = np.array([c["covariance"] for c in comps])
+        prec = np.linalg.inv(covs) if cov_type == "full" else np.linalg.inv(covs[0])
+    elif cov_type == "diag":
         prec = np.array([1 / np.diag(c["covariance"]) for c in comps])
     else:
         prec = {"full": (1 / var).reshape(K, 1, 1), "tied": np.array([[1 / var[0]]]), "spherical": 1 / var}[cov_type]
@@ -155,17 +175,25 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
         warnings.simplefilter("ignore")
         gm.fit(X)
         ours = run_em(model, X, init, max_iter=iters, tol=-1.0)
-    if cov_type == "tied":
+    mine = ours.components
+    if model.full:
+        ours_var = np.array([c["covariance"] for c in mine])
+        cov = gm.covariances_ if cov_type == "full" else np.array([gm.covariances_] * K)
+    elif cov_type == "tied":
         cov = np.full(K, float(np.ravel(gm.covariances_)[0]))
     else:
-        cov = np.ravel(gm.covariances_)
-    mine = ours.components
-    ours_var = (np.array([np.diag(c["covariance"]) for c in mine]) if cov_type == "diag"
-                else np.array([c["covariance"][0, 0] for c in mine]))
+        cov = np.ravel(gm.covariances_) if cov_type != "diag" else gm.covariances_
+    if not model.full:
+        ours_var = (np.array([np.diag(c["covariance"]) for c in mine]) if cov_type == "diag"
+                    else np.array([c["covariance"][0, 0] for c in mine]))
     pairs = [(np.array([c["weight"] for c in mine]), gm.weights_),
              (np.array([c["mean"] for c in mine]), gm.means_),
-             (ours_var, cov if cov_type != "diag" else gm.covariances_)]
-    err = max(float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12))) for a, b in pairs)
+             (ours_var, cov)]
+    def rel(a, b):  # entrywise; a covariance matrix relative to its largest entry (off-diagonals may be ~0)
+        if np.ndim(b) == 3:
+            return float(np.max(np.abs(a - b) / np.max(np.abs(b), axis=(1, 2), keepdims=True)))
+        return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
+    err = max(rel(a, b) for a, b in pairs)
     return err, f"{iters} iterations from the same initial values, covariance_type='{cov_type}'"
 
 

@@ -178,13 +178,18 @@ def cmd_run(args) -> int:
         state = "converged" if result.converged else "stopped (not converged)"
         print(f"{state} after {result.iterations} iteration{'s' if result.iterations != 1 else ''}; log-likelihood {result.loglik[0]:.10g} -> "
               f"{result.loglik[-1]:.10g}")
-    print(f"{'component':>9}  {'weight':>12}  {'mean':>24}  {'variance':>12}")
+    full = model.full
+    print(f"{'component':>9}  {'weight':>12}  {'mean':>24}  {'covariance (rows)' if full else 'variance':>12}")
     for k, c in enumerate(result.components, start=1):
         mean = ", ".join(f"{v:.8g}" for v in c["mean"])
         diag = np.diag(c["covariance"])
-        var = f"{diag[0]:.8g}" if np.allclose(diag, diag[0]) else ", ".join(f"{v:.8g}" for v in diag)
+        if full:
+            var = "; ".join(", ".join(f"{v:.8g}" for v in row) for row in c["covariance"])
+        else:
+            var = f"{diag[0]:.8g}" if np.allclose(diag, diag[0]) else ", ".join(f"{v:.8g}" for v in diag)
         print(f"{k:>9}  {c['weight']:>12.8g}  {mean:>24}  {var:>12}")
-    print("parameters: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in result.params.items()))
+    if not full:  # a full model's parameters are the table above
+        print("parameters: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in result.params.items()))
     print(f"free parameters {result.n_params}; BIC {result.bic:.6g}; AIC {result.aic:.6g}"
           + (f"; silhouette {result.silhouette:.4f}" if result.silhouette is not None else ""))
     if result.responsibilities is not None:

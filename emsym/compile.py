@@ -67,6 +67,8 @@ class _Compiler:
 
     def __call__(self, expr: sp.Basic) -> Fn:
         m = self.m
+        if isinstance(expr, sp.MatrixExpr):  # first: MatMul and MatAdd are also Mul and Add
+            return self.matrix(expr)
         if expr.is_Number or expr in (sp.pi, sp.E):
             value = float(expr)
             return lambda env: value
@@ -106,8 +108,6 @@ class _Compiler:
             return lambda env: np.exp(arg(env))
         if isinstance(expr, sp.Sum):
             return self.sum(expr)
-        if isinstance(expr, sp.MatrixExpr):
-            return self.matrix(expr)
         raise TypeError(f"emsym cannot compile {type(expr).__name__}: {expr}")  # pragma: no cover
 
     def leaf(self, expr) -> Fn:
@@ -474,11 +474,12 @@ def _gaussian_logf(mean: Fn, cov: Fn, d: int) -> Fn:
     return logf
 
 
-class NotPositiveDefinite(ValueError):
-    """A covariance matrix met in the E-step is not positive definite."""
+class NotPositiveDefinite(DataError):
+    """A covariance matrix met in the E-step is not positive definite (given through the API unchecked)."""
 
     def __init__(self, matrix):
-        super().__init__(f"covariance matrix is not positive definite: {np.asarray(matrix).tolist()}")
+        super().__init__(f"a covariance matrix is not positive definite (no Cholesky factor): "
+                         f"{np.asarray(matrix).tolist()}")
         self.matrix = matrix
 
 

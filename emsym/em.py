@@ -114,14 +114,21 @@ def _kmeanspp(X: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
     return np.array(centres)
 
 
-def default_init(model: CompiledModel, X: np.ndarray, seed: int = 0) -> dict:
+def default_init(model: CompiledModel, X: np.ndarray, seed: int = 0, labels: np.ndarray | None = None) -> dict:
     """k-means++ means, the overall data variance, equal weights (SUTD notes, section 1.4).
 
     A shared mean starts at the data mean; with free variances and a shared mean the
     variances start spread from 1/2 to 2 times the overall variance (see the comment).
+    With labelled points (``labels``, 1..K, 0 = unknown), a component that has labelled
+    points starts at their mean, so the labels and the starting point agree.
     """
     rng = np.random.default_rng(seed)
     means = _kmeanspp(X, model.K, rng)
+    if labels is not None:
+        for k in range(model.K):
+            own = labels == k + 1
+            if own.any():
+                means[k] = X[own].mean(axis=0)
     var = overall_variance(X)
     grand = X.mean(axis=0)
     spec = model.spec
@@ -262,7 +269,7 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
     floor = variance_floor if variance_floor is not None else VARIANCE_FLOOR_FACTOR * spread
     if floor <= 0:
         raise DataError("data: all points are identical (zero variance); a mixture cannot be fitted")
-    params = dict(init) if init is not None else default_init(model, X, seed)
+    params = dict(init) if init is not None else default_init(model, X, seed, labels)
     runner = _Runner(model, X, labels, floor, hard=hard)
     trace = [runner.e_step(params)]
     converged = False
