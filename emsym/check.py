@@ -23,6 +23,7 @@ import numpy as np
 from .cache import get_derivation
 from .compile import CompiledModel
 from .derive import Derivation
+from . import mclust
 from .em import default_init, run_em
 from .spec import Fixed, ModelSpec
 
@@ -60,6 +61,8 @@ def _truth(model: CompiledModel, rng: np.random.Generator) -> dict:
     spec, K, d = model.spec, model.K, model.d
     w = rng.dirichlet(np.full(K, 4.0))
     tied_cov = _random_covariance(d, rng, 1.0) if model.full else None
+    block = (mclust.random_covariances(spec.covariance, K, d, rng)
+             if any(p.block for p in model.params) else None)
     comps = []
     for k in range(K):
         comps.append({
@@ -67,7 +70,8 @@ def _truth(model: CompiledModel, rng: np.random.Generator) -> dict:
                 (0.35 if k == 0 else 0.65) if spec.mixing == "bernoulli" else None),
             "mean": (np.zeros(d) if spec.mean == "shared" else 4.0 * k + rng.normal(0, 0.5, d))
             if isinstance(spec.mean, str) else None,
-            "variance": (_random_covariance(d, rng, 1.0) if model.full and spec.variance == "free"
+            "variance": (block[k] if block is not None
+                         else _random_covariance(d, rng, 1.0) if model.full and spec.variance == "free"
                          else tied_cov if model.full and spec.variance == "tied"
                          else (np.ones(d) if model.diag else 1.0) if spec.variance == "tied"
                          else (rng.uniform(0.5, 2.0, d) if model.diag else float(rng.uniform(0.5, 2.0))) * (1 + k))
@@ -124,6 +128,15 @@ def _directions(model: CompiledModel, names: list[str], params: dict):
             yield name, {name: 1.0}
 
 
+def _block_pairs(model: CompiledModel, name: str, params: dict, h: float):
+    """Mirror-image feasible perturbations of an mclust covariance block: (label, plus, minus)."""
+    S = params[name]
+    plus = mclust.perturbations(model.spec.covariance, S, h)
+    minus = mclust.perturbations(model.spec.covariance, S, -h)
+    for (label, a), (_, b) in zip(plus, minus):
+        yield label, dict(params, **{name: a}), dict(params, **{name: b})
+
+
 def _shift(params: dict, delta: dict, h: float) -> dict:
     out = dict(params)
     for k, v in delta.items():
@@ -135,6 +148,13 @@ def _stationary(model, XT, R, params, names, n) -> tuple[float, float]:
     """Largest |directional derivative| of Q and largest increase of Q under +-perturbation."""
     grad, rise = 0.0, -np.inf
     q0 = model.Q(XT, R, params)
+    blocks = [p.name for p in model.params if p.block and p.name in names]
+    for name in blocks:  # constrained covariances: perturb volume, shape, orientation
+        for _, up, down in _block_pairs(model, name, params, 1e-5):
+            grad = max(grad, abs(model.Q(XT, R, up) - model.Q(XT, R, down)) / (2e-5 * n))
+        for _, up, down in _block_pairs(model, name, params, 1e-3):
+            rise = max(rise, (model.Q(XT, R, up) - q0) / abs(q0), (model.Q(XT, R, down) - q0) / abs(q0))
+    names = [k for k in names if k not in blocks]
     for _, delta in _directions(model, names, params):
         scale = max(1.0, max(abs(float(np.max(np.abs(params[k])))) for k in delta))
         h = 1e-5 * scale
@@ -150,6 +170,8 @@ def _sklearn_case(spec: ModelSpec):
         return None
     if spec.dim == 1:
         return {"free": "full", "tied": "tied"}.get(spec.variance) if isinstance(spec.variance, str) else None
+    if spec.covariance in mclust.DECOMPOSED:
+        return None
     if spec.covariance == "full":
         return {"free": "full", "tied": "tied"}.get(spec.variance) if isinstance(spec.variance, str) else None
     return spec.covariance if spec.variance == "free" else None  # spherical or diag
@@ -238,16 +260,21 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
             f"a +-0.1% perturbation = {max(rise, 0):.1e}" + (" (others at their latest values)" if u.conditional else "")))
     if derivation.method == "EM":
         names = [u.name for u in derivation.updates]
+        blocks = {u.name for u in derivation.updates if u.block}
         g, _ = _stationary(model, XT, R, current, names, n)
         q0 = model.Q(XT, R, current)
         worst = -np.inf
         for _ in range(40):
             delta = {}
-            for _, dd in _directions(model, names, current):
+            for _, dd in _directions(model, [k for k in names if k not in blocks], current):
                 coef = rng.normal()  # one coefficient per feasible direction keeps sum pi = 1
                 for k, v in dd.items():
                     delta[k] = delta.get(k, 0) + coef * v
-            worst = max(worst, (model.Q(XT, R, _shift(current, delta, 1e-3)) - q0) / abs(q0))
+            trial = _shift(current, delta, 1e-3)
+            for name in blocks:  # and one random feasible move of the constrained covariances
+                moves = list(_block_pairs(model, name, current, 1e-3 * rng.normal()))
+                trial[name] = moves[rng.integers(len(moves))][1][name]
+            worst = max(worst, (model.Q(XT, R, trial) - q0) / abs(q0))
         items.append(CheckItem("M-step is the joint maximiser of Q", g < grad_tol and worst <= rise_tol,
                                f"largest |dQ/dtheta|/n over all parameters = {g:.1e}; largest relative rise of Q "
                                f"over 40 random feasible perturbations = {max(worst, 0):.1e}"))

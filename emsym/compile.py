@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
+from . import mclust
 from .derive import Derivation
 from .qfunction import MatSum
 from .exceptions import DataError
@@ -145,6 +146,9 @@ class _Compiler:
             if p is None:
                 raise TypeError(f"emsym cannot compile the matrix symbol {expr}")  # pragma: no cover
             name = p.name
+            if p.block:  # Sigma_c of an mclust block: row c of the (K, d, d) value
+                row = int(expr.name.rsplit("_", 1)[1]) - 1
+                return lambda env: env["params"][name][row]
             if p.matrix:
                 return lambda env: env["params"][name]
             return lambda env: env["params"][name][:, None]
@@ -264,7 +268,9 @@ class CompiledModel:
             self._logf = [_gaussian_logf(comp(m.mean(c)), comp(m.covariance(c)), self.d) for c in m.comps]
         else:
             self._logf = [comp(m.logf(c, m.n)) for c in m.comps]
-        self._updates = [(u.name, _numeric_update(comp(u.expr), u.param) if u.numeric else comp(u.expr))
+        self._updates = [(u.name, _block_update(u.block, [comp(W) for W in u.expr],
+                                                [comp(m.count(c)) for c in m.comps]) if u.block
+                          else _numeric_update(comp(u.expr), u.param) if u.numeric else comp(u.expr))
                          for u in derivation.updates]
         self._Q = None if m.full else comp(m.Q)
         self._mean = [comp(m.mean(c, m.l) if m.vector else m.mean(c)) for c in m.comps]
@@ -273,6 +279,7 @@ class CompiledModel:
         self.diag = m.diag
         self._vector = {p.name for p in m.params if p.vector}
         self._matrix = {p.name for p in m.params if p.matrix}
+        self._block = {p.name for p in m.params if p.block}
 
     # -- E-step pieces -------------------------------------------------------------------
     def weights(self, params: dict) -> np.ndarray:
@@ -319,6 +326,9 @@ class CompiledModel:
         return self._shape(name, value)
 
     def _shape(self, name: str, value):
+        if name in self._block:
+            a = np.asarray(value, dtype=float).reshape(self.K, self.d, self.d)
+            return (a + np.swapaxes(a, 1, 2)) / 2
         if name in self._matrix:
             a = np.asarray(value, dtype=float).reshape(self.d, self.d)
             return (a + a.T) / 2  # symmetric by construction; this removes rounding asymmetry
@@ -336,7 +346,8 @@ class CompiledModel:
         """Number of free scalar parameters (for BIC/AIC): K - 1 free weights, d per vector mean."""
         count = 0
         for p in self.params:
-            count += (self.d * (self.d + 1) // 2 if p.name in self._matrix
+            count += (mclust.n_covariance_params(self.spec.covariance, self.K, self.d) if p.block
+                      else self.d * (self.d + 1) // 2 if p.name in self._matrix
                       else self.d if self._is_vector(p.name) else 1)
         if any(p.domain == "simplex" for p in self.params):
             count -= 1  # the weights sum to one
@@ -404,6 +415,11 @@ class CompiledModel:
         params: dict = {}
         for p in self.params:
             field = {"weight": "weight", "mean": "mean", "variance": "variance"}[p.kind]
+            if p.block:  # one covariance per component; the first M-step makes them satisfy the model
+                params[p.name] = np.array([
+                    self._matrix_value(_need(c, field, f"{where}: components[{k}].covariance"),
+                                       f"{where}: components[{k}].covariance") for k, c in enumerate(comps)])
+                continue
             if p.name == "theta":
                 params[p.name] = _need(comps[1], field, f"{where}: components[1].weight (theta)")
                 continue
@@ -450,6 +466,16 @@ class CompiledModel:
             raise DataError(f"{where}: the weights should be >= 0 and sum to 1, but they are "
                             f"{[_show(c['weight']) for c in view]} (sum {total:g})")
         return params
+
+
+def _block_update(name: str, scatter: list, counts: list) -> Fn:
+    """The mclust M-step: the derived scatter matrices W_k and counts N_k, then the block ascent."""
+    def update(env):
+        W = np.array([np.asarray(f(env), dtype=float) for f in scatter])
+        N = np.array([float(f(env)) for f in counts])
+        S, _ = mclust.constrained_covariances(name, (W + np.swapaxes(W, 1, 2)) / 2, N, env["params"]["Sigma"])
+        return S
+    return update
 
 
 def _gaussian_logf(mean: Fn, cov: Fn, d: int) -> Fn:

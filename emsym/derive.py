@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from . import mclust
 from .exceptions import DerivationError
 from .printing import Equation, latex, text
 from .qfunction import MatSum, Param, SymbolicModel
@@ -70,6 +71,7 @@ class Update:
     uses: tuple[str, ...]
     conditional: bool
     numeric: bool = False  # no closed form: expr is dQ/dparam, solved numerically by the runner
+    block: str | None = None  # an mclust name: expr holds the scatter matrices W_k, see emsym.mclust
 
     @property
     def name(self) -> str:
@@ -77,12 +79,19 @@ class Update:
 
     @property
     def text(self) -> str:
+        if self.block:
+            how = "iterated to convergence" if self.block in mclust.NO_CLOSED_FORM else "one pass, closed form"
+            return (f"argmax over the {self.block} covariances of -1/2 sum_k [N_k log|Sigma_k| + tr(W_k Sigma_k^-1)] "
+                    f"with W_k = {text(self.display)} (orientation, shape, volume blocks; {how})")
         if self.numeric:
             return f"argmax Q over {self.name}: the root of {text(self.display)} = 0"
         return text(self.display)
 
     @property
     def latex(self) -> str:
+        if self.block:
+            return (r"\Sigma_{1..K} = \arg\max_{" + self.block + r"} -\tfrac{1}{2} \sum_k \left[N_k \log|\Sigma_k| + "
+                    r"\operatorname{tr}(W_k \Sigma_k^{-1})\right],\quad W_k = " + latex(self.display))
         return latex(self.display)
 
     def to_dict(self) -> dict:
@@ -300,6 +309,14 @@ class _NoClosedForm:
         self.derivative = derivative
 
 
+class _Block:
+    """Marker: an mclust covariance block, maximised by emsym.mclust given the scatter matrices."""
+
+    def __init__(self, name: str, scatter: sp.Tuple):
+        self.name = name
+        self.scatter = scatter
+
+
 class _Deriver:
     def __init__(self, spec: ModelSpec, numeric=frozenset()):
         self.spec = spec
@@ -491,6 +508,32 @@ class _Deriver:
                  + (" (Sigma = Lambda^-1)." if cov else "."), Equation(target, _with_counts(sol, m)), p.name)
         self.solutions[p.name] = sol
 
+    def mclust_block(self, p: Param):
+        """The covariances of an mclust model: Q over them, the decomposition, the block updates."""
+        m = self.m
+        name = self.spec.covariance
+        cs = [m.k] if m.general else m.comps
+        W = {c: MatSum(m.gamma[m.n, c] * m.scatter(c), (m.n, 1, m.N)) for c in cs}
+        q = sp.Add(*[-(m.count_symbol(c) * sp.log(sp.Determinant(m.covariance(c)))
+                       + sp.Trace(W[c] * sp.Inverse(m.covariance(c)))) / 2 for c in cs])
+        if m.general:
+            q = sp.Sum(q.subs(m.k, m.j), (m.j, 1, m.K))
+        self.add("Q as a function of the covariances",
+                 "With the means at their updates, the terms of Q that hold the covariances are (the gamma-weighted "
+                 "outer products summed over the points, by linearity, give the scatter W_k):",
+                 Equation(sp.Symbol("Q_Sigma"), q), p.name)
+        self.add("Covariance decomposition",
+                 f"mclust's {name}: Sigma_k = lambda_k D_k A_k D_k^T with volume lambda_k = |Sigma_k|^(1/d), "
+                 f"diagonal shape A_k (|A_k| = 1) and orthogonal orientation D_k; {mclust.describe(name)}. "
+                 "Substituting, Q_Sigma = -1/2 sum_k [N_k d log lambda_k + tr(W_k D_k A_k^-1 D_k^T) / lambda_k].",
+                 Equation(sp.MatrixSymbol("Sigma_k", m.d, m.d), sp.Symbol("lambda_k", positive=True)
+                          * sp.MatrixSymbol("D_k", m.d, m.d) * sp.MatrixSymbol("A_k", m.d, m.d)
+                          * sp.MatrixSymbol("D_k", m.d, m.d).T),
+                 p.name)
+        for title, what, eq in mclust.derivation_steps(name, m.general):
+            self.add(title, what, eq, p.name)
+        self.solutions[p.name] = _Block(name, sp.Tuple(*[W[c] for c in cs]))
+
     def _solve_mean(self, p, cs, conds):
         """sum_c (A_c mu + B_c) = 0; A_c = a_c M with one invertible M cancels, else mu = -(sum A)^-1 sum B."""
         m = self.m
@@ -592,13 +635,16 @@ class _Deriver:
         for p in m.params:
             if p.name in self.solutions:
                 continue
+            if p.block:
+                self.mclust_block(p)
+                continue
             if m.full and p.kind in ("mean", "variance"):
                 self.matrix_stationary(p)
                 continue
             self.finish(p, self.stationary(p, m.Q))
         updates, method, notes = self.order()
         for u in updates:
-            if u.numeric:
+            if u.numeric or u.block:
                 continue
             self.add(f"M-step update of {u.name}",
                      ("Maximises Q over this parameter with the others at their latest values."
@@ -612,6 +658,8 @@ class _Deriver:
 
         def body(name):
             sol = self.solutions[name]
+            if isinstance(sol, _Block):
+                return sol.scatter
             return sol.derivative if isinstance(sol, _NoClosedForm) else sol
         uses = {p.name: tuple(q.name for q in params if q is not p and q.occurs_in(body(p.name))) for p in params}
         reach = {a: set(uses[a]) for a in uses}
@@ -634,8 +682,10 @@ class _Deriver:
                     break
         by_name = {p.name: p for p in params}
         numeric = {a for a in order if isinstance(self.solutions[a], _NoClosedForm)}
+        blocks = {a: sol.name for a, sol in self.solutions.items() if isinstance(sol, _Block)}
         updates = [Update(by_name[a], body(a), _with_counts(body(a), self.m), uses[a],
-                          a in cyclic or (a in numeric and bool(uses[a])), a in numeric) for a in order]
+                          a in cyclic or (a in numeric and bool(uses[a])), a in numeric, blocks.get(a))
+                   for a in order]
         notes = []
         if cyclic:
             ring = [a for a in order if a in cyclic]
@@ -644,6 +694,11 @@ class _Deriver:
                 "form: each is the maximiser of Q over its own parameter with the others held at their "
                 "latest values, in the order shown (an ECM step: the log-likelihood still never decreases)."
             )
+        for a, name in blocks.items():
+            notes.append(f"{a}: the {name} covariances ({mclust.describe(name)}) are updated by blocks -- orientation, "
+                         "shape, volume -- each maximising Q with the others held; "
+                         + ("no closed form exists, so the passes repeat to convergence (Q never decreases)."
+                            if name in mclust.NO_CLOSED_FORM else "one pass is the closed-form joint maximiser."))
         for a in sorted(numeric, key=order.index):
             notes.append(f"{a} has no closed-form update: the M-step maximises Q over it numerically.")
         for a in order:

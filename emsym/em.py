@@ -194,13 +194,17 @@ class _Runner:
                 new[p.name] = old[p.name]
                 self.warn(f"{p.name}: the update is not finite (a component with no points, N_k = 0); "
                           f"kept the previous value")
-            elif p.matrix:
-                low = float(np.linalg.eigvalsh(v)[0])
-                if low < self.floor:  # lift the smallest eigenvalue to the floor: Sigma + (floor - low) I
-                    new[p.name] = v + (self.floor - low) * np.eye(len(v))
+            elif p.matrix or p.block:
+                mats = v if p.block else v[None]
+                lows = np.linalg.eigvalsh(mats)[:, 0]
+                if np.any(lows < self.floor):  # lift the smallest eigenvalue to the floor: Sigma + (floor - low) I
+                    lift = np.maximum(self.floor - lows, 0.0)
+                    fixed = mats + lift[:, None, None] * np.eye(mats.shape[-1])
+                    new[p.name] = fixed if p.block else fixed[0]
+                    low = float(lows.min())
                     self.warn(f"{p.name} became (nearly) singular: smallest eigenvalue {low:.3g} is below the floor "
                               f"{self.floor:.3g} (a component collapsing onto a point or a subspace); added "
-                              f"{self.floor - low:.3g} I so the smallest eigenvalue is the floor")
+                              f"{float(lift.max()):.3g} I so the smallest eigenvalue is the floor")
             elif p.kind == "variance" and np.any(np.asarray(v) < self.floor):
                 low = float(np.min(v))
                 new[p.name] = np.maximum(v, self.floor) if np.ndim(v) else self.floor

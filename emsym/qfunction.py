@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from . import mclust
 from .printing import Equation, Normal, QuadForm
 from .spec import Fixed, ModelSpec
 
@@ -50,8 +51,15 @@ class Param:
         """A full covariance matrix (d x d), derived by matrix calculus."""
         return self.domain == "pd"
 
+    @property
+    def block(self) -> bool:
+        """All K covariances of an mclust-constrained model, updated together (a (K, d, d) value)."""
+        return self.domain == "mclust"
+
     def occurs_in(self, expr: sp.Basic) -> bool:
         """Whether ``expr`` depends on this parameter (sums over components included)."""
+        if self.block:  # stands for every Sigma_c
+            return any(a.name.startswith("Sigma_") for a in expr.atoms(sp.MatrixSymbol))
         if isinstance(self.symbol, sp.MatrixSymbol):  # mu_k also stands for mu_j inside sums over j
             generic = {self.symbol.name[:-2] + "_j"} if self.symbol.name.endswith("_k") else set()
             return expr.has(self.symbol) or any(a.name in generic for a in expr.atoms(sp.MatrixSymbol))
@@ -117,7 +125,8 @@ class SymbolicModel:
         self.sigma2_ = sp.IndexedBase("sigma2", positive=True)
         self.s_fixed = sp.IndexedBase("s", positive=True)  # fixed diagonal variances, bound numerically
         self.diag = self.vector and spec.covariance == "diag"
-        self.full = self.vector and spec.covariance == "full"
+        self.mclust = spec.covariance in mclust.DECOMPOSED  # a constrained covariance block
+        self.full = self.vector and (spec.covariance == "full" or self.mclust)
         self.mu_shared = sp.Symbol("mu", real=True)
         self.sigma2_tied = sp.Symbol("sigma2", positive=True)
         self.lam = sp.Symbol("lambda", real=True)
@@ -140,6 +149,9 @@ class SymbolicModel:
         elif s.mean == "shared":
             sym = self.mean(1) if self.full else self.mu_[self.l] if v else self.mu_shared
             yield Param(sym, "mu", "mean", "real", None, v)
+        if self.mclust:
+            yield Param(sp.MatrixSymbol("Sigma", self.d, self.d), "Sigma", "variance", "mclust", None)
+            return
         if self.full:
             if s.variance == "free":
                 for c in self.comps:

@@ -28,6 +28,7 @@ from typing import Any, Union
 
 import yaml
 
+from . import mclust
 from .exceptions import SpecError
 
 __all__ = ["PRESETS", "Fixed", "ModelSpec", "load_spec", "preset_names"]
@@ -287,6 +288,23 @@ def _check_fixed(spec_kw: dict, where: str) -> None:
         spec_kw[key] = Fixed(tuple(vals))
 
 
+def _mclust_name(name: str, data: dict, kw: dict, where: str) -> str:
+    """Read an mclust name: an alias of (covariance, variance), or a decomposed model of its own."""
+    if not (kw["dim"] == GENERAL_D or kw["dim"] > 1):
+        raise SpecError(f"{where}: covariance {name!r} (mclust) is for d > 1 dimensions; in one dimension use "
+                        f"variance: tied (mclust 'E') or variance: free (mclust 'V')")
+    if "variance" in data and data["variance"] != "free" or name in mclust.ALIASES and "variance" in data:
+        raise SpecError(f"{where}: covariance {name!r} ({mclust.describe(name)}) already says what the variances "
+                        f"are; leave 'variance' out, but got variance: {data['variance']!r}")
+    if name in mclust.ALIASES:
+        cov, kw["variance"] = mclust.ALIASES[name]
+        return cov
+    if kw["mean"] != "free":
+        raise SpecError(f"{where}: covariance {name!r} (mclust) needs a free mean per component, "
+                        f"but got mean: {data.get('mean')!r}")
+    return name
+
+
 def _covariance_matrix(raw: Any, dim: int, at: str) -> tuple:
     """A fixed d x d covariance: symmetric and positive definite, exact entries."""
     if (not isinstance(raw, list) or len(raw) != dim
@@ -346,8 +364,12 @@ def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
         "variance": _option(data, "variance", where),
     }
     cov = data.get("covariance", "full")
-    if cov not in _CHOICES["covariance"]:
-        raise SpecError(f"{where}: 'covariance' should be one of full, diag, spherical, but got {cov!r}{_suggest(cov, _CHOICES['covariance'])}")
+    if cov not in _CHOICES["covariance"] and cov not in mclust.NAMES:
+        raise SpecError(f"{where}: 'covariance' should be one of full, diag, spherical or an mclust name "
+                        f"({', '.join(mclust.NAMES)}), but got {cov!r}"
+                        f"{_suggest(cov, _CHOICES['covariance'] + mclust.NAMES)}")
+    if cov in mclust.NAMES:
+        cov = _mclust_name(cov, data, kw, where)
     kw["covariance"] = cov
     labelled = data.get("labelled", False)
     if not isinstance(labelled, bool):
@@ -414,7 +436,23 @@ PRESETS: dict[str, dict] = {
         "components": 3,
         "variance": "tied",
     },
+    "full": {
+        "description": "K Gaussians with free full covariance matrices in d dimensions (Georgia Tech notes).",
+        "components": "K",
+        "dim": "d",
+        "covariance": "full",
+    },
+    "tied-full": {
+        "description": "K Gaussians sharing one full covariance matrix in d dimensions.",
+        "components": "K",
+        "dim": "d",
+        "covariance": "full",
+        "variance": "tied",
+    },
 }
+for _name in mclust.NAMES:  # emsym derive VEI, ...
+    PRESETS[_name] = {"description": f"mclust model {_name}: {mclust.describe(_name)}.",
+                      "components": "K", "dim": "d", "covariance": _name}
 
 
 def preset_names() -> list[str]:
