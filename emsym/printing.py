@@ -51,6 +51,21 @@ class QuadForm(sp.Function):
     nargs = 2  # (u, A)
 
 
+def _matadd(printer, expr, plus: str, minus: str) -> str:
+    """x_n - mu_k rather than sympy's -mu_k + x_n: positive terms first."""
+    terms = sorted(expr.args, key=lambda t: t.could_extract_minus_sign())
+    parts = []
+    for i, t in enumerate(terms):
+        neg = t.could_extract_minus_sign()
+        term = -t if neg else t
+        body = printer._print(term)
+        if isinstance(term, sp.MatAdd):
+            body = f"({body})"
+        sign = (minus if neg else plus) if i else ("-" if neg else "")
+        parts.append(sign + body)
+    return "".join(parts)
+
+
 class _Text(StrPrinter):
     printmethod = "_emsym_text"  # Indexed has its own _sympystr, which would win otherwise
 
@@ -84,6 +99,9 @@ class _Text(StrPrinter):
     def _print_QuadForm(self, expr):
         u, a = (self._print(x) for x in expr.args)
         return f"({u})^T {a}^-1 ({u})"
+
+    def _print_MatAdd(self, expr):
+        return _matadd(self, expr, " + ", " - ")
 
     def _print_MatSum(self, expr):
         var, a, b = (self._print(e) for e in expr.limit)
@@ -134,6 +152,9 @@ class _Latex(LatexPrinter):
         x, m, v = (self._print(a) for a in expr.args[:3])
         cov = rf"{v} \mathbf{{I}}" if len(expr.args) == 4 else v
         return rf"\mathcal{{N}}\left({x} \mid {m}, {cov}\right)"
+
+    def _print_MatAdd(self, expr):
+        return _matadd(self, expr, " + ", " - ")
 
     def _print_MatSum(self, expr, exp=None):
         var, a, b = (self._print(e) for e in expr.limit)

@@ -69,10 +69,10 @@ def test_derivation_records_matrix_calculus_steps_and_textbook_updates():
     assert "Differentiate Q with respect to Lambda_k" in titles
     assert d.method == "EM"
     assert d.update("mu_k").text == "1/N_k*sum_{n=1}^{N} (gamma_nk*x_n)"
-    assert d.update("Sigma_k").text == "1/N_k*sum_{n=1}^{N} (gamma_nk*(-mu_k + x_n)*(-mu_k^T + x_n^T))"
+    assert d.update("Sigma_k").text == "1/N_k*sum_{n=1}^{N} (gamma_nk*(x_n - mu_k)*(x_n^T - mu_k^T))"
     assert d.update("Sigma_k").uses == ("mu_k",)
     tied = get_derivation(load_spec({"components": "K", "dim": "d", "covariance": "full", "variance": "tied"}))
-    assert tied.update("Sigma").text == "1/N*sum_{j=1}^{K} (sum_{n=1}^{N} (gamma_nj*(-mu_j + x_n)*(-mu_j^T + x_n^T)))"
+    assert tied.update("Sigma").text == "1/N*sum_{j=1}^{K} (sum_{n=1}^{N} (gamma_nj*(x_n - mu_j)*(x_n^T - mu_j^T)))"
 
 
 def test_shared_mean_with_free_covariances_is_a_precision_weighted_average():
