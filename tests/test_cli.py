@@ -157,7 +157,8 @@ def test_grade_author_error_exit_2(capsys):
 @pytest.mark.skipif(__import__("shutil").which("pdflatex") is None,
                     reason="pdflatex is not installed (Debian: texlive-latex-base)")
 @pytest.mark.parametrize("preset", ["standard", "shared-mean-bernoulli", "spherical", "equal-shared-fixed",
-                                    "tied-variance", "standard-general", "fixed-sigma"])
+                                    "tied-variance", "standard-general", "fixed-sigma", "full", "tied-full",
+                                    "VEI", "EVE", "EVV"])
 def test_latex_derivation_compiles(capsys, tmp_path, preset):
     status, out, _ = run_cli(capsys, "derive", preset, "--format", "latex")
     assert status == 0
