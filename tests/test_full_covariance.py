@@ -251,3 +251,23 @@ def test_cli_full_covariance_errors_are_one_line(tmp_path):
         assert out.returncode == 2
         assert message in out.stderr and "Traceback" not in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
+
+
+FIXED_VAR = {"spherical": [1, 2], "diag": [[1, 2], [2, 1]], "full": [[[1, 0.3], [0.3, 1]], [[2, -0.5], [-0.5, 1]]]}
+
+
+@pytest.mark.parametrize("cov", ["spherical", "diag", "full"])
+def test_every_multivariate_combination_passes_check(cov):
+    """covariance x variance (free, tied, fixed) x mean (free, shared, fixed) x mixing (free, equal) in 2-d."""
+    import itertools
+
+    for var, mean, mix in itertools.product(["free", "tied", "fixed"], ["free", "shared", "fixed"], ["free", "equal"]):
+        if var == mean == "fixed" and mix == "equal":
+            continue  # nothing to estimate (refused by the spec)
+        spec = load_spec({"components": 2, "dim": 2, "covariance": cov, "mixing": mix,
+                          "variance": {"fixed": FIXED_VAR[cov]} if var == "fixed" else var,
+                          "mean": {"fixed": [[0, 0], [3, 1]]} if mean == "fixed" else mean})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = check(spec, n=300)
+        assert report.passed, (var, mean, mix, [i.detail for i in report.items if i.passed is False])
