@@ -38,7 +38,7 @@ def cache_dir() -> Path:
     return Path(base) / "emsym"
 
 
-_STAGES = ("spec.py", "qfunction.py", "derive.py", "printing.py")
+_STAGES = ("spec.py", "qfunction.py", "derive.py", "mclust.py", "printing.py")
 
 
 def _code_fingerprint() -> str:

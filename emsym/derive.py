@@ -513,11 +513,12 @@ class _Deriver:
         m = self.m
         name = self.spec.covariance
         cs = [m.k] if m.general else m.comps
-        W = {c: MatSum(m.gamma[m.n, c] * m.scatter(c), (m.n, 1, m.N)) for c in cs}
-        q = sp.Add(*[-(m.count_symbol(c) * sp.log(sp.Determinant(m.covariance(c)))
-                       + sp.Trace(W[c] * sp.Inverse(m.covariance(c)))) / 2 for c in cs])
-        if m.general:
-            q = sp.Sum(q.subs(m.k, m.j), (m.j, 1, m.K))
+        W = {c: MatSum(m.gamma[m.n, c] * m.scatter(c), (m.n, 1, m.N)) for c in cs + [m.j]}
+
+        def term(c):
+            return -(m.count_symbol(c) * sp.log(sp.Determinant(m.covariance(c)))
+                     + sp.Trace(W[c] * sp.Inverse(m.covariance(c)))) / 2
+        q = sp.Sum(term(m.j), (m.j, 1, m.K)) if m.general else sp.Add(*[term(c) for c in cs])
         self.add("Q as a function of the covariances",
                  "With the means at their updates, the terms of Q that hold the covariances are (the gamma-weighted "
                  "outer products summed over the points, by linearity, give the scatter W_k):",
