@@ -23,7 +23,7 @@ import sympy as sp
 
 from . import mclust
 from .derive import Derivation
-from .qfunction import MatSum
+from .qfunction import MatSum, split_scalar
 from .exceptions import DataError
 from .spec import Fixed
 
@@ -180,7 +180,7 @@ class _Compiler:
         var, _, _ = expr.limit
         if var != m.n:  # pragma: no cover - sums over components appear only for a general K
             raise TypeError(f"emsym cannot compile a matrix sum over {var}")
-        coeff, body = _split_scalar(expr.function)
+        coeff, body = split_scalar(expr.function)
         weight = self(coeff)
         if isinstance(body, sp.MatMul) and body.shape[1] != 1 and len(body.args) == 2 and body.args[1].shape[0] == 1:
             left, right = self(body.args[0]), self(sp.transpose(body.args[1]).doit())
@@ -507,15 +507,6 @@ class NotPositiveDefinite(DataError):
         super().__init__(f"a covariance matrix is not positive definite (no Cholesky factor): "
                          f"{np.asarray(matrix).tolist()}")
         self.matrix = matrix
-
-
-def _split_scalar(t):
-    """t = c * M with c scalar (1 when there is none)."""
-    if isinstance(t, sp.MatMul):
-        scal = [a for a in t.args if not getattr(a, "is_Matrix", False)]
-        mats = [a for a in t.args if getattr(a, "is_Matrix", False)]
-        return sp.Mul(*scal), sp.MatMul(*mats) if len(mats) > 1 else mats[0]
-    return sp.Integer(1), t
 
 
 def _show(v):

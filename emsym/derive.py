@@ -30,7 +30,7 @@ import sympy as sp
 from . import mclust
 from .exceptions import DerivationError
 from .printing import Equation, latex, text
-from .qfunction import MatSum, Param, SymbolicModel
+from .qfunction import MatSum, Param, SymbolicModel, split_scalar
 from .spec import ModelSpec
 
 __all__ = ["Derivation", "Step", "Update", "derive", "linearise"]
@@ -290,17 +290,6 @@ def _linear_in(expr: sp.MatrixExpr, V: sp.MatrixSymbol):
     return A, B
 
 
-def _scalar_and_matrix(t):
-    """t = c * M with c a scalar (1 when there is none)."""
-    if isinstance(t, sp.MatMul):
-        scal = [a for a in t.args if not getattr(a, "is_Matrix", False)]
-        mats = [a for a in t.args if getattr(a, "is_Matrix", False)]
-        return sp.Mul(*scal), (sp.MatMul(*mats) if len(mats) > 1 else mats[0]) if mats else None
-    if getattr(t, "is_Matrix", False):
-        return sp.Integer(1), t
-    return t, None
-
-
 # -- the derivation ----------------------------------------------------------------------
 class _NoClosedForm:
     """Marker: the stationarity condition (derivative) that the runner solves numerically."""
@@ -484,7 +473,7 @@ class _Deriver:
                 if not t.has(m.xn):
                     parts.append(m.count(c) * t)
                     continue
-                coeff, mat = _scalar_and_matrix(t)
+                coeff, mat = split_scalar(t)
                 factors = list(mat.args) if isinstance(mat, sp.MatMul) else [mat]
                 cut = next(i for i, f in enumerate(factors) if f.has(m.xn))
                 inner = factors[cut:]
@@ -542,7 +531,7 @@ class _Deriver:
         split = {c: _linear_in(conds[c], V) for c in cs}
         A = {c: sp.MatAdd(*split[c][0]).doit() if len(split[c][0]) > 1 else split[c][0][0] for c in cs}
         B = {c: sp.MatAdd(*split[c][1]).doit() if len(split[c][1]) > 1 else split[c][1][0] for c in cs}
-        coef = {c: _scalar_and_matrix(A[c]) for c in cs}
+        coef = {c: split_scalar(A[c]) for c in cs}
         mats = {M for _, M in coef.values()}
         generic = cs == [m.j] and any(a.name.endswith("_j") for M in mats if M is not None
                                       for a in M.atoms(sp.MatrixSymbol))
@@ -550,7 +539,7 @@ class _Deriver:
             (M,) = mats
             inner = {}
             for c in cs:
-                s_, rest = _scalar_and_matrix(B[c])
+                s_, rest = split_scalar(B[c])
                 if M is not None:
                     if not (isinstance(rest, sp.MatMul) and rest.args[0] == M):
                         break
@@ -584,10 +573,10 @@ class _Deriver:
         summands = set()
         for c in cs:
             t = inner[c]
-            coeff, mat = _scalar_and_matrix(t)
+            coeff, mat = split_scalar(t)
             if not (isinstance(mat, MatSum) and mat.limit == (n, 1, m.N)):
                 return total
-            s_, body = _scalar_and_matrix(mat.function)
+            s_, body = split_scalar(mat.function)
             if s_ != m.gamma[n, c]:
                 return total
             summands.add((coeff, body))
@@ -610,7 +599,7 @@ class _Deriver:
         a_terms, B = {}, {}
         for c in cs:
             for t in sp.MatAdd.make_args(conds[c]):
-                c_, M = _scalar_and_matrix(t)
+                c_, M = split_scalar(t)
                 if M in inv:
                     a_terms.setdefault(c, []).append(c_)
                 elif t.has(*[m.precision(c) for c in cs]):

@@ -28,7 +28,7 @@ from . import mclust
 from .printing import Equation, Normal, QuadForm
 from .spec import Fixed, ModelSpec
 
-__all__ = ["MatSum", "Param", "SymbolicModel"]
+__all__ = ["MatSum", "Param", "SymbolicModel", "split_scalar"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,17 @@ class MatSum(sp.MatrixExpr):
 
     def _eval_transpose(self):
         return MatSum(self.function.T, self.limit)
+
+
+def split_scalar(t):
+    """t = c * M with c a scalar (1 when there is none) and M a matrix expression (None if t is scalar)."""
+    if isinstance(t, sp.MatMul):
+        scal = [a for a in t.args if not getattr(a, "is_Matrix", False)]
+        mats = [a for a in t.args if getattr(a, "is_Matrix", False)]
+        return sp.Mul(*scal), (sp.MatMul(*mats) if len(mats) > 1 else mats[0]) if mats else None
+    if getattr(t, "is_Matrix", False):
+        return sp.Integer(1), t
+    return t, None
 
 
 def _exact(v) -> sp.Rational:
