@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--init", metavar="FILE", help="initial values (YAML or JSON), components in order 1..K")
     r.add_argument("--max-iter", type=int, default=1000, metavar="N", help="iteration limit (default 1000; 0: no iteration)")
     r.add_argument("--tol", type=float, default=1e-8, metavar="T",
-                   help="stop when the total log-likelihood changes by at most T (default 1e-8)")
+                   help="converged when the total log-likelihood changes by at most T (default 1e-8) ...")
+    r.add_argument("--param-tol", type=float, default=1e-10, metavar="P",
+                   help="... and no parameter moves by more than P on the data's scale (default 1e-10)")
     r.add_argument("--seed", type=int, default=0, help="seed of the default k-means++ initialisation")
     r.add_argument("--variance-floor", type=float, metavar="F",
                    help="smallest variance allowed (default 1e-6 x the overall data variance)")
@@ -144,6 +146,8 @@ def cmd_run(args) -> int:
             "running EM needs whole numbers: write a model file with e.g. components: 3")
     if args.tol < 0:
         raise EmsymError(f"--tol should be >= 0, but got {args.tol}")
+    if args.param_tol < 0:
+        raise EmsymError(f"--param-tol should be >= 0, but got {args.param_tol}")
     if args.max_iter < 0:
         raise EmsymError(f"--max-iter should be >= 0, but got {args.max_iter}")
     data = load_data(args.data)
@@ -159,7 +163,8 @@ def cmd_run(args) -> int:
     if args.init:
         init = model.params_from_components(load_init_components(args.init, spec.dim), where=args.init)
     progress = _Progress() if sys.stderr.isatty() and args.format == "text" else None
-    result = run_em(model, data.X, init, max_iter=args.max_iter, tol=args.tol, labels=data.labels,
+    result = run_em(model, data.X, init, max_iter=args.max_iter, tol=args.tol, param_tol=args.param_tol,
+                    labels=data.labels,
                     variance_floor=args.variance_floor, responsibilities=args.responsibilities,
                     seed=args.seed, exact_m_step=args.exact_m_step, hard=args.hard,
                     silhouette_points=5000 if args.silhouette else None, callback=progress)

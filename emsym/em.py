@@ -5,8 +5,8 @@ supplies only its compiled log densities and its derived M-step.
 
 E-step in log space (log-sum-exp, in place in one (K, n) buffer); the log-likelihood is
 recorded at the initial values and after every iteration; EM stops when the change of the
-total log-likelihood is at most ``tol`` or after ``max_iter`` iterations (a
-``ConvergenceWarning``).
+total log-likelihood is at most ``tol`` and the parameters move by at most ``param_tol``
+(on the data's scale), or after ``max_iter`` iterations (a ``ConvergenceWarning``).
 
 Safeguards (documented in the README): a variance that falls below the floor -- by
 default 1e-6 times the overall variance of the data -- is set to the floor with a
@@ -219,7 +219,8 @@ class _Runner:
 
 
 def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max_iter: int = 1000,
-           tol: float = 1e-8, labels: np.ndarray | None = None, variance_floor: float | None = None,
+           tol: float = 1e-8, param_tol: float = 1e-10, labels: np.ndarray | None = None,
+           variance_floor: float | None = None,
            responsibilities: bool = False, seed: int = 0, exact_m_step: bool = False,
            hard: bool = False, silhouette_points: int | None = None, callback=None) -> EMResult:
     """Run EM with the derived updates.
@@ -233,8 +234,12 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
         default: ``default_init``.
     max_iter : int
         Iteration limit; 0 returns the initial parameters and their log-likelihood.
-    tol : float
-        Stop when the total log-likelihood changes by at most ``tol``.
+    tol, param_tol : float
+        Converged when the total log-likelihood changes by at most ``tol`` and no parameter
+        moves by more than ``param_tol`` on the data's scale (weights absolutely, means
+        relative to the data's standard deviation, variances relative to its variance; see
+        ``_moved``).  The likelihood flattens near its maximum before the parameters settle:
+        stopping on it alone leaves them about sqrt(tol / n) off.
     labels : ndarray of shape (n,), optional
         Component numbers 1..K for labelled points, 0 for unknown.
     exact_m_step : bool
@@ -279,17 +284,20 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
+        before = params
         new = model.m_step(runner.XT, runner.R, params, exact=exact_m_step)
         params = runner.guard(params, new)
         trace.append(runner.e_step(params))
         if callback is not None:
             callback(it, trace[-1])
-        if abs(trace[-1] - trace[-2]) <= tol:
+        if abs(trace[-1] - trace[-2]) <= tol and _moved(model, before, params, spread) <= param_tol:
             converged = True
             break
     if max_iter > 0 and not converged:
         warnings.warn(f"EM did not converge in {max_iter} iterations (last change of the log-likelihood "
-                      f"{trace[-1] - trace[-2]:.3g} > tol {tol:g}); raise --max-iter or --tol",
+                      f"{trace[-1] - trace[-2]:.3g}, tol {tol:g}; largest parameter move "
+                      f"{_moved(model, before, params, spread):.3g}, param_tol {param_tol:g}); raise --max-iter "
+                      f"or loosen --tol / --param-tol",
                       ConvergenceWarning, stacklevel=2)
     resp = runner.R.T.copy() if responsibilities else None
     sil = None
@@ -299,6 +307,17 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
                     iterations=it if max_iter > 0 else 0, converged=converged,
                     responsibilities=resp, warnings=tuple(runner.messages), n_points=n,
                     n_params=model.n_free, silhouette=sil)
+
+
+def _moved(model: CompiledModel, old: dict, new: dict, spread: float) -> float:
+    """The largest parameter change of one iteration on the data's scale (for the stopping rule)."""
+    if old is new:
+        return 0.0
+    a, b = model.components(old), model.components(new)
+    sd = np.sqrt(spread)
+    return max(max(abs(x["weight"] - y["weight"]),
+                   float(np.max(np.abs(x["mean"] - y["mean"]))) / sd,
+                   float(np.max(np.abs(x["covariance"] - y["covariance"]))) / spread) for x, y in zip(a, b))
 
 
 def silhouette(X: np.ndarray, labels: np.ndarray, max_points: int = 5000, seed: int = 0) -> float | None:

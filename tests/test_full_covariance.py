@@ -271,3 +271,35 @@ def test_every_multivariate_combination_passes_check(cov):
             warnings.simplefilter("ignore")
             report = check(spec, n=300)
         assert report.passed, (var, mean, mix, [i.detail for i in report.items if i.passed is False])
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
+def test_default_stopping_rule_lands_on_the_maximum(cov_type):
+    """With the default tol and param_tol, a run ends within 1e-7 of scikit-learn run for 3,000 iterations."""
+    from sklearn.mixture import GaussianMixture
+
+    X = _data(seed=11)
+    covariance = "full" if cov_type in ("full", "tied") else cov_type
+    variance = "tied" if cov_type == "tied" else "free"
+    model = CompiledModel(get_derivation(load_spec({"components": 2, "dim": 2, "covariance": covariance,
+                                                    "variance": variance})))
+    start = {"full": np.eye(2), "tied": np.eye(2), "diag": np.array([1.0, 1.0]), "spherical": 1.0}[cov_type]
+    init = [{"weight": 0.5, "mean": np.array([0.5, 0.5]), "variance": start},
+            {"weight": 0.5, "mean": np.array([2.0, 0.0]), "variance": start}]
+    res = run_em(model, X, model.params_from_components(init))
+    assert res.converged
+    prec = {"full": np.array([np.eye(2)] * 2), "tied": np.eye(2), "diag": np.ones((2, 2)),
+            "spherical": np.ones(2)}[cov_type]
+    assert res.iterations < 1000
+    gm = GaussianMixture(2, covariance_type=cov_type, reg_covar=0.0, max_iter=3000, tol=0.0,
+                         weights_init=[0.5, 0.5], means_init=[[0.5, 0.5], [2.0, 0.0]], precisions_init=prec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tol 0: scikit-learn warns that it ran out of iterations
+        gm.fit(X)
+    np.testing.assert_allclose([c["mean"] for c in res.components], gm.means_, atol=1e-7)
+    np.testing.assert_allclose([c["weight"] for c in res.components], gm.weights_, atol=1e-7)
+    ours = np.array([c["covariance"] for c in res.components])
+    theirs = {"full": gm.covariances_, "tied": np.array([gm.covariances_] * 2),
+              "diag": np.array([np.diag(v) for v in gm.covariances_]) if cov_type == "diag" else None,
+              "spherical": np.array([v * np.eye(2) for v in gm.covariances_])}[cov_type]
+    np.testing.assert_allclose(ours, theirs, atol=1e-7)
