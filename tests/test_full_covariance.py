@@ -303,3 +303,29 @@ def test_default_stopping_rule_lands_on_the_maximum(cov_type):
               "diag": np.array([np.diag(v) for v in gm.covariances_]) if cov_type == "diag" else None,
               "spherical": np.array([v * np.eye(2) for v in gm.covariances_])}[cov_type]
     np.testing.assert_allclose(ours, theirs, atol=1e-7)
+
+
+def test_cli_runs_full_and_mclust_models(tmp_path):
+    import json
+
+    X = _data()
+    data = tmp_path / "d.csv"
+    data.write_text("x1,x2\n" + "\n".join(f"{a!r},{b!r}" for a, b in X) + "\n")
+    init = tmp_path / "i.json"
+    init.write_text(json.dumps({"components": [
+        {"weight": c["weight"], "mean": c["mean"].tolist(), "covariance": c["variance"].tolist()} for c in INIT]}))
+    model = tmp_path / "m.yaml"
+    model.write_text("components: 2\ndim: 2\ncovariance: full\n")
+    out = subprocess.run([sys.executable, "-m", "emsym", "run", str(model), "--data", str(data), "--init", str(init),
+                          "--format", "json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    m = _model()
+    ref = run_em(m, X, m.params_from_components(INIT))
+    np.testing.assert_allclose([c["covariance"] for c in got["components"]],
+                               [c["covariance"] for c in ref.components], rtol=1e-12)
+    assert got["n_params"] == 11
+    out = subprocess.run([sys.executable, "-m", "emsym", "derive", "VEI"], capture_output=True, text=True)
+    assert out.returncode == 0 and "VEI has no closed-form M-step" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "emsym", "check", "EVV"], capture_output=True, text=True)
+    assert out.returncode == 0 and "all checks passed" in out.stdout
