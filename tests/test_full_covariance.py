@@ -310,7 +310,7 @@ def test_cli_runs_full_and_mclust_models(tmp_path):
 
     X = _data()
     data = tmp_path / "d.csv"
-    data.write_text("x1,x2\n" + "\n".join(f"{a!r},{b!r}" for a, b in X) + "\n")
+    data.write_text("x1,x2\n" + "\n".join(f"{float(a)!r},{float(b)!r}" for a, b in X) + "\n")
     init = tmp_path / "i.json"
     init.write_text(json.dumps({"components": [
         {"weight": c["weight"], "mean": c["mean"].tolist(), "covariance": c["variance"].tolist()} for c in INIT]}))
