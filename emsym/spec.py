@@ -76,9 +76,12 @@ class ModelSpec:
         and has weight theta.
     mean : "free", "shared" or Fixed
     variance : "free", "tied" or Fixed
-        Variances (sigma squared), not standard deviations.
-    covariance : "full", "diag" or "spherical"
-        Shape of a component's covariance when dim > 1.
+        Variances (sigma squared), not standard deviations; with a full covariance, the
+        covariance matrices (a fixed one: symmetric positive definite d x d).
+    covariance : "full", "diag", "spherical" or an mclust name
+        Shape of a component's covariance when dim > 1.  Six mclust names are read as these
+        (EII = spherical tied, ..., VVV = full free); VEI, EVI, VEE, EVE, VVE, EEV, VEV and
+        EVV stay as the name (a constrained covariance block, see ``emsym.mclust``).
     labelled : bool
         Some points come with their component (semi-supervised EM): the derivation splits the
         objective into labelled and unlabelled sums.  The updates are the same, with one-hot
@@ -293,7 +296,7 @@ def _mclust_name(name: str, data: dict, kw: dict, where: str) -> str:
     if not (kw["dim"] == GENERAL_D or kw["dim"] > 1):
         raise SpecError(f"{where}: covariance {name!r} (mclust) is for d > 1 dimensions; in one dimension use "
                         f"variance: tied (mclust 'E') or variance: free (mclust 'V')")
-    if "variance" in data and data["variance"] != "free" or name in mclust.ALIASES and "variance" in data:
+    if "variance" in data and (data["variance"] != "free" or name in mclust.ALIASES):
         raise SpecError(f"{where}: covariance {name!r} ({mclust.describe(name)}) already says what the variances "
                         f"are; leave 'variance' out, but got variance: {data['variance']!r}")
     if name in mclust.ALIASES:
@@ -319,10 +322,10 @@ def _covariance_matrix(raw: Any, dim: int, at: str) -> tuple:
                                 f"differs from [{j}][{i}] = {_plain(rows[j][i])}")
     # positive definite <=> every leading principal minor > 0 (Sylvester), decided exactly
     for m in range(1, dim + 1):
-        if _det([list(r[:m]) for r in rows[:m]]) <= 0:
+        minor = _det([list(r[:m]) for r in rows[:m]])
+        if minor <= 0:
             raise SpecError(f"{at} should be positive definite, but its leading {m}x{m} minor is "
-                            f"{float(_det([list(r[:m]) for r in rows[:m]])):g} (a covariance needs all > 0); "
-                            f"got {raw!r}")
+                            f"{float(minor):g} (a covariance needs all > 0); got {raw!r}")
     return rows
 
 
