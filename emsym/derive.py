@@ -687,7 +687,8 @@ class _Deriver:
         for a, name in blocks.items():
             notes.append(f"{a}: the {name} covariances ({mclust.describe(name)}) are updated by blocks -- orientation, "
                          "shape, volume -- each maximising Q with the others held; "
-                         + ("no closed form exists, so the passes repeat to convergence (Q never decreases)."
+                         + ("no closed form exists, so the passes repeat to convergence, from several starts (a local "
+                            "maximum of Q, never lower than at the previous covariances)."
                             if name in mclust.NO_CLOSED_FORM else "one pass is the closed-form joint maximiser."))
         for a in sorted(numeric, key=order.index):
             notes.append(f"{a} has no closed-form update: the M-step maximises Q over it numerically.")

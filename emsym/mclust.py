@@ -19,11 +19,12 @@ covariances maximise the covariance part of Q,
 over the constrained set, one block at a time (orientation, then shape, then volume).  The
 volume and shape blocks are solved by sympy in the derivation (``derivation_steps``); the
 orientation block is an eigen-decomposition (von Neumann's trace inequality) or, for an
-equal orientation under varying shapes (EVE, VVE), a majorise-minimise step whose maximiser
-over orthogonal matrices comes from an SVD.  Every block step is a conditional maximiser (or,
-MM, never worse), so Q never decreases; for EVI, EEV and EVV one pass is the joint maximiser,
-and for the five names mclust documents as having no closed form (VEI, VEE, EVE, VVE, VEV)
-the passes repeat until the covariances stop moving.
+equal orientation under varying shapes (EVE, VVE), sweeps of exact plane rotations.  Every
+block step is a conditional maximiser, so Q never decreases; for EVI, EEV and EVV one pass is
+the joint maximiser, and for the five names mclust documents as having no closed form (VEI,
+VEE, EVE, VVE, VEV) the passes repeat until the covariances stop moving, from several starts
+(Q_Sigma can have several local maxima there; the promise is a local maximum no lower than the
+previous covariances, as for mclust's own iterative M-steps).
 """
 
 from __future__ import annotations
@@ -119,20 +120,24 @@ def derivation_steps(name: str, general_k: bool):
                     "tr(D^T (sum_k W_k / lambda_k) D A^-1), smallest for D = eigenvectors of sum_k W_k / lambda_k "
                     "(von Neumann's trace inequality).")
         else:
-            orient = Equation(sp.Symbol("D"), sp.MatrixSymbol("U", d, d) * sp.MatrixSymbol("V", d, d).T)
-            text = ("One orientation D under varying shapes: f(D) = sum_k tr(W_k D Omega_k D^T) with Omega_k = "
-                    "A_k^-1 / lambda_k has no closed-form minimiser over orthogonal D. emsym takes a "
-                    "majorise-minimise step: f is a convex quadratic whose curvature is at most alpha = 2 sum_k "
-                    "||W_k|| ||Omega_k||, so with G = 2 sum_k W_k D_old Omega_k, f(D) <= f(D_old) + <G, D - D_old> "
-                    "+ alpha/2 ||D - D_old||^2, minimised over orthogonal D by D = U V^T, where "
-                    "U S V^T = alpha D_old - G (SVD); f never increases.")
+            theta = sp.Symbol("theta_ij")
+            B, C = sp.Symbol("B_ij"), sp.Symbol("C_ij")
+            orient = Equation(theta, sp.atan2(-C, -B) / 2)
+            text = ("One orientation D under varying shapes: f(D) = sum_k tr(D^T W_k D Omega_k) with Omega_k = "
+                    "A_k^-1 / lambda_k has no closed-form minimiser over orthogonal D. emsym sweeps plane rotations: "
+                    "turning columns i and j of D by theta changes only the i-th and j-th diagonal entries of "
+                    "M_k = D^T W_k D, so f(theta) = const + B_ij cos 2 theta + C_ij sin 2 theta with B_ij = sum_k "
+                    "(Omega_k,i - Omega_k,j)(M_k,ii - M_k,jj)/2 and C_ij = sum_k (Omega_k,i - Omega_k,j) M_k,ij; each "
+                    "rotation takes the exact minimiser, so f never increases.")
         steps.append(("Orientation block", text, orient))
     if name in NO_CLOSED_FORM:
         text = (f"{name} has no closed-form M-step (the blocks depend on each other; mclust's documentation lists "
                 "VEI, VEE, EVE, VVE and VEV so). emsym repeats the passes orientation -> shape -> volume, each "
-                "block the maximiser of Q with the others held (or, MM, no worse), from the previous covariances, "
-                f"until no covariance entry moves by more than {RTOL:g} relative (at most {MAX_PASSES} passes): Q never "
-                "decreases, so neither does the log-likelihood (a generalised EM step).")
+                "block the maximiser of Q with the others held, until no covariance entry moves by more than "
+                f"{RTOL:g} relative (at most {MAX_PASSES} passes). Q_Sigma can have several local maxima here, so the "
+                "passes run from the previous covariances and also from the pooled scatter and from each "
+                "component's scatter, and the best end point is kept: a local maximum of Q no lower than at the "
+                "previous covariances, so the log-likelihood never decreases (a generalised EM step).")
     else:
         text = (f"For {name} one pass orientation -> shape -> volume is the joint maximiser: the orientation does "
                 "not depend on the shape's scale or the volume, and the normalised shape does not depend on the volume.")
@@ -165,6 +170,31 @@ def _eig_matched(W: np.ndarray, a: np.ndarray) -> np.ndarray:
     return D
 
 
+def _jacobi_sweep(D: np.ndarray, W: np.ndarray, Omega: np.ndarray) -> np.ndarray:
+    """One sweep of exact plane rotations lowering f(D) = sum_k tr(D^T W_k D diag(Omega_k)).
+
+    Rotating columns i, j of D by theta changes only the i-th and j-th diagonal entries of
+    M_k = D^T W_k D, and f(theta) = const + B cos 2 theta + C sin 2 theta with
+    B = sum_k (Omega_ki - Omega_kj)(M_k,ii - M_k,jj) / 2 and C = sum_k (Omega_ki - Omega_kj) M_k,ij,
+    smallest at 2 theta = atan2(-C, -B); each rotation is that exact minimiser, so f never rises.
+    """
+    D = D.copy()
+    d = D.shape[0]
+    for i in range(d - 1):
+        for j in range(i + 1, d):
+            M = np.einsum("ai,kab,bj->kij", D[:, [i, j]], W, D[:, [i, j]])  # (K, 2, 2) blocks
+            w = Omega[:, i] - Omega[:, j]
+            B = float(np.sum(w * (M[:, 0, 0] - M[:, 1, 1]))) / 2
+            C = float(np.sum(w * M[:, 0, 1]))
+            if B == 0 and C == 0:
+                continue
+            theta = np.arctan2(-C, -B) / 2
+            c, s_ = np.cos(theta), np.sin(theta)
+            Di, Dj = D[:, i].copy(), D[:, j].copy()
+            D[:, i], D[:, j] = c * Di + s_ * Dj, -s_ * Di + c * Dj
+    return D
+
+
 def q_sigma(W, N, S) -> float:
     """-1/2 sum_k [N_k log|Sigma_k| + tr(W_k Sigma_k^-1)]."""
     total = 0.0
@@ -178,9 +208,30 @@ def constrained_covariances(name: str, W: np.ndarray, N: np.ndarray, old: np.nda
     """The M-step for the covariances of mclust model ``name``.
 
     W : (K, d, d) scatter matrices at the new means; N : (K,) counts; old : (K, d, d)
-    the previous covariances (the start: iterating from them keeps Q from decreasing).
-    Returns the new (K, d, d) covariances and the number of passes.
+    the previous covariances.  Returns the new (K, d, d) covariances and the number of passes.
+
+    Where no closed form exists, Q_Sigma can have several local maxima (an equal orientation
+    under varying shapes especially), so the block ascent runs from the previous covariances --
+    which alone guarantees that Q does not decrease -- and also from the pooled scatter and from
+    each component's scatter given to every component; the best end point is kept.
     """
+    if name not in NO_CLOSED_FORM:
+        return _ascend(name, W, N, old)
+    K = len(W)
+    starts = [old, np.broadcast_to(W.sum(axis=0) / N.sum(), W.shape)]
+    starts += [np.broadcast_to(W[j] / N[j], W.shape) for j in range(K) if N[j] > 0]
+    best, best_q, total = None, -np.inf, 0
+    for start in starts:
+        S, passes = _ascend(name, W, N, np.array(start))
+        total += passes
+        q = q_sigma(W, N, S) if np.all(np.isfinite(S)) else -np.inf
+        if best is None or q > best_q:
+            best, best_q = S, q
+    return best, total
+
+
+def _ascend(name: str, W: np.ndarray, N: np.ndarray, old: np.ndarray):
+    """Block ascent orientation -> shape -> volume from ``old`` (projected onto the model)."""
     v, s, o = name
     K, d, _ = W.shape
     lam, D, A = _decompose(old)
@@ -207,12 +258,7 @@ def constrained_covariances(name: str, W: np.ndarray, N: np.ndarray, old: np.nda
             if s != "V":
                 D = np.broadcast_to(_eig_matched(np.sum(W / lam[:, None, None], axis=0), A[0]), (K, d, d)).copy()
             else:
-                D0 = D[0]
-                Omega = 1.0 / (A * lam[:, None])  # (K, d): diagonal of A_k^-1 / lambda_k
-                G = 2 * sum(W[k] @ D0 * Omega[k] for k in range(K))
-                alpha = 2 * sum(np.linalg.eigvalsh(W[k])[-1] * Omega[k].max() for k in range(K))
-                U, _, Vt = np.linalg.svd(alpha * D0 - G)
-                D = np.broadcast_to(U @ Vt, (K, d, d)).copy()
+                D = np.broadcast_to(_jacobi_sweep(D[0], W, 1.0 / (A * lam[:, None])), (K, d, d)).copy()
         # shape
         B = np.einsum("kji,kjl,kli->ki", D, W, D)  # diag(D_k^T W_k D_k)
         if s == "V":
