@@ -194,7 +194,9 @@ def parse_init_components(raw, dim: int, where: str = "init") -> list[dict]:
             raise DataError(f"{at}: give either variance or covariance, not both")
         if c.get("variance") is not None:
             v = c["variance"]
-            if isinstance(v, list) and dim > 1:
+            if isinstance(v, list) and v and all(isinstance(row, list) for row in v):
+                entry["variance"] = _diagonal(v, dim, f"{at}.variance")  # a matrix under 'variance'
+            elif isinstance(v, list) and dim > 1:
                 if len(v) != dim:
                     raise DataError(f"{at}.variance should be one number or a list of {dim} (a diagonal), but got {v!r}")
                 entry["variance"] = np.array([_num(e, f"{at}.variance[{i}]", positive=True) for i, e in enumerate(v)])

@@ -72,6 +72,17 @@ def test_bad_init(tmp_path, text, dim, message):
         load_init_components(write(tmp_path, text, "i.yaml"), dim)
 
 
+def test_full_covariance_init_under_either_key(tmp_path):
+    f = write(tmp_path, "components:\n  - {mean: [1, 2], covariance: [[2, 0.5], [0.5, 1]]}\n"
+                        "  - {mean: [0, 0], variance: [[1, -0.3], [-0.3, 2]]}\n", "i.yaml")
+    a, b = load_init_components(f, 2)
+    np.testing.assert_array_equal(a["variance"], [[2, 0.5], [0.5, 1]])
+    np.testing.assert_array_equal(b["variance"], [[1, -0.3], [-0.3, 2]])
+    with pytest.raises(DataError, match=r"components\[0\].variance should be positive definite"):
+        load_init_components(write(tmp_path, "components:\n  - {mean: [1, 2], variance: [[1, 2], [2, 1]]}\n",
+                                   "j.yaml"), 2)
+
+
 def test_diagonal_init(tmp_path):
     f = write(tmp_path, "components:\n  - {mean: [0, 0], covariance: [[1, 0], [0, 4]]}\n  - {mean: [1, 1], variance: [2, 3]}\n", "i.yaml")
     a, b = load_init_components(f, 2)
