@@ -70,32 +70,35 @@ def test_derivation_says_which_have_no_closed_form():
         assert d.update("mu_k").text == "1/N_k*sum_{n=1}^{N} (gamma_nk*x_n)"
 
 
-def _unpack(name, theta, K, d):
-    """(volume, shape, orientation) parameters -> K covariances satisfying model ``name``."""
+def _parts(name, theta, K, d):
+    """(volume, shape, orientation) parameters -> per-component scales (K,), shapes (K, d) with product 1,
+    and rotations (K, d, d), each shared where the name says E and fixed where it says I."""
     v, s, o = name
     i = 0
     nv = 1 if v == "E" else K
-    lam = np.exp(theta[i:i + nv]) * np.ones(K)
+    scale = np.exp(theta[i:i + nv]) * np.ones(K)
     i += nv
-    if s == "I":
-        A = np.ones((K, d))
-    else:
+    shape = np.ones((K, d))
+    if s != "I":
         ns = 1 if s == "E" else K
         raw = theta[i:i + ns * (d - 1)].reshape(ns, d - 1)
         i += ns * (d - 1)
-        logs = np.hstack([raw, -raw.sum(axis=1, keepdims=True)])
-        A = np.exp(logs) * np.ones((K, d))
-    if o == "I":
-        D = np.broadcast_to(np.eye(d), (K, d, d))
-    else:
-        no = 1 if o == "E" else K
-        m = d * (d - 1) // 2
-        Ds = []
+        shape = np.exp(np.hstack([raw, -raw.sum(axis=1, keepdims=True)])) * np.ones((K, d))
+    R = np.broadcast_to(np.eye(d), (K, d, d))
+    if o != "I":
+        no, m = (1 if o == "E" else K), d * (d - 1) // 2
+        Rs = []
         for g in range(no):
-            Sk = np.zeros((d, d))
-            Sk[np.triu_indices(d, 1)] = theta[i + g * m:i + (g + 1) * m]
-            Ds.append(expm(Sk - Sk.T))
-        D = np.array(Ds * K if no == 1 else Ds)
+            A = np.zeros((d, d))
+            A[np.triu_indices(d, 1)] = theta[i + g * m:i + (g + 1) * m]
+            Rs.append(expm(A - A.T))
+        R = np.array(Rs * K if no == 1 else Rs)
+    return scale, shape, R
+
+
+def _unpack(name, theta, K, d):
+    """(volume, shape, orientation) parameters -> K covariances satisfying model ``name``."""
+    lam, A, D = _parts(name, theta, K, d)
     return np.einsum("k,kij,kj,klj->kil", lam, D, A, D)
 
 
@@ -147,25 +150,7 @@ def _around(name, S, delta):
     elif o == "E":
         V = np.broadcast_to(V[0], (K, d, d))
         w = np.einsum("kji,kjl,kli->ki", V, S, V)
-    i = 0
-    nv = 1 if v == "E" else K
-    scale = np.exp(delta[i:i + nv]) * np.ones(K)
-    i += nv
-    shape = np.ones((K, d))
-    if s != "I":
-        ns = 1 if s == "E" else K
-        raw = delta[i:i + ns * (d - 1)].reshape(ns, d - 1)
-        i += ns * (d - 1)
-        shape = np.exp(np.hstack([raw, -raw.sum(axis=1, keepdims=True)])) * np.ones((K, d))
-    R = np.broadcast_to(np.eye(d), (K, d, d))
-    if o != "I":
-        no, m = (1 if o == "E" else K), d * (d - 1) // 2
-        Rs = []
-        for g in range(no):
-            A = np.zeros((d, d))
-            A[np.triu_indices(d, 1)] = delta[i + g * m:i + (g + 1) * m]
-            Rs.append(expm(A - A.T))
-        R = np.array(Rs * K if no == 1 else Rs)
+    scale, shape, R = _parts(name, delta, K, d)
     D = V @ R
     return np.einsum("k,kij,kj,klj->kil", scale, D, w * shape, D)
 
