@@ -199,14 +199,7 @@ class _Compiler:
             fn = column
         else:  # pragma: no cover - the derivation produces only the two forms above
             raise TypeError(f"emsym cannot compile the matrix sum {expr}")
-        if self.is_param_free(expr.function):
-            def memo(env):
-                cache = env["memo"]
-                if expr not in cache:
-                    cache[expr] = fn(env)
-                return cache[expr]
-            return memo
-        return fn
+        return _memoised(expr, fn) if self.is_param_free(expr.function) else fn
 
     def sum(self, expr: sp.Sum) -> Fn:
         m = self.m
@@ -234,15 +227,17 @@ class _Compiler:
             def fn(env):  # a (d, n) summand sums to a (d, 1) column, matching (d, 1) parameters
                 val = body(env)
                 return np.sum(val, axis=-1, keepdims=np.ndim(val) == 2)
-        if self.is_param_free(f):
-            key = expr
-            def memo(env):
-                cache = env["memo"]
-                if key not in cache:
-                    cache[key] = fn(env)
-                return cache[key]
-            return memo
-        return fn
+        return _memoised(expr, fn) if self.is_param_free(f) else fn
+
+
+def _memoised(key, fn: Fn) -> Fn:
+    """fn once per M-step: a sum over the data that holds no parameter (N_k, sum_n gamma_nk x_n)."""
+    def memo(env):
+        cache = env["memo"]
+        if key not in cache:
+            cache[key] = fn(env)
+        return cache[key]
+    return memo
 
 
 class CompiledModel:
