@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -111,7 +112,7 @@ def cmd_derive(args) -> int:
     from .render import render_derivation
     d = get_derivation(_spec_for(args), use_cache=not args.no_cache)
     if args.format == "json":
-        print(json.dumps(d.to_dict(), indent=2))
+        print(_json(d.to_dict(), indent=2))
     else:
         sys.stdout.write(render_derivation(d, args.format))
     return 0
@@ -123,7 +124,7 @@ def cmd_check(args) -> int:
         raise EmsymError(f"--points should be at least 10, but got {args.points}")
     report = check(_spec_for(args), n=args.points, seed=args.seed)
     if args.format == "json":
-        print(json.dumps(report.to_dict(), indent=2))
+        print(_json(report.to_dict(), indent=2))
     else:
         print(f"Model: {report.spec.label()} (method {report.method})" + (f"; {report.note}" if report.note else ""))
         for item in report.items:
@@ -171,8 +172,7 @@ def cmd_run(args) -> int:
     if progress:
         progress.done()
     if args.format == "json":
-        out = result.to_dict()
-        print(json.dumps(out))
+        print(_json(result.to_dict()))
         return 0
     n = data.X.shape[0]
     lab = "" if data.labels is None else f" ({int((data.labels > 0).sum())} labelled)"
@@ -254,7 +254,7 @@ def cmd_grade(args) -> int:
 
 def _print_verdict(v, fmt: str) -> int:
     if fmt == "json":
-        print(json.dumps(v.to_dict()))
+        print(_json(v.to_dict()))
     elif fmt == "text":
         print(f"{v.verdict} (score {v.score:g})")
         print(v.feedback)
@@ -282,27 +282,18 @@ def _grade_expected(args) -> int:
         fh = sys.stdin.buffer if args.answers == "-" else open(args.answers, "rb")
     except OSError as exc:
         raise EmsymError(f"{args.answers}: cannot read the answers file: {exc.strerror}") from None
+    from .grading.grader import Verdict
+    from .safeio import bounded_lines
+
     out = sys.stdout
+    too_long = Verdict("invalid", 0.0, "Could not read the answer: the line is too long (the limit is "
+                       "65,536 bytes).").to_dict()
     with fh:
-        for raw in _lines(fh):
-            out.write(json.dumps(grader.grade(raw.decode("utf-8", errors="replace")).to_dict()) + "\n")
+        for raw in bounded_lines(fh):
+            verdict = too_long if raw is None else grader.grade(raw.decode("utf-8", errors="replace")).to_dict()
+            out.write(json.dumps(verdict) + "\n")
     out.flush()
     return 0
-
-
-def _lines(fh):
-    """Lines of a binary file without their line ending; a final newline adds no empty line."""
-    pending = b""
-    while True:
-        chunk = fh.read(1 << 16)
-        if not chunk:
-            break
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line[:-1] if line.endswith(b"\r") else line
-    if pending:
-        yield pending[:-1] if pending.endswith(b"\r") else pending
 
 
 def cmd_validate(args) -> int:
@@ -390,6 +381,12 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def _json(value, **kwargs) -> str:
+    """Strict JSON (no NaN or Infinity): a non-finite result is an error, not invalid output."""
+    from .safeio import dumps
+    return dumps(value, EmsymError, **kwargs)
+
+
 def _fmt(v) -> str:
     if np.ndim(v):
         return "[" + ", ".join(f"{x:.8g}" for x in v) + "]"
@@ -419,7 +416,23 @@ _COMMANDS = {"derive": cmd_derive, "check": cmd_check, "run": cmd_run, "grade": 
              "validate": cmd_validate, "presets": cmd_presets}
 
 
+def _undecodable(argv: list[str]) -> str | None:
+    """The first command-line argument that is not valid UTF-8 (Python keeps such bytes as surrogates)."""
+    for i, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = repr(os.fsencode(arg))[:60]
+            return f"argument {i} ({shown}) is not valid UTF-8 text; file names and answers must be UTF-8"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    bad = _undecodable(argv)
+    if bad:
+        print(f"emsym: error: {bad}", file=sys.stderr)
+        return 2
     args = _parser().parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EmsymWarning)

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
-
 from .exceptions import DataError
+from .safeio import load_yaml, open_text, read_text, utf8_error_line
 from .spec import _suggest
 
 __all__ = ["Dataset", "load_data", "load_init_components", "parse_init_components"]
@@ -47,44 +46,18 @@ def _is_number(text: str) -> bool:
 
 
 def load_data(path: str | os.PathLike) -> Dataset:
-    """Read a data CSV (see the module docstring); raise ``DataError`` naming the bad row."""
+    """Read a data CSV (see the module docstring); raise ``DataError`` naming the bad row.
+
+    The file must be a regular file in UTF-8 (a byte-order mark is allowed).
+    """
     path = Path(path)
+    fh = open_text(path, "data file", DataError)
     try:
-        fh = open(path, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the data file: {exc.strerror}") from None
-    with fh:
-        first = fh.readline()
-        header = next(csv.reader([first]), [])
-        header = [h.strip() for h in header]
-        if not header or header == [""]:
-            raise DataError(f"{path}: the file is empty; expected a header row such as 'x' and one point per row")
-        if all(_is_number(h) for h in header):
-            raise DataError(f"{path}: line 1 should be a header with column names (e.g. 'x'), but got numbers "
-                            f"{first.strip()!r}; add a header row")
-        if len(set(header)) != len(header):
-            raise DataError(f"{path}: line 1 repeats a column name: {header}")
-        label_col = header.index("label") if "label" in header else None
-        coords = [h for h in header if h != "label"]
-        if not coords:
-            raise DataError(f"{path}: there is no coordinate column, only 'label'")
-        if label_col is None:
-            try:  # fast path: numpy's C parser
-                with warnings.catch_warnings():  # "no data" is reported below, in our words
-                    warnings.simplefilter("ignore", UserWarning)
-                    X = np.loadtxt(fh, delimiter=",", dtype=float, ndmin=2)
-            except ValueError:
-                fh.seek(0)
-                fh.readline()
-                X, labels = _slow_parse(fh, path, header, None)
-            else:
-                labels = None
-                if X.size == 0:
-                    X = X.reshape(0, len(header))
-                elif X.shape[1] != len(header):
-                    raise DataError(f"{path}: rows have {X.shape[1]} values, but the header has {len(header)} columns")
-        else:
-            X, labels = _slow_parse(fh, path, header, label_col)
+        with fh:
+            X, labels, coords = _read_csv(fh, path)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: line {utf8_error_line(path)}: the data file is not UTF-8 text; save it as "
+                        "UTF-8 (or plain ASCII)") from None
     if X.shape[0] == 0:
         raise DataError(f"{path}: no data rows after the header")
     bad = ~np.isfinite(X)
@@ -92,6 +65,43 @@ def load_data(path: str | os.PathLike) -> Dataset:
         r, c = map(int, np.argwhere(bad)[0])
         raise DataError(f"{path}: line {r + 2}, column '{coords[c]}': expected a finite number, got {X[r, c]!r}")
     return Dataset(X, tuple(coords), labels, str(path))
+
+
+def _read_csv(fh, path: Path):
+    first = fh.readline(1 << 16)
+    if len(first) >= 1 << 16 and not first.endswith("\n"):
+        raise DataError(f"{path}: line 1 (the header) is longer than 65,536 characters")
+    header = next(csv.reader([first]), [])
+    header = [h.strip() for h in header]
+    if not header or header == [""]:
+        raise DataError(f"{path}: the file is empty; expected a header row such as 'x' and one point per row")
+    if all(_is_number(h) for h in header):
+        raise DataError(f"{path}: line 1 should be a header with column names (e.g. 'x'), but got numbers "
+                        f"{first.strip()[:80]!r}; add a header row")
+    if len(set(header)) != len(header):
+        raise DataError(f"{path}: line 1 repeats a column name: {header}")
+    label_col = header.index("label") if "label" in header else None
+    coords = [h for h in header if h != "label"]
+    if not coords:
+        raise DataError(f"{path}: there is no coordinate column, only 'label'")
+    if label_col is None:
+        try:  # fast path: numpy's C parser
+            with warnings.catch_warnings():  # "no data" is reported below, in our words
+                warnings.simplefilter("ignore", UserWarning)
+                X = np.loadtxt(fh, delimiter=",", dtype=float, ndmin=2)
+        except ValueError:
+            fh.seek(0)
+            fh.readline()
+            X, labels = _slow_parse(fh, path, header, None)
+        else:
+            labels = None
+            if X.size == 0:
+                X = X.reshape(0, len(header))
+            elif X.shape[1] != len(header):
+                raise DataError(f"{path}: rows have {X.shape[1]} values, but the header has {len(header)} columns")
+    else:
+        X, labels = _slow_parse(fh, path, header, label_col)
+    return X, labels, coords
 
 
 def _slow_parse(fh, path, header, label_col):
@@ -138,14 +148,7 @@ _INIT_KEYS = ("weight", "mean", "variance", "covariance")
 def load_init_components(path: str | os.PathLike, dim: int) -> list[dict]:
     """Read an init file into per-component dicts (weight, mean (d,), variance)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the init file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise DataError(f"{path}{at}: not valid YAML or JSON: {getattr(exc, 'problem', exc)}") from None
+    raw, _ = load_yaml(read_text(path, "init file", DataError), str(path), DataError, "YAML or JSON")
     return parse_init_components(raw, dim, str(path))
 
 

@@ -274,20 +274,25 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
             raise DataError(f"labels: point {bad[0] + 1} has label {labels[bad[0]]}, expected 1..{model.K} or empty")
     if max_iter < 0:
         raise DataError(f"max_iter should be >= 0, but got {max_iter}")
-    spread = overall_variance(X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = overall_variance(X)
+    if not np.isfinite(spread):
+        raise DataError(f"data: the values are too large to fit (largest |x| = {float(np.max(np.abs(X))):.3g}; their "
+                        "squares overflow double precision); rescale the data, e.g. divide every column by its "
+                        "largest value")
     floor = variance_floor if variance_floor is not None else VARIANCE_FLOOR_FACTOR * spread
     if floor <= 0:
         raise DataError("data: all points are identical (zero variance); a mixture cannot be fitted")
     params = dict(init) if init is not None else default_init(model, X, seed, labels)
     runner = _Runner(model, X, labels, floor, hard=hard)
-    trace = [runner.e_step(params)]
+    trace = [_finite_loglik(runner.e_step(params), 0)]
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
         before = params
         new = model.m_step(runner.XT, runner.R, params, exact=exact_m_step)
         params = runner.guard(params, new)
-        trace.append(runner.e_step(params))
+        trace.append(_finite_loglik(runner.e_step(params), it))
         if callback is not None:
             callback(it, trace[-1])
         if abs(trace[-1] - trace[-2]) <= tol and _moved(model, before, params, spread) <= param_tol:
@@ -307,6 +312,15 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
                     iterations=it if max_iter > 0 else 0, converged=converged,
                     responsibilities=resp, warnings=tuple(runner.messages), n_points=n,
                     n_params=model.n_free, silhouette=sil)
+
+
+def _finite_loglik(value: float, iteration: int) -> float:
+    """The log-likelihood, or a DataError when it overflowed (never NaN or infinity in a result)."""
+    if not np.isfinite(value):
+        at = "at the initial values" if iteration == 0 else f"after iteration {iteration}"
+        raise DataError(f"the log-likelihood {at} is {value} (the numbers overflowed or a density is zero "
+                        "everywhere); rescale the data or choose other initial values")
+    return value
 
 
 def _moved(model: CompiledModel, old: dict, new: dict, spread: float) -> float:

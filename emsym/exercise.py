@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .exceptions import EmsymError, SpecError
+from .safeio import load_yaml, read_text
 from .spec import ModelSpec, load_spec, spec_from_dict
 
-__all__ = ["QUANTITIES", "Exercise", "ExerciseError", "Part", "load_exercise", "validate_path"]
+__all__ = ["QUANTITIES", "Exercise", "ExerciseError", "Part", "fill_notation", "load_exercise", "notation_problem",
+           "notation_slots", "validate_path"]
 
 PART_KINDS = ("numeric", "formula", "derivation", "assignment", "choice", "explain")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -97,40 +97,10 @@ class Exercise:
 # -- safe loading with positions -----------------------------------------------------------
 def _load_with_marks(text: str, path: str):
     """Python data from YAML, plus {key path tuple: (line, column)}; no object construction."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ExerciseError([f"{path}{at}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
-    marks: dict = {}
-    constructor = yaml.SafeLoader("")
-
-    plain = {"tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")}
-
-    def build(n, keypath):
-        marks[keypath] = (n.start_mark.line + 1, n.start_mark.column + 1)
-        if n.tag not in plain:
-            raise ExerciseError([f"{path}:{n.start_mark.line + 1}:{n.start_mark.column + 1}: "
-                                 f"the tag {n.tag!r} is not allowed (only plain YAML values)"])
-        if isinstance(n, yaml.MappingNode):
-            out = {}
-            for k, v in n.value:
-                key = constructor.construct_object(k) if isinstance(k, yaml.ScalarNode) else None
-                if not isinstance(key, (str, int)):
-                    raise ExerciseError([f"{path}:{k.start_mark.line + 1}:{k.start_mark.column + 1}: "
-                                         "keys should be plain names"])
-                marks[keypath + (key,)] = (k.start_mark.line + 1, k.start_mark.column + 1)
-                out[key] = build(v, keypath + (key,))
-                marks[keypath + (key,)] = (k.start_mark.line + 1, k.start_mark.column + 1)
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [build(v, keypath + (i,)) for i, v in enumerate(n.value)]
-        return constructor.construct_object(n)
-
-    if node is None:
+    raw, marks = load_yaml(text, path, lambda msg: ExerciseError([msg]))
+    if raw is None:
         raise ExerciseError([f"{path}: the file is empty"])
-    return build(node, ()), marks
+    return raw, marks
 
 
 # -- the schema ----------------------------------------------------------------------------
@@ -210,6 +180,41 @@ _PART_KEYS = {
 }
 
 
+# Notation: 'gamma[n,k]': 'gamma_{n}{k}' -- a name made of letters, digits and '_', with the
+# key's index names in braces where the index values go.  A fixed grammar, filled by plain
+# substitution (never str.format, which would evaluate attribute lookups and format specs).
+_NOTATION_KEY = re.compile(r"([A-Za-z][A-Za-z0-9]*)(?:\[([a-z](?:\s*,\s*[a-z])*)\])?", re.ASCII)
+_NOTATION_TEMPLATE = re.compile(r"(?:[A-Za-z0-9_]|\{[a-z]\})+", re.ASCII)
+_SLOT = re.compile(r"\{([a-z])\}", re.ASCII)
+
+
+def notation_slots(key: str) -> tuple[str, list[str]] | None:
+    """('gamma', ['n', 'k']) from 'gamma[n,k]'; None when the key does not fit the grammar."""
+    m = _NOTATION_KEY.fullmatch(key.strip())
+    if not m:
+        return None
+    return m.group(1), [i.strip() for i in m.group(2).split(",")] if m.group(2) else []
+
+
+def notation_problem(key: str, template: str) -> str | None:
+    """What is wrong with one notation entry, or None."""
+    slots = notation_slots(key)
+    if slots is None:
+        return f"a key such as 'gamma[n,k]' or 'mu[k]' (got key {key!r}) mapped to a name"
+    if len(template) > 40 or not _NOTATION_TEMPLATE.fullmatch(template) or not template[0].isalpha():
+        return ("a name of letters, digits and '_' with index names in braces, e.g. 'gamma_{n}{k}' "
+                "(at most 40 characters)")
+    unknown = sorted(set(_SLOT.findall(template)) - set(slots[1]))
+    if unknown:
+        return f"only the key's indices ({', '.join(slots[1]) or 'none'}) in braces, not {', '.join(unknown)}"
+    return None
+
+
+def fill_notation(template: str, values: dict[str, str]) -> str:
+    """The template with each {i} replaced by values[i] (templates are checked by notation_problem)."""
+    return _SLOT.sub(lambda m: values.get(m.group(1), m.group(1)), template)
+
+
 def _quantity(c: _Check, q, kp) -> dict | None:
     if not isinstance(q, dict) or "what" not in q:
         c.bad(kp, f"a mapping with 'what' (one of {', '.join(QUANTITIES)})", q)
@@ -280,6 +285,11 @@ def _read_part(c: _Check, raw, kp, seen: set) -> Part | None:
         notation = raw.get("notation", {})
         if not isinstance(notation, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in notation.items()):
             c.bad(kp + ("notation",), "a mapping such as {'gamma[n,k]': 'gamma_k{n}'}", notation)
+        else:
+            for key, template in notation.items():
+                problem = notation_problem(key, template)
+                if problem:
+                    c.bad(kp + ("notation", key), problem, template)
         pts = raw.get("points")
         if pts is not None and not (isinstance(pts, int) and not isinstance(pts, bool) and 1 <= pts <= 20):
             c.bad(kp + ("points",), "a number of points from 1 to 20", pts)
@@ -484,10 +494,7 @@ def _check_parts_against_model(ex: Exercise, c: _Check) -> None:
 def load_exercise(path: str | os.PathLike) -> Exercise:
     """Read and validate one exercise file; raise ``ExerciseError`` listing every problem."""
     path = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExerciseError([f"{path}: cannot read the exercise: {exc}"]) from None
+    text = read_text(path, "exercise file", lambda msg: ExerciseError([msg]))
     raw, marks = _load_with_marks(text, path)
     return _build(raw, path, marks)
 

@@ -8,15 +8,14 @@ can restyle output without touching Python.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import jinja2
 
 from .derive import Derivation
 from .printing import latex
+from .safeio import write_atomic
 
 __all__ = ["FORMATS", "data_dir", "render_derivation", "render_sheet", "template_dirs", "write_atomic"]
 
@@ -31,21 +30,6 @@ def data_dir(name: str) -> Path:
         if base.is_dir():
             return base
     raise FileNotFoundError(f"emsym's bundled folder {name!r} is missing from the installation")
-
-
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write a file so that readers see the old or the new content, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def template_dirs() -> list[Path]:

@@ -22,7 +22,7 @@ from .compile import CompiledModel
 from .derive import Derivation, Step
 from .em import EMResult, run_em
 from .exceptions import DataError, EmsymError, EmsymWarning
-from .exercise import Exercise, ExerciseError, Part
+from .exercise import Exercise, ExerciseError, Part, fill_notation, notation_slots
 from .printing import Normal, latex, text
 
 __all__ = ["PartResult", "Solution", "solve"]
@@ -251,15 +251,15 @@ def _rename(expr: sp.Expr, notation: dict, model) -> sp.Expr:
     table.update(notation)
     patterns = {}
     for key, template in table.items():
-        base, _, idx = key.partition("[")
-        patterns[base] = ([i.strip() for i in idx.rstrip("]").split(",")] if idx else [], template)
+        base, slots = notation_slots(key)  # validated when the exercise was loaded
+        patterns[base] = (slots, template)
 
     def name_for(base: str, indices) -> sp.Symbol | None:
         if base not in patterns:
             return None
         slots, template = patterns[base]
         values = {s: text(i) for s, i in zip(slots, indices)}
-        return sp.Symbol(template.format(**values))
+        return sp.Symbol(fill_notation(template, values))
 
     def fix_normal(e):  # first, while the mean still carries its component index
         # the component index sits on the mean, or on the variance when the mean is shared
@@ -314,7 +314,7 @@ def _numeric_mistakes(ctx, q) -> tuple[list, list]:
         return mistakes, others
     name = q["name"]
     field_, _, comp = name.rpartition("_")
-    if not comp.isdigit():
+    if not (comp.isascii() and comp.isdigit() and len(comp) < 4):
         return mistakes, others
     k = int(comp) - 1
     kind = {"mu": "mean", "mean": "mean", "sigma2": "variance", "variance": "variance", "sd": "sd",

@@ -65,7 +65,7 @@ def test_init_file_yaml_and_json(tmp_path):
     ("components:\n  - {mean: [1, 2], covariance: [[1, 1], [1, 1]]}", 2, r"singular or indefinite"),
     ("components:\n  - {mean: .nan, variance: 1}", 1, r"mean should be a finite number"),
     ("components: [", 1, r"not valid YAML or JSON"),
-    ("components:\n  - !!python/object/apply:os.system ['echo pwned']", 1, r"not valid YAML or JSON"),
+    ("components:\n  - !!python/object/apply:os.system ['echo pwned']", 1, r"python/object/apply:os.system' is not allowed"),
 ])
 def test_bad_init(tmp_path, text, dim, message):
     with pytest.raises(DataError, match=message):

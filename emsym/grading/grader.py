@@ -263,10 +263,33 @@ def _ratio_mistake(a, b):
 
 # -- symbolic confirmation (cheap cases only) ----------------------------------------------
 SYMBOLIC_MAX_NODES = 40
+SYMBOLIC_MAX_DEGREE = 12
+SYMBOLIC_MAX_TERMS = 400
+
+
+def _expanded_size(tree) -> tuple[int, int]:
+    """Upper bounds on (total degree, number of terms) of the tree multiplied out over a common
+    denominator -- the work sympy's cancel does.  Nested powers multiply: ((a+b)^4)^4 has degree 16
+    and up to 2^16 terms, however short its text.  Capped, so the bound itself stays cheap."""
+    cap = 1 << 30
+    kind = tree[0]
+    if kind in ("num", "const"):
+        return 0, 1
+    if kind == "var":
+        return 1, 1
+    if kind == "neg":
+        return _expanded_size(tree[1])
+    (d1, t1), (d2, t2) = _expanded_size(tree[1]), _expanded_size(tree[2])
+    if kind in "+-":
+        return max(d1, d2), min(t1 + t2, cap)
+    if kind in "*/":  # a/b over a common denominator costs like a*b
+        return min(d1 + d2, cap), min(t1 * t2, cap)
+    e = int(abs(tree[2][1])) if tree[2][0] == "num" else 1
+    return min(d1 * e, cap), min(t1 ** min(e, 30), cap)
 
 
 def _symbolic_ok(tree) -> bool:
-    """Small, function-free, with small whole-number powers: sympy's cancel is quick on these."""
+    """Small, function-free, whole-number powers, and small once multiplied out: cancel is quick."""
     nodes = list(_nodes(tree))
     if len(nodes) > SYMBOLIC_MAX_NODES:
         return False
@@ -275,7 +298,8 @@ def _symbolic_ok(tree) -> bool:
             return False
         if n[0] == "^" and not (n[2][0] == "num" and float(n[2][1]).is_integer() and abs(n[2][1]) <= 4):
             return False
-    return True
+    degree, terms = _expanded_size(tree)
+    return degree <= SYMBOLIC_MAX_DEGREE and terms <= SYMBOLIC_MAX_TERMS
 
 
 def _to_sympy(tree, symbols: dict):
@@ -299,7 +323,7 @@ def _to_sympy(tree, symbols: dict):
 
 def symbolically_equal(a, b) -> bool | None:
     """True/False when sympy's cancel decides a - b == 0 cheaply; None when it is not tried."""
-    if not (_symbolic_ok(a) and _symbolic_ok(b)):
+    if not (_symbolic_ok(a) and _symbolic_ok(b) and _symbolic_ok(("-", a, b))):
         return None
     import sympy as sp
 
@@ -315,41 +339,48 @@ _WORDS = {"unit": 1, "units": 1, "integer": 1, "tenth": 0.1, "tenths": 0.1, "hun
           "hundredths": 0.01, "thousandth": 0.001, "thousandths": 0.001}
 
 
+def _amount(text: str, spec) -> float:
+    """A finite number >= 0 from tolerance text; a GraderError naming the tolerance otherwise."""
+    try:
+        value = float(text) if re.fullmatch(r"[0-9.eE+-]+", text, re.ASCII) else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise GraderError(f"tolerance should be a finite number >= 0 (e.g. 0.05, '1%', 'nearest tenth' or "
+                          f"'3 significant figures'), but got {spec!r}")
+    return value
+
+
 def parse_tolerance(spec) -> tuple[str, float]:
     """('abs', a), ('rel', r) or ('sig', n) from 0.05, '1%', '1e-6', 'nearest tenth', '3 significant figures'.
 
     n significant figures allow half a unit in the n-th significant place of the expected value.
+    Every amount must be finite and >= 0: '1e999', 'inf', 'nan', '-5%' and 'nearest -1' are refused.
     """
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        if spec < 0 or not math.isfinite(spec):
-            raise GraderError(f"tolerance should be a number >= 0, but got {spec!r}")
-        return ("abs", float(spec))
-    text = str(spec).strip().lower()
-    m = re.fullmatch(r"([0-9.eE+-]+)\s*%", text)
+    if isinstance(spec, bool) or not isinstance(spec, (int, float, str)):
+        raise GraderError(f"tolerance should be a number or text such as '1%', but got {spec!r}")
+    if isinstance(spec, (int, float)):
+        return ("abs", _amount(repr(float(spec)) if abs(spec) < 1e300 else "inf", spec))
+    text = spec.strip().lower()
+    if len(text) > 60:
+        raise GraderError(f"tolerance should be short text such as '1%', but got {spec[:60]!r}...")
+    m = re.fullmatch(r"(.*?)\s*%", text)
     if m:
-        return ("rel", float(m.group(1)) / 100)
-    m = re.fullmatch(r"(?:to the )?nearest\s+(\w+|[0-9.eE+-]+)", text)
+        return ("rel", _amount(m.group(1), spec) / 100)
+    m = re.fullmatch(r"(?:to the )?nearest\s+(\S+)", text)
     if m:
         unit = _WORDS.get(m.group(1))
         if unit is None:
-            try:
-                unit = float(m.group(1))
-            except ValueError:
-                raise GraderError(f"tolerance {spec!r}: nearest what? e.g. 'nearest tenth' or 'nearest 0.01'") from None
+            if not re.fullmatch(r"[0-9.eE+-]+", m.group(1), re.ASCII):
+                raise GraderError(f"tolerance {spec!r}: nearest what? e.g. 'nearest tenth' or 'nearest 0.01'")
+            unit = _amount(m.group(1), spec)
         return ("abs", unit / 2 + 1e-12)
-    m = re.fullmatch(r"(\d+)\s*(?:sig(?:nificant)?\.?\s*(?:figs?|figures|digits)?|s\.?f\.?)", text)
+    m = re.fullmatch(r"([0-9]+)\s*(?:sig(?:nificant)?\.?\s*(?:figs?|figures|digits)?|s\.?f\.?)", text, re.ASCII)
     if m:
-        if int(m.group(1)) < 1:
-            raise GraderError(f"tolerance {spec!r}: at least 1 significant figure")
+        if not 1 <= int(m.group(1)) <= 17:
+            raise GraderError(f"tolerance {spec!r}: significant figures should be 1 to 17")
         return ("sig", float(m.group(1)))
-    try:
-        value = float(text)
-    except ValueError:
-        raise GraderError(f"tolerance should be like 0.05, '1%', 'nearest tenth' or '3 significant figures', "
-                          f"but got {spec!r}") from None
-    if value < 0:
-        raise GraderError(f"tolerance should be >= 0, but got {spec!r}")
-    return ("abs", value)
+    return ("abs", _amount(text, spec))
 
 
 # -- the grader --------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from ..exceptions import EmsymError
 
-__all__ = ["FUNCTIONS", "LIMITS", "InvalidAnswer", "Parsed", "parse", "to_text"]
+__all__ = ["DIGITS", "FUNCTIONS", "LIMITS", "InvalidAnswer", "Parsed", "parse", "to_text"]
 
 LIMITS = {
     "length": 1000,       # characters
@@ -49,6 +49,8 @@ LIMITS = {
     "exponent": 64,       # |constant exponent|
 }
 
+# ASCII digits only: str.isdigit() is also true for '²', '①' and other digits float() and int() refuse.
+DIGITS = frozenset("0123456789")
 FUNCTIONS = {"exp": "exp", "log": "log", "ln": "log", "sqrt": "sqrt", "abs": "abs"}
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
@@ -115,19 +117,19 @@ def _tokens(src: str, cols: list[int], original: str):
             space = True
             i += 1
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and src[i + 1].isdigit()):
+        if ch in DIGITS or (ch == "." and i + 1 < n and src[i + 1] in DIGITS):
             j = i
-            while j < n and (src[j].isdigit() or src[j] == "."):
+            while j < n and (src[j] in DIGITS or src[j] == "."):
                 j += 1
-            if j < n and src[j] in "eE" and j + 1 < n and (src[j + 1].isdigit() or
-                                                            (src[j + 1] in "+-" and j + 2 < n and src[j + 2].isdigit())):
+            if j < n and src[j] in "eE" and j + 1 < n and (src[j + 1] in DIGITS or
+                                                            (src[j + 1] in "+-" and j + 2 < n and src[j + 2] in DIGITS)):
                 j += 2
-                while j < n and src[j].isdigit():
+                while j < n and src[j] in DIGITS:
                     j += 1
             lit = src[i:j]
             if lit.count(".") > 1:
                 raise InvalidAnswer(f"the number {lit!r} has more than one decimal point", col, original)
-            if sum(c.isdigit() for c in lit) > LIMITS["number_digits"]:
+            if sum(c in DIGITS for c in lit) > LIMITS["number_digits"]:
                 raise InvalidAnswer(f"the number is too long (more than {LIMITS['number_digits']} digits)", col, original)
             value = float(lit)
             if not math.isfinite(value) or abs(value) > LIMITS["number_value"]:

@@ -31,12 +31,18 @@ from pathlib import Path
 
 from ..exceptions import EmsymError
 from .grader import Verdict
+from .parser import DIGITS
 
 __all__ = ["ExerciseGraders", "grade_submissions"]
 
 
 def _not_graded(kind: str) -> Verdict:
     return Verdict("invalid", 0.0, f"This part ({kind}) is not graded automatically; a person reads the answer.")
+
+
+def _small_int(token: str) -> bool:
+    """1 to 3 ASCII digits ('²' and '①' are digits to str.isdigit() but not to int())."""
+    return 0 < len(token) < 4 and all(c in DIGITS for c in token)
 
 
 class _NumericPart:
@@ -73,8 +79,8 @@ class _AssignmentPart:
         if not tokens or len(str(answer)) > 1000:
             return Verdict("invalid", 0.0, "Could not read the answer: give one component number per point, "
                            "e.g. 2, 2, 1.")
-        if not all(t.isdigit() and len(t) < 4 for t in tokens):
-            bad = next(t for t in tokens if not (t.isdigit() and len(t) < 4))
+        if not all(_small_int(t) for t in tokens):
+            bad = next(t for t in tokens if not _small_int(t))
             return Verdict("invalid", 0.0, f"Could not read the answer: {bad[:20]!r} is not a component number.")
         got = [int(t) for t in tokens]
         if len(got) != len(self.want):
@@ -100,7 +106,7 @@ class _ChoicePart:
         for t in tokens:
             if len(t) == 1 and "a" <= t <= chr(96 + n):
                 chosen.add(ord(t) - 96)
-            elif t.isdigit() and 1 <= int(t) <= n:
+            elif _small_int(t) and 1 <= int(t) <= n:
                 chosen.add(int(t))
             else:
                 return Verdict("invalid", 0.0, f"Could not read the answer: {t[:20]!r} is not an option "
