@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import shutil
+import tempfile
+
+_CACHE = None
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _private_cache(tmp_path_factory):
-    """Tests never read or write the user's derivation cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMSYM_CACHE_DIR", str(tmp_path_factory.mktemp("emsym-cache")))
-    yield
-    mp.undo()
+def pytest_configure(config):
+    """Tests never read or write the user's derivation cache.
+
+    Set before collection (not in a fixture): test modules that derive at import time would
+    otherwise write into ~/.cache/emsym while pytest collects them.
+    """
+    global _CACHE
+    _CACHE = tempfile.mkdtemp(prefix="emsym-test-cache-")
+    os.environ["EMSYM_CACHE_DIR"] = _CACHE
+
+
+def pytest_unconfigure(config):
+    if _CACHE:
+        shutil.rmtree(_CACHE, ignore_errors=True)

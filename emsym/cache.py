@@ -3,31 +3,42 @@
 Key: sha256 of the emsym version, the sympy version, a fingerprint of the source of the
 derivation stages (so an upgraded or edited emsym never serves a stale derivation) and
 ``ModelSpec.key()`` (every field that changes the derivation).  Location: ``$EMSYM_CACHE_DIR``, else
-``$XDG_CACHE_HOME/emsym``, else ``~/.cache/emsym``.  Each file is a pickle behind a header
-holding the sha256 of the payload; a file whose digest or content does not match is
-ignored and rebuilt, never trusted.  The cache is trusted like the rest of the user's own
-files (pickle runs code on load): it lives in the user's cache directory only.  Writes are
-atomic (temporary file + rename); a read-only cache directory only disables the disk layer.
+``$XDG_CACHE_HOME/emsym``, else ``~/.cache/emsym``.
+
+Trust.  An entry is a pickle, and unpickling can run code, so an entry is loaded only when
+(1) the folder belongs to the user and nobody else may write to it (it is created 0700; a
+folder owned by someone else, or writable by group or others, disables the disk layer with a
+warning), and (2) the entry carries an HMAC-SHA256 of its payload under a per-user secret key
+(``key`` in the folder, 32 random bytes, created 0600, refused if anyone else could read or
+replace it).  Someone who can drop a file into the cache but cannot read the key cannot make
+an entry emsym will load; an entry whose tag or content does not match is ignored and
+rebuilt.  Writes are atomic (temporary file + rename); a read-only cache folder only disables
+the disk layer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import os
 import pickle
+import secrets
+import stat
 import tempfile
+import warnings
 from pathlib import Path
 
 import sympy
 
 from . import __version__
 from .derive import Derivation, derive
+from .exceptions import EmsymWarning
 from .spec import ModelSpec
 
 __all__ = ["cache_dir", "cache_path", "clear_memory", "get_derivation"]
 
-_MAGIC = b"EMSYM-DERIVATION-1\n"
+_MAGIC = b"EMSYM-DERIVATION-2\n"
 _MEMORY: dict[str, Derivation] = {}
 
 
@@ -68,7 +79,65 @@ def clear_memory() -> None:
     _MEMORY.clear()
 
 
+_WARNED: set[str] = set()
+
+
+def _private(info: os.stat_result) -> bool:
+    """Owned by this user and not writable (or, for the key, readable) by anyone else."""
+    mine = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    return mine and not info.st_mode & 0o022
+
+
+def _refuse(folder: Path, why: str) -> None:
+    if str(folder) not in _WARNED:
+        _WARNED.add(str(folder))
+        warnings.warn(f"the derivation cache {folder} {why}; derivations are not read from or written to disk "
+                      "(set EMSYM_CACHE_DIR to a folder of your own)", EmsymWarning, stacklevel=4)
+
+
+def _secret(folder: Path, create: bool) -> bytes | None:
+    """The per-user key of a cache folder, or None where the folder or key cannot be trusted."""
+    try:
+        if create:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.stat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or not _private(info):
+        _refuse(folder, "belongs to another user or is writable by others")
+        return None
+    key_path = folder / "key"
+    try:
+        fd = os.open(key_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+            fd = os.open(key_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        key = fh.read(64)
+    if not stat.S_ISREG(info.st_mode) or not _private(info) or info.st_mode & 0o044 or len(key) != 32:
+        _refuse(folder, "has a key file that others could read or replace")
+        return None
+    return key
+
+
+def _tag(key: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).hexdigest().encode()
+
+
 def _read(path: Path, spec: ModelSpec) -> Derivation | None:
+    key = _secret(path.parent, create=False)
+    if key is None:
+        return None
     try:
         blob = path.read_bytes()
     except OSError:
@@ -76,8 +145,8 @@ def _read(path: Path, spec: ModelSpec) -> Derivation | None:
     if not blob.startswith(_MAGIC):
         return None
     head, _, payload = blob[len(_MAGIC):].partition(b"\n")
-    if hashlib.sha256(payload).hexdigest().encode() != head:
-        return None
+    if not hmac.compare_digest(_tag(key, payload), head):
+        return None  # not written by this user's emsym: never unpickled
     try:
         d = pickle.loads(payload)
     except Exception:  # a damaged or foreign payload: rebuild
@@ -88,12 +157,14 @@ def _read(path: Path, spec: ModelSpec) -> Derivation | None:
 
 
 def _write(path: Path, d: Derivation) -> None:
+    key = _secret(path.parent, create=True)
+    if key is None:
+        return
     try:
         payload = pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pickle")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+            fh.write(_MAGIC + _tag(key, payload) + b"\n" + payload)
         os.replace(tmp, path)
     except (OSError, pickle.PicklingError, RecursionError):
         try:

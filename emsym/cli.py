@@ -224,8 +224,6 @@ def cmd_grade(args) -> int:
             print(f"emsym: error: {line}", file=sys.stderr)
         try:
             done = grade_submissions(graders, args.submissions, out=args.out, fmt=fmt, progress=terminal_progress())
-        except OSError as exc:
-            raise EmsymError(f"{args.submissions}: cannot read the submissions: {exc.strerror}") from None
         except KeyboardInterrupt:
             if args.out:
                 print("emsym: interrupted; run the same command again to resume (graded rows are kept)",

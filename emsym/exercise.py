@@ -24,7 +24,8 @@ from typing import Any
 
 from .exceptions import EmsymError, SpecError
 from .safeio import load_yaml, read_text
-from .spec import ModelSpec, load_spec, spec_from_dict
+from .spec import PRESETS, ModelSpec, load_spec, spec_from_dict
+from .texsafe import math_problem, math_segments
 
 __all__ = ["QUANTITIES", "Exercise", "ExerciseError", "Part", "fill_notation", "load_exercise", "notation_problem",
            "notation_slots", "validate_path"]
@@ -325,13 +326,15 @@ def _read_part(c: _Check, raw, kp, seen: set) -> Part | None:
     return Part(pid, kind, prompt, spec, raw.get("published"), note, c.at(kp))
 
 
-def _points(c: _Check, data, kp, base: Path):
+def _points(c: _Check, data, kp, base: Path, allow_outside: bool = False):
     if isinstance(data, dict):
         if not c.keys(data, kp, ("csv",), ()):
             return None, None
         from .data import load_data
         from .exceptions import DataError
-        f = base / str(data["csv"])
+        f = _inside(c, base, data["csv"], kp + ("csv",), allow_outside)
+        if f is None:
+            return None, None
         try:
             ds = load_data(f)
         except DataError as exc:
@@ -356,11 +359,46 @@ def _points(c: _Check, data, kp, base: Path):
     return None, None
 
 
-def _build(raw: Any, path: str, marks: dict) -> Exercise:
+def _check_math(c: _Check, value: Any, kp: tuple) -> None:
+    """Every $...$ in author text uses allowed LaTeX commands only (``texsafe``)."""
+    if isinstance(value, str):
+        for tex in math_segments(value):
+            problem = math_problem(tex)
+            if problem:
+                c.bad(kp, f"math with allowed LaTeX commands only: {problem}", f"${tex}$")
+                return
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_math(c, v, kp + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_math(c, v, kp + (i,))
+
+
+def _inside(c: _Check, base: Path, name: Any, kp: tuple, allow_outside: bool) -> Path | None:
+    """The file ``name`` relative to the exercise's folder; outside that folder only when allowed."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        c.bad(kp, "a file name relative to the exercise's folder", name)
+        return None
+    f = base / name
+    if allow_outside:
+        return f
+    try:
+        inside = f.resolve().is_relative_to(base.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        inside = False
+    if Path(name).is_absolute() or not inside:
+        c.bad(kp, "a file inside the exercise's folder (an exercise may not read files elsewhere)", name)
+        return None
+    return f
+
+
+def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exercise:
     c = _Check(path, marks)
     if not isinstance(raw, dict):
         raise ExerciseError([f"{path}:1:1: expected a mapping with {', '.join(_TOP_REQUIRED)}"])
     c.keys(raw, (), _TOP_REQUIRED, _TOP_OPTIONAL)
+    _check_math(c, raw, ())
     ex_id = raw.get("id")
     if ex_id is not None and (not isinstance(ex_id, str) or not _ID.match(ex_id)):
         c.bad(("id",), "a short id of lower-case letters, digits, '.', '-' or '_'", ex_id)
@@ -379,15 +417,19 @@ def _build(raw: Any, path: str, marks: dict) -> Exercise:
             if isinstance(m, dict):
                 model = spec_from_dict(m, where=c.at(("model",)) + ": model")
             elif isinstance(m, str):
-                candidate = base / m
-                model = load_spec(str(candidate) if candidate.is_file() else m)
+                if m in PRESETS:
+                    model = load_spec(m)
+                else:
+                    candidate = _inside(c, base, m, ("model",), allow_outside)
+                    if candidate is not None:
+                        model = load_spec(str(candidate) if candidate.is_file() else m)
             else:
                 c.bad(("model",), "a preset name, a model file or an inline model mapping", m)
         except SpecError as exc:
             c.problems.append(f"{c.at(('model',))}: model: {exc}")
     data = labels = None
     if "data" in raw:
-        data, labels = _points(c, raw["data"], ("data",), base)
+        data, labels = _points(c, raw["data"], ("data",), base, allow_outside)
     if "labels" in raw:
         lab = raw["labels"]
         if not isinstance(lab, list) or not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in lab):
@@ -491,12 +533,17 @@ def _check_parts_against_model(ex: Exercise, c: _Check) -> None:
             c.bad(kp + ("quantity",), "an exercise with init (initial parameters) for this quantity", q["what"])
 
 
-def load_exercise(path: str | os.PathLike) -> Exercise:
-    """Read and validate one exercise file; raise ``ExerciseError`` listing every problem."""
+def load_exercise(path: str | os.PathLike, allow_outside: bool = False) -> Exercise:
+    """Read and validate one exercise file; raise ``ExerciseError`` listing every problem.
+
+    The data CSV and model file an exercise names must lie in its folder (or below it), so a
+    shared exercise cannot show lines of ``/etc/passwd`` in an error; ``allow_outside=True``
+    lifts that for files you trust.
+    """
     path = str(path)
     text = read_text(path, "exercise file", lambda msg: ExerciseError([msg]))
     raw, marks = _load_with_marks(text, path)
-    return _build(raw, path, marks)
+    return _build(raw, path, marks, allow_outside)
 
 
 def exercise_files(path: str | os.PathLike) -> list[Path]:

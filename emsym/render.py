@@ -16,6 +16,7 @@ import jinja2
 from .derive import Derivation
 from .printing import latex
 from .safeio import write_atomic
+from .texsafe import clean_mathml, math_problem
 
 __all__ = ["FORMATS", "data_dir", "render_derivation", "render_sheet", "template_dirs", "write_atomic"]
 
@@ -86,9 +87,10 @@ _CAPTIONS = {
 
 
 def _mathml(tex: str, display: bool = False) -> str:
+    """MathML for a page: latex2mathml's output rebuilt from allowed elements (``texsafe``)."""
     import latex2mathml.converter
 
-    return latex2mathml.converter.convert(tex, display="block" if display else "inline")
+    return clean_mathml(latex2mathml.converter.convert(tex, display="block" if display else "inline"))
 
 
 def _inline_html(text: str) -> str:
@@ -107,11 +109,16 @@ def _inline_html(text: str) -> str:
 
 
 def _tex_keep_math(text) -> str:
-    """Plain text for LaTeX, escaping everything but $...$ math."""
+    """Plain text for LaTeX, escaping everything but $...$ math whose commands are all allowed.
+
+    Exercises are checked when they are loaded; math that slipped past (a Solution built in
+    Python) is printed as text here, never handed to TeX as commands.
+    """
     import re
 
     parts = re.split(r"(\$[^$]+\$)", str(text or ""))
-    return "".join(p if p.startswith("$") and p.endswith("$") and len(p) > 2 else tex_escape(p) for p in parts)
+    return "".join(p if p.startswith("$") and p.endswith("$") and len(p) > 2 and math_problem(p[1:-1]) is None
+                   else tex_escape(p) for p in parts)
 
 
 def render_sheet(solution, fmt: str = "md", figures: dict | None = None, figure_links: dict | None = None) -> str:

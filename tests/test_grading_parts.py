@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emsym.cli import main
-from emsym.grading.parts import ExerciseGraders, grade_submissions
+from emsym.grading.parts import ExerciseGraders, folder_name, grade_submissions
 
 EXERCISES = Path(__file__).resolve().parent.parent / "exercises"
 
@@ -109,7 +109,8 @@ def test_gradescope_results(tmp_path, graders):
     out = tmp_path / "gs"
     grade_submissions(graders, many, out=out, fmt="gradescope")
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("results.json"))
-    assert "ann/results.json" in files and all(".." not in f.split("/")[0] or f.startswith("_") for f in files)
+    assert f"{folder_name('ann')}/results.json" in files and len(files) == 5
+    assert all(len(Path(f).parts) == 2 and not f.startswith(".") for f in files)
     assert not (tmp_path.parent / "escape").exists()
 
 

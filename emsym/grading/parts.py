@@ -26,14 +26,19 @@ import io
 import json
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 
 from ..exceptions import EmsymError
 from .grader import Verdict
+from ..safeio import LIMITS as _IO_LIMITS
+from ..safeio import bounded_lines
 from .parser import DIGITS
 
-__all__ = ["ExerciseGraders", "grade_submissions"]
+LINE_LIMIT = _IO_LIMITS["line_bytes"]
+
+__all__ = ["ExerciseGraders", "folder_name", "grade_submissions", "spreadsheet_safe"]
 
 
 def _not_graded(kind: str) -> Verdict:
@@ -131,10 +136,21 @@ class ExerciseGraders:
         from ..exercise import exercise_files, load_exercise, ExerciseError
         from ..solve import solve
 
+        from .. import __version__
+
         self.graders: dict[tuple[str, str], object] = {}
         self.problems: list[str] = []
         self.exercises: dict[str, list[str]] = {}
-        for f in exercise_files(path):
+        files = exercise_files(path)
+        # What a verdict depends on besides the answer: emsym's version and the exercise files.
+        h = hashlib.sha256(f"emsym {__version__}".encode())
+        for f in files:
+            try:
+                h.update(f"|{f.name}|".encode() + hashlib.sha256(f.read_bytes()).digest())
+            except OSError:
+                h.update(f"|{f.name}|unreadable".encode())
+        self.fingerprint = h.hexdigest()
+        for f in files:
             try:
                 sol = solve(load_exercise(f))
             except ExerciseError as exc:
@@ -166,76 +182,144 @@ class ExerciseGraders:
         return self.graders[(exercise, part)], None
 
     def grade(self, exercise: str, part: str, answer: str) -> Verdict:
+        """A verdict for any answer text; never raises (a batch must not stop on one row)."""
         g, err = self.lookup(exercise, part)
         if g is None:
             return Verdict("invalid", 0.0, f"Not graded: {err}.")
         if isinstance(g, str):
             return _not_graded(g)
-        return g.grade(answer)
+        try:
+            return g.grade(answer)
+        except Exception as exc:  # a bug in emsym, not the student's fault: say so, keep the row
+            return Verdict("invalid", 0.0, f"Not graded: emsym could not grade this answer ({type(exc).__name__}); "
+                           "please report it.")
 
 
 # -- batches ----------------------------------------------------------------------------------
 _COLUMNS = ("student", "exercise", "part", "answer")
+_DELIMITERS = (",", ";", "\t")
+
+
+def _header(line: bytes | None, path) -> tuple[str, dict]:
+    """(delimiter, {column: index}) from line 1; comma, semicolon or tab, whichever names the columns."""
+    if line is None:
+        raise EmsymError(f"{path}: line 1 is longer than the limit ({LINE_LIMIT:,} bytes); expected the header "
+                         "student,exercise,part,answer")
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise EmsymError(f"{path}: line 1 is not UTF-8 text; save the file as UTF-8 (CSV UTF-8 in a spreadsheet)") \
+            from None
+    for delim in _DELIMITERS:
+        try:
+            header = [h.strip().lower() for h in next(csv.reader([text], delimiter=delim, strict=True))]
+        except (csv.Error, StopIteration):
+            continue
+        if all(c in header for c in _COLUMNS):
+            return delim, {c: header.index(c) for c in _COLUMNS} | {"_width": len(header)}
+    if not text.strip():
+        raise EmsymError(f"{path}: the submissions file is empty; expected a header student,exercise,part,answer")
+    raise EmsymError(f"{path}: line 1 should name the columns {', '.join(_COLUMNS)} separated by commas (or "
+                     f"semicolons or tabs), but got {text[:80]!r}")
 
 
 def _read_rows(path):
-    """(row number, fields dict or None, problem) for every data row; never drops a row."""
-    raw = Path(path).read_bytes().decode("utf-8", errors="replace")
-    reader = csv.reader(io.StringIO(raw, newline=""))
+    """(line number, raw line, fields dict or None, problem) for every physical line after the header.
+
+    One physical line is one row, whatever its quotes: an unterminated quote is an error for its
+    own line and never swallows the following ones, a row with more fields than the header is
+    refused (an answer with the delimiter in it must be quoted) rather than cut, and a blank line
+    is reported as blank.  So every input row gives exactly one output row.
+    """
+    from ..safeio import bounded_lines
+
     try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise EmsymError(f"{path}: the submissions file is empty; expected a header student,exercise,part,answer") from None
-    except csv.Error as exc:
-        raise EmsymError(f"{path}: line 1: {exc}") from None
-    missing = [c for c in _COLUMNS if c not in header]
-    if missing:
-        raise EmsymError(f"{path}: line 1 should name the columns {', '.join(_COLUMNS)}; missing {', '.join(missing)}")
-    idx = {c: header.index(c) for c in _COLUMNS}
-    row_no = 1
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            row_no += 1
-            yield row_no, None, f"row {row_no}: the CSV is malformed here ({exc})"
-            continue
-        row_no += 1
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if len(fields) < len(header):
-            yield row_no, {c: (fields[idx[c]] if idx[c] < len(fields) else "") for c in _COLUMNS}, \
-                f"row {row_no}: expected {len(header)} fields ({', '.join(header)}), got {len(fields)}"
-            continue
-        yield row_no, {c: fields[idx[c]] for c in _COLUMNS}, None
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise EmsymError(f"{path}: cannot read the submissions: {exc.strerror or exc}") from None
+    with fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise EmsymError(f"{path}: the submissions file should be a regular file")
+        lines = bounded_lines(fh, LINE_LIMIT)
+        delim, idx = _header(next(lines, b""), path)
+        width = idx.pop("_width")
+        names = ", ".join(c for c, _ in sorted(idx.items(), key=lambda kv: kv[1]))
+        for row_no, raw in enumerate(lines, start=2):
+            if raw is None:
+                yield row_no, b"", None, f"row {row_no}: the line is longer than the limit ({LINE_LIMIT:,} bytes)"
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield row_no, raw, None, f"row {row_no}: the line is not UTF-8 text"
+                continue
+            if not text.strip():
+                yield row_no, raw, None, f"row {row_no}: the row is blank"
+                continue
+            try:
+                fields = next(csv.reader([text], delimiter=delim, strict=True))
+            except csv.Error as exc:
+                problem = ("a quote is not closed on this line (an answer must be on one line)"
+                           if "end of data" in str(exc) else f"the CSV is malformed here ({exc})")
+                yield row_no, raw, None, f"row {row_no}: {problem}"
+                continue
+            got = {c: (fields[i] if i < len(fields) else "") for c, i in idx.items()}
+            if len(fields) != width:
+                hint = (f"; an answer containing '{delim}' must be in double quotes" if len(fields) > width else "")
+                yield row_no, raw, got, f"row {row_no}: expected {width} fields ({names}), got {len(fields)}{hint}"
+                continue
+            yield row_no, raw, got, None
 
 
-def _key(row_no, fields) -> str:
-    return hashlib.sha256(json.dumps([row_no, fields], sort_keys=True).encode()).hexdigest()[:16]
+def _key(fingerprint: str, row_no: int, raw: bytes) -> str:
+    """Journal key of a row: the grading context (emsym version, exercise files), its line number and bytes."""
+    h = hashlib.sha256(fingerprint.encode())
+    h.update(f"|{row_no}|".encode())
+    h.update(raw)
+    return h.hexdigest()[:32]
 
 
 def grade_submissions(graders: ExerciseGraders, submissions, out=None, fmt: str = "csv", progress=None) -> dict:
-    """Grade every row of a submissions CSV; write ``out`` (or return the text) in csv, json or gradescope."""
-    from ..render import write_atomic
+    """Grade every row of a submissions CSV; write ``out`` (or return the text) in csv, json or gradescope.
 
+    With ``out``, graded rows are journalled beside it (``OUT.partial.jsonl``) and a rerun of the
+    same command resumes; a journal entry is reused only for the same line, the same exercise files
+    and the same emsym version.  Read problems raise ``EmsymError`` naming the submissions, write
+    problems naming the output.
+    """
+    from ..safeio import check_writable_target, write_atomic
+
+    if fmt not in ("csv", "json", "gradescope"):
+        raise ValueError(fmt)
     rows = list(_read_rows(submissions))
-    journal_path = Path(str(out) + ".partial.jsonl") if out else None
+    journal_path = None
+    if out is not None:
+        out = Path(out)
+        check_writable_target(out, EmsymError, folder=(fmt == "gradescope"))
+        journal_path = out.with_name(out.name + ".partial.jsonl")
+        check_writable_target(journal_path, EmsymError)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EmsymError(f"{out.parent}: cannot create the output folder: {exc.strerror}") from None
     done: dict[str, dict] = {}
     if journal_path is not None and journal_path.exists():
-        for line in journal_path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-                done[rec["key"]] = rec["result"]
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut by an interruption: that row is graded again
+        with open(journal_path, "rb") as jf:
+            for line in bounded_lines(jf, 1 << 20):
+                try:
+                    rec = json.loads(line or b"")
+                    done[rec["key"]] = rec["result"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut by an interruption: that row is graded again
     results = []
-    journal = open(journal_path, "a", encoding="utf-8") if journal_path is not None else None
+    try:
+        journal = open(journal_path, "a", encoding="utf-8") if journal_path is not None else None
+    except OSError as exc:
+        raise EmsymError(f"{journal_path}: cannot write the grading journal: {exc.strerror}") from None
     resumed = 0
     try:
-        for i, (row_no, fields, problem) in enumerate(rows, 1):
-            key = _key(row_no, fields)
+        for i, (row_no, raw, fields, problem) in enumerate(rows, 1):
+            key = _key(graders.fingerprint, row_no, raw)
             if key in done:
                 res = done[key]
                 resumed += 1
@@ -257,20 +341,41 @@ def grade_submissions(graders: ExerciseGraders, submissions, out=None, fmt: str 
             journal.close()
     text = _format(results, fmt)
     if out is not None:
-        if fmt == "gradescope" and isinstance(text, dict):
-            for student, doc in text.items():
-                write_atomic(Path(out) / _safe_name(student) / "results.json", doc)
-        else:
-            write_atomic(Path(out), text)
-        if journal_path is not None:
-            journal_path.unlink(missing_ok=True)
+        try:
+            if fmt == "gradescope" and isinstance(text, dict):
+                targets = {Path(out) / name / "results.json": doc for name, doc in text.items()}
+                existing = [str(t) for t in targets if t.exists()]
+                if existing:
+                    raise EmsymError(f"{existing[0]} already exists ({len(existing)} result file(s) in all); emsym "
+                                     "does not overwrite graded results: remove them or choose another --out")
+                for target, doc in targets.items():
+                    write_atomic(target, doc)
+            else:
+                write_atomic(out, text)
+        except OSError as exc:
+            raise EmsymError(f"{out}: cannot write the output: {exc.strerror}") from None
+        journal_path.unlink(missing_ok=True)
     return {"rows": len(results), "resumed": resumed, "text": text}
 
 
-def _safe_name(student: str) -> str:
-    """A folder name from a student id: never a path ('../x' or '/etc' stay inside the output folder)."""
-    name = re.sub(r"[^A-Za-z0-9._@-]", "_", student)[:100].lstrip(".")
-    return name or "_"
+def folder_name(student: str) -> str:
+    """A Gradescope folder name for a student id: readable, never a path, and one-to-one.
+
+    The readable part keeps ASCII letters, digits and ``._@-`` (``../x`` and ``/etc`` stay inside
+    the output folder); a short hash of the exact id follows, so ids that read alike (``a b`` and
+    ``a_b``, ``张三`` and ``李四``, ``.hidden`` and ``hidden``) never share a folder.
+    """
+    readable = re.sub(r"[^A-Za-z0-9._@-]", "_", student)[:60].lstrip(".") or "_"
+    return f"{readable}-{hashlib.sha256(student.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell) -> str:
+    """A CSV cell a spreadsheet shows as text: one starting with = + - @ (a formula) gets a leading '."""
+    text = str(cell)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _format(results: list[dict], fmt: str):
@@ -281,13 +386,14 @@ def _format(results: list[dict], fmt: str):
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["row", "student", "exercise", "part", "verdict", "score", "feedback"])
         for r in results:
-            w.writerow([r["row"], r["student"], r["exercise"], r["part"], r["verdict"], r["score"], r["feedback"]])
+            w.writerow([r["row"], *(spreadsheet_safe(r[c]) for c in ("student", "exercise", "part", "verdict")),
+                        r["score"], spreadsheet_safe(r["feedback"])])
         return buf.getvalue()
     if fmt == "gradescope":
         by_student: dict[str, list] = {}
         for r in results:
             by_student.setdefault(r["student"] or "(no student)", []).append(r)
-        docs = {s: json.dumps(_gradescope(rs), indent=1) for s, rs in by_student.items()}
+        docs = {folder_name(s): json.dumps(_gradescope(rs), indent=1) for s, rs in by_student.items()}
         return docs[next(iter(docs))] if len(docs) == 1 else docs
     raise ValueError(fmt)
 
