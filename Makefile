@@ -1,12 +1,12 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and make:
 #   make demo   create .venv if missing, install emsym, run it on the bundled models
-#   make test   create .venv if missing, install emsym with its test extra, run pytest
+#   make test   create .venv if missing, install emsym with its test and lint extras, run ruff, mypy and pytest
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-output
 
-.PHONY: demo test bench browser clean
+.PHONY: demo test lint bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +17,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m emsym.demo $(DEMO)
 
-test: $(VENV)/.installed-test browser
+test: lint browser
 	$(BIN)/python -m pytest
+
+# ruff (lint and format) and mypy, configured in pyproject.toml; part of `make test`.
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check emsym tests benchmarks conftest.py
+	$(BIN)/ruff format --check emsym tests benchmarks conftest.py
+	$(BIN)/mypy
 
 # The HTML-sheet test drives headless Chromium. Install Debian's package where we can (root
 # with apt-get); elsewhere the test is skipped with its reason. Never fails the build.

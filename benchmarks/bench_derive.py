@@ -46,8 +46,9 @@ else:
 
 def run(name: str, mode: str, env) -> tuple[dict, float]:
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", PROBE, name, mode], capture_output=True, text=True, env=env,
-                         cwd=HERE.parent, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, name, mode], capture_output=True, text=True, env=env, cwd=HERE.parent, check=True
+    ).stdout
     return json.loads(out), time.perf_counter() - t
 
 
@@ -56,26 +57,44 @@ def main() -> None:
     from emsym.spec import preset_names
 
     env = dict(os.environ, EMSYM_CACHE_DIR=tempfile.mkdtemp(prefix="emsym-bench-"))
-    print(f"{'preset':24} {'cold derive':>11} {'cold process':>12} {'disk cache':>10} {'memory cache':>12} "
-          f"{'warm process':>12}")
+    print(
+        f"{'preset':24} {'cold derive':>11} {'cold process':>12} {'disk cache':>10} {'memory cache':>12} "
+        f"{'warm process':>12}"
+    )
     worst_cold = worst_disk = lazy = 0.0
     for name in preset_names():
         cold, proc = run(name, "cold", env)
-        subprocess.run([sys.executable, "-m", "emsym", "derive", name, "--format", "json"], env=env,
-                       capture_output=True, check=True, cwd=HERE.parent)  # fill the disk cache
+        subprocess.run(
+            [sys.executable, "-m", "emsym", "derive", name, "--format", "json"],
+            env=env,
+            capture_output=True,
+            check=True,
+            cwd=HERE.parent,
+        )  # fill the disk cache
         warm, _ = run(name, "warm", env)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "emsym", "derive", name, "--format", "json"], env=env,
-                       capture_output=True, check=True, cwd=HERE.parent)
+        subprocess.run(
+            [sys.executable, "-m", "emsym", "derive", name, "--format", "json"],
+            env=env,
+            capture_output=True,
+            check=True,
+            cwd=HERE.parent,
+        )
         warm_proc = time.perf_counter() - t
         lazy = max(lazy, warm["lazy_import"])
         worst_cold, worst_disk = max(worst_cold, proc), max(worst_disk, warm["disk"])
-        print(f"{name:24} {cold['derive']:>10.2f}s {proc:>11.2f}s {warm['disk'] * 1e3:>8.1f}ms "
-              f"{warm['memory'] * 1e6:>10.1f}us {warm_proc:>11.2f}s")
-    print(f"(sympy's one-time lazy import of sympy.tensor on a process's first Add: up to {lazy * 1e3:.0f} ms, "
-          "paid by cold and cached runs alike, not counted in 'disk cache')")
-    print(f"slowest cold process {worst_cold:.2f} s (target <= 2 s); slowest disk-cache load "
-          f"{worst_disk * 1e3:.1f} ms (target <= 50 ms)")
+        print(
+            f"{name:24} {cold['derive']:>10.2f}s {proc:>11.2f}s {warm['disk'] * 1e3:>8.1f}ms "
+            f"{warm['memory'] * 1e6:>10.1f}us {warm_proc:>11.2f}s"
+        )
+    print(
+        f"(sympy's one-time lazy import of sympy.tensor on a process's first Add: up to {lazy * 1e3:.0f} ms, "
+        "paid by cold and cached runs alike, not counted in 'disk cache')"
+    )
+    print(
+        f"slowest cold process {worst_cold:.2f} s (target <= 2 s); slowest disk-cache load "
+        f"{worst_disk * 1e3:.1f} ms (target <= 50 ms)"
+    )
     print("PASS" if worst_cold <= 2 and worst_disk <= 0.05 else "FAIL")
 
 

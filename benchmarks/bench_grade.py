@@ -23,7 +23,6 @@ import time
 from fractions import Fraction
 
 import numpy as np
-
 from _common import DATA, HERE
 from grade_corpus import EXPECTED, corpus
 
@@ -32,6 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 
 def to_sympy(tree):
     import sympy as sp
+
     kind = tree[0]
     if kind == "num":
         f = Fraction(tree[2])
@@ -45,7 +45,7 @@ def to_sympy(tree):
     if kind == "call":
         return {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs}[tree[1]](to_sympy(tree[2]))
     a, b = to_sympy(tree[1]), to_sympy(tree[2])
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "^": a ** b}[kind]
+    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "^": a**b}[kind]
 
 
 def main() -> None:
@@ -53,9 +53,10 @@ def main() -> None:
     ap.add_argument("--answers", type=int, default=10_000)
     ap.add_argument("--sympy-answers", type=int, default=None, help="check only the first M with sympy")
     args = ap.parse_args()
+    import sympy as sp
+
     from emsym.grading import FormulaGrader
     from emsym.grading.parser import InvalidAnswer, parse
-    import sympy as sp
 
     items = corpus(args.answers)
     DATA.mkdir(exist_ok=True)
@@ -63,13 +64,16 @@ def main() -> None:
     path.write_text("\n".join(a for a, _ in items) + "\n", encoding="utf-8")
 
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "emsym", "grade", "--expected", EXPECTED, "--answers", str(path),
-                           "--format", "jsonl"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "emsym", "grade", "--expected", EXPECTED, "--answers", str(path), "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     t_emsym = time.perf_counter() - t
     verdicts = [json.loads(line)["verdict"] for line in proc.stdout.splitlines()]
     wrong = sum(v != want for v, (_, want) in zip(verdicts, items)) + abs(len(verdicts) - len(items))
-    print(f"emsym grade --answers, {len(items)} answers, whole process: {t_emsym:.2f} s; "
-          f"verdicts wrong: {wrong}")
+    print(f"emsym grade --answers, {len(items)} answers, whole process: {t_emsym:.2f} s; verdicts wrong: {wrong}")
 
     expected = to_sympy(parse(EXPECTED).tree)
     subset = items[: args.sympy_answers] if args.sympy_answers else items
@@ -79,7 +83,7 @@ def main() -> None:
             tree = parse(answer).tree
         except InvalidAnswer:
             continue
-        if answer.count("mu_k") and "hatmu" not in answer or "Nk" in answer:
+        if (answer.count("mu_k") and "hatmu" not in answer) or "Nk" in answer:
             continue  # names the question does not allow: no sympy work
         t = time.perf_counter()
         same = sp.simplify(to_sympy(tree) - expected) == 0
@@ -87,9 +91,11 @@ def main() -> None:
         checked += 1
         sympy_wrong += same != (want == "correct")
     scale = len(items) / len(subset)
-    print(f"sympy simplify(a - b) == 0 on the {checked} readable answers of {len(subset)}: {t_sympy:.1f} s"
-          + (f" (x{scale:.1f} for all {len(items)}: {t_sympy * scale:.1f} s)" if scale != 1 else "")
-          + f"; verdicts wrong: {sympy_wrong}")
+    print(
+        f"sympy simplify(a - b) == 0 on the {checked} readable answers of {len(subset)}: {t_sympy:.1f} s"
+        + (f" (x{scale:.1f} for all {len(items)}: {t_sympy * scale:.1f} s)" if scale != 1 else "")
+        + f"; verdicts wrong: {sympy_wrong}"
+    )
     ratio = t_emsym / (t_sympy * scale)
     print(f"ratio emsym / sympy: 1/{1 / ratio:.0f}   (target <= 1/20)")
 
@@ -100,8 +106,10 @@ def main() -> None:
         grader.grade(answer)
         times.append(time.perf_counter() - t)
     ms = np.array(times) * 1e3
-    print(f"single grade in a running process: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
-          f"max {ms.max():.2f} ms   (target p99 <= 10 ms)")
+    print(
+        f"single grade in a running process: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
+        f"max {ms.max():.2f} ms   (target p99 <= 10 ms)"
+    )
     ok = wrong == 0 and ratio <= 1 / 20 and np.percentile(ms, 99) <= 10
     print("PASS" if ok else "FAIL")
 

@@ -18,7 +18,6 @@ import tracemalloc
 import warnings
 
 import numpy as np
-
 from _common import DATA, HERE, alternate
 
 
@@ -42,12 +41,35 @@ def main() -> None:
     if not csv.exists():
         make_data(args.points, csv)
     init = DATA / "run-init.json"
-    init.write_text(json.dumps({"components": [{"weight": 0.4, "mean": -2.0, "variance": 2.0},
-                                               {"weight": 0.3, "mean": 0.5, "variance": 1.0},
-                                               {"weight": 0.3, "mean": 4.0, "variance": 3.0}]}))
+    init.write_text(
+        json.dumps(
+            {
+                "components": [
+                    {"weight": 0.4, "mean": -2.0, "variance": 2.0},
+                    {"weight": 0.3, "mean": 0.5, "variance": 1.0},
+                    {"weight": 0.3, "mean": 4.0, "variance": 3.0},
+                ]
+            }
+        )
+    )
     env = dict(os.environ, EMSYM_CACHE_DIR=tempfile.mkdtemp(prefix="emsym-bench-"))
-    emsym = [sys.executable, "-m", "emsym", "run", "standard-3", "--data", str(csv), "--init", str(init),
-             "--max-iter", str(args.iterations), "--tol", "0", "--format", "json"]
+    emsym = [
+        sys.executable,
+        "-m",
+        "emsym",
+        "run",
+        "standard-3",
+        "--data",
+        str(csv),
+        "--init",
+        str(init),
+        "--max-iter",
+        str(args.iterations),
+        "--tol",
+        "0",
+        "--format",
+        "json",
+    ]
     model = DATA / "standard-3.yaml"
     model.write_text("components: 3\n")
     emsym[4] = str(model)
@@ -56,9 +78,13 @@ def main() -> None:
     res = alternate({"emsym": emsym, "sklearn": ref}, args.repeats, env)
     ours = json.loads(res["emsym"][1])["components"]
     theirs = json.loads(res["sklearn"][1])["components"]
-    err = max(abs(a[f] - b[f]) / max(abs(b[f]), 1e-300) if f == "weight" else
-              float(np.max(np.abs(np.array(a[f]) - np.array(b[f])) / np.abs(np.array(b[f]))))
-              for a, b in zip(ours, theirs) for f in ("weight", "mean", "covariance"))
+    err = max(
+        abs(a[f] - b[f]) / max(abs(b[f]), 1e-300)
+        if f == "weight"
+        else float(np.max(np.abs(np.array(a[f]) - np.array(b[f])) / np.abs(np.array(b[f]))))
+        for a, b in zip(ours, theirs)
+        for f in ("weight", "mean", "covariance")
+    )
     t_e, t_s = res["emsym"][0], res["sklearn"][0]
     print(f"emsym run (whole process, warm derivation cache): {t_e:.2f} s   (median of {args.repeats})")
     print(f"scikit-learn load + fit (whole process):          {t_s:.2f} s")
@@ -79,8 +105,10 @@ def main() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     base = data.X.nbytes + data.X.shape[0] * 3 * 8
-    print(f"peak traced memory: {peak / 2**20:.1f} MiB = {peak / base:.2f} x (data + responsibilities "
-          f"{base / 2**20:.1f} MiB)   (target <= 3)")
+    print(
+        f"peak traced memory: {peak / 2**20:.1f} MiB = {peak / base:.2f} x (data + responsibilities "
+        f"{base / 2**20:.1f} MiB)   (target <= 3)"
+    )
     ok = t_e <= t_s and err <= 1e-6 and peak <= 3 * base
     print("PASS" if ok else "FAIL")
 

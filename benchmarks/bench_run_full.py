@@ -16,7 +16,6 @@ import sys
 import tempfile
 
 import numpy as np
-
 from _common import DATA, HERE, alternate
 
 D, K = 8, 5
@@ -45,16 +44,39 @@ def main() -> None:
     DATA.mkdir(exist_ok=True)
     rng = np.random.default_rng(2026)
     csv = DATA / f"run-full-{args.points}.csv"
-    means, covs = make_data(args.points, csv, rng)  # regenerated: cheap, and the init depends on it
+    means, _ = make_data(args.points, csv, rng)  # regenerated: cheap, and the init depends on it
     init = DATA / "run-full-init.json"
     start = means + rng.normal(0, 1.0, size=means.shape)  # perturbed truth, identity-ish covariances
-    init.write_text(json.dumps({"components": [
-        {"weight": 1 / K, "mean": start[k].tolist(), "covariance": (np.eye(D) * 2.0).tolist()} for k in range(K)]}))
+    init.write_text(
+        json.dumps(
+            {
+                "components": [
+                    {"weight": 1 / K, "mean": start[k].tolist(), "covariance": (np.eye(D) * 2.0).tolist()}
+                    for k in range(K)
+                ]
+            }
+        )
+    )
     model = DATA / "full-5x8.yaml"
     model.write_text(f"components: {K}\ndim: {D}\ncovariance: full\n")
     env = dict(os.environ, EMSYM_CACHE_DIR=tempfile.mkdtemp(prefix="emsym-bench-"))
-    emsym = [sys.executable, "-m", "emsym", "run", str(model), "--data", str(csv), "--init", str(init),
-             "--max-iter", str(args.iterations), "--tol", "0", "--format", "json"]
+    emsym = [
+        sys.executable,
+        "-m",
+        "emsym",
+        "run",
+        str(model),
+        "--data",
+        str(csv),
+        "--init",
+        str(init),
+        "--max-iter",
+        str(args.iterations),
+        "--tol",
+        "0",
+        "--format",
+        "json",
+    ]
     ref = [sys.executable, str(HERE / "sklearn_reference.py"), str(csv), str(init), str(args.iterations), "full"]
     cold = alternate({"cold": emsym}, 1, env)["cold"][0]  # derives and fills the cache
     res = alternate({"emsym": emsym, "sklearn": ref}, args.repeats, env)

@@ -29,8 +29,12 @@ def main() -> None:
     cold, _ = wall(cmd, env)  # fills the derivation cache
     times = [wall(cmd, env)[0] for _ in range(3)]
     n = len([f for f in os.listdir(out) if f.endswith(".html")])
-    one = [wall([sys.executable, "-m", "emsym", "solve", f"{ex}/mit-686x-em.yaml", "--format", "html",
-                 "--out", out], env)[0] for _ in range(3)]
+    one = [
+        wall([sys.executable, "-m", "emsym", "solve", f"{ex}/mit-686x-em.yaml", "--format", "html", "--out", out], env)[
+            0
+        ]
+        for _ in range(3)
+    ]
     os.environ["EMSYM_CACHE_DIR"] = env["EMSYM_CACHE_DIR"]
     from emsym.exercise import load_exercise
     from emsym.plots import figures
@@ -40,16 +44,21 @@ def main() -> None:
     def sheet():
         s = solve(load_exercise(f"{ex}/mit-686x-em.yaml"))
         render_sheet(s, "html", figures=figures(s))
+
     sheet()
     warm = []
     for _ in range(5):
         t = time.perf_counter()
         sheet()
         warm.append(time.perf_counter() - t)
-    print(f"all {n} exercises, Markdown + HTML with figures, whole process: {statistics.median(times):.2f} s "
-          f"(median of 3; cold derivation cache {cold:.2f} s; target <= 10 s)")
-    print(f"one sheet (MIT 6.86x, HTML), whole process: {statistics.median(one):.2f} s "
-          f"(mostly importing numpy, sympy and matplotlib)")
+    print(
+        f"all {n} exercises, Markdown + HTML with figures, whole process: {statistics.median(times):.2f} s "
+        f"(median of 3; cold derivation cache {cold:.2f} s; target <= 10 s)"
+    )
+    print(
+        f"one sheet (MIT 6.86x, HTML), whole process: {statistics.median(one):.2f} s "
+        f"(mostly importing numpy, sympy and matplotlib)"
+    )
     print(f"one sheet in a running process after the first: {statistics.median(warm):.2f} s (target <= 1 s)")
     print("PASS" if statistics.median(times) <= 10 and statistics.median(warm) <= 1 else "FAIL")
 

@@ -16,8 +16,7 @@ def _correct(r: random.Random) -> str:
     a, b = r.choice(["gamma_k1", "gamma_{k1}", "γ_k1"]), r.choice(["gamma_k2", "gamma_{k2}", "γ_k2"])
     m = r.choice(["hatmu_k", "hatmu_{k}"])
     pw = r.choice(["^2", "**2", "²"])
-    sq1 = r.choice([f"(x_1 - {m}){pw}", f"({m} - x_1){pw}", f"(x_1 - {m})*(x_1 - {m})",
-                    f"(x_1^2 - 2*x_1*{m} + {m}^2)"])
+    sq1 = r.choice([f"(x_1 - {m}){pw}", f"({m} - x_1){pw}", f"(x_1 - {m})*(x_1 - {m})", f"(x_1^2 - 2*x_1*{m} + {m}^2)"])
     sq2 = r.choice([f"(x_2 - {m}){pw}", f"({m} - x_2){pw}", f"(x_2-{m})(x_2-{m})"])
     t1, t2 = r.choice([f"{a}*{sq1}", f"{sq1}*{a}", f"{a} {sq1}"]), r.choice([f"{b}*{sq2}", f"{sq2}*{b}"])
     num = r.choice([f"{t1} + {t2}", f"{t2} + {t1}"])
@@ -27,16 +26,36 @@ def _correct(r: random.Random) -> str:
 
 
 _WRONG = [
-    "sqrt({E})", "({E})^2", "(gamma_k1*(x_1 - mu_k)^2 + gamma_k2*(x_2 - mu_k)^2)/(gamma_k1 + gamma_k2)",
-    "(gamma_k1*(x_1 - hatmu_k)^2 + gamma_k2*(x_2 - hatmu_k)^2)/2", "((x_1 - hatmu_k)^2 + (x_2 - hatmu_k)^2)/2",
-    "gamma_k1*(x_1 - hatmu_k)^2 + gamma_k2*(x_2 - hatmu_k)^2", "-({E})", "2*({E})", "({E})/2",
+    "sqrt({E})",
+    "({E})^2",
+    "(gamma_k1*(x_1 - mu_k)^2 + gamma_k2*(x_2 - mu_k)^2)/(gamma_k1 + gamma_k2)",
+    "(gamma_k1*(x_1 - hatmu_k)^2 + gamma_k2*(x_2 - hatmu_k)^2)/2",
+    "((x_1 - hatmu_k)^2 + (x_2 - hatmu_k)^2)/2",
+    "gamma_k1*(x_1 - hatmu_k)^2 + gamma_k2*(x_2 - hatmu_k)^2",
+    "-({E})",
+    "2*({E})",
+    "({E})/2",
     "(gamma_k1*(x_2 - hatmu_k)^2 + gamma_k2*(x_1 - hatmu_k)^2)/(gamma_k1 + gamma_k2)",
     "(gamma_k1*(x_1 + hatmu_k)^2 + gamma_k2*(x_2 - hatmu_k)^2)/(gamma_k1 + gamma_k2)",
     "(gamma_k1*(x_1 - hatmu_k) + gamma_k2*(x_2 - hatmu_k))/(gamma_k1 + gamma_k2)",
-    "({E})*1.001", "({E}) + 0.0001", "(gamma_k1*(x_1 - hatmu_k)^2 + gamma_k2*(x_2 - hatmu_k)^3)/(gamma_k1 + gamma_k2)",
+    "({E})*1.001",
+    "({E}) + 0.0001",
+    "(gamma_k1*(x_1 - hatmu_k)^2 + gamma_k2*(x_2 - hatmu_k)^3)/(gamma_k1 + gamma_k2)",
 ]
-_INVALID = ["", "(" * 30, "gamma_k1*(x_1 - hatmu_k", "sigma^2 = 3", "__import__('os')", "9^9^9^9",
-            "gamma_k1 x_1 / Nk", "lambda: 0", "x" * 2000, "\x00", "mu_kk + 1", "((x_1]"]
+_INVALID = [
+    "",
+    "(" * 30,
+    "gamma_k1*(x_1 - hatmu_k",
+    "sigma^2 = 3",
+    "__import__('os')",
+    "9^9^9^9",
+    "gamma_k1 x_1 / Nk",
+    "lambda: 0",
+    "x" * 2000,
+    "\x00",
+    "mu_kk + 1",
+    "((x_1]",
+]
 
 
 def corpus(n: int = 10_000, seed: int = 0) -> list[tuple[str, str]]:

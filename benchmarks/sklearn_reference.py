@@ -22,11 +22,27 @@ if cov_type == "full":
     prec = np.linalg.inv(covs)
 else:
     prec = np.array([1.0 / c["variance"] for c in init])
-gm = GaussianMixture(K, covariance_type=cov_type, reg_covar=0.0, max_iter=iters, tol=0.0,
-                     weights_init=w, means_init=means, precisions_init=prec)
+gm = GaussianMixture(
+    K,
+    covariance_type=cov_type,
+    reg_covar=0.0,
+    max_iter=iters,
+    tol=0.0,
+    weights_init=w,
+    means_init=means,
+    precisions_init=prec,
+)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     gm.fit(X)
 covs = gm.covariances_ if cov_type == "full" else np.array([np.eye(d) * v for v in gm.covariances_])
-print(json.dumps({"components": [{"weight": float(gm.weights_[k]), "mean": gm.means_[k].tolist(),
-                                  "covariance": covs[k].tolist()} for k in range(K)]}))
+print(
+    json.dumps(
+        {
+            "components": [
+                {"weight": float(gm.weights_[k]), "mean": gm.means_[k].tolist(), "covariance": covs[k].tolist()}
+                for k in range(K)
+            ]
+        }
+    )
+)

@@ -18,6 +18,7 @@ the disk layer.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -91,8 +92,12 @@ def _private(info: os.stat_result) -> bool:
 def _refuse(folder: Path, why: str) -> None:
     if str(folder) not in _WARNED:
         _WARNED.add(str(folder))
-        warnings.warn(f"the derivation cache {folder} {why}; derivations are not read from or written to disk "
-                      "(set EMSYM_CACHE_DIR to a folder of your own)", EmsymWarning, stacklevel=4)
+        warnings.warn(
+            f"the derivation cache {folder} {why}; derivations are not read from or written to disk "
+            "(set EMSYM_CACHE_DIR to a folder of your own)",
+            EmsymWarning,
+            stacklevel=4,
+        )
 
 
 def _secret(folder: Path, create: bool) -> bytes | None:
@@ -144,7 +149,7 @@ def _read(path: Path, spec: ModelSpec) -> Derivation | None:
         return None
     if not blob.startswith(_MAGIC):
         return None
-    head, _, payload = blob[len(_MAGIC):].partition(b"\n")
+    head, _, payload = blob[len(_MAGIC) :].partition(b"\n")
     if not hmac.compare_digest(_tag(key, payload), head):
         return None  # not written by this user's emsym: never unpickled
     try:
@@ -167,10 +172,8 @@ def _write(path: Path, d: Derivation) -> None:
             fh.write(_MAGIC + _tag(key, payload) + b"\n" + payload)
         os.replace(tmp, path)
     except (OSError, pickle.PicklingError, RecursionError):
-        try:
-            os.unlink(tmp)  # type: ignore[possibly-undefined]
-        except (OSError, UnboundLocalError):
-            pass
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)
 
 
 def get_derivation(spec: ModelSpec, use_cache: bool = True) -> Derivation:

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from . import mclust
 from .cache import get_derivation
 from .compile import CompiledModel
 from .derive import Derivation
-from . import mclust
 from .em import default_init, run_em
-from .spec import Fixed, ModelSpec
+from .spec import ModelSpec
 
 __all__ = ["CheckItem", "CheckReport", "check"]
 
@@ -52,8 +53,13 @@ class CheckReport:
         return all(i.passed is not False for i in self.items)
 
     def to_dict(self) -> dict:
-        return {"model": self.spec.to_dict(), "method": self.method, "note": self.note,
-                "passed": self.passed, "checks": [i.to_dict() for i in self.items]}
+        return {
+            "model": self.spec.to_dict(),
+            "method": self.method,
+            "note": self.note,
+            "passed": self.passed,
+            "checks": [i.to_dict() for i in self.items],
+        }
 
 
 def _truth(model: CompiledModel, rng: np.random.Generator) -> dict:
@@ -61,22 +67,32 @@ def _truth(model: CompiledModel, rng: np.random.Generator) -> dict:
     spec, K, d = model.spec, model.K, model.d
     w = rng.dirichlet(np.full(K, 4.0))
     tied_cov = _random_covariance(d, rng, 1.0) if model.full else None
-    block = (mclust.random_covariances(spec.covariance, K, d, rng)
-             if any(p.block for p in model.params) else None)
+    block = mclust.random_covariances(spec.covariance, K, d, rng) if any(p.block for p in model.params) else None
     comps = []
     for k in range(K):
-        comps.append({
-            "weight": float(w[k]) if spec.mixing == "free" else (
-                (0.35 if k == 0 else 0.65) if spec.mixing == "bernoulli" else None),
-            "mean": (np.zeros(d) if spec.mean == "shared" else 4.0 * k + rng.normal(0, 0.5, d))
-            if isinstance(spec.mean, str) else None,
-            "variance": (block[k] if block is not None
-                         else _random_covariance(d, rng, 1.0) if model.full and spec.variance == "free"
-                         else tied_cov if model.full and spec.variance == "tied"
-                         else (np.ones(d) if model.diag else 1.0) if spec.variance == "tied"
-                         else (rng.uniform(0.5, 2.0, d) if model.diag else float(rng.uniform(0.5, 2.0))) * (1 + k))
-            if isinstance(spec.variance, str) else None,
-        })
+        comps.append(
+            {
+                "weight": float(w[k])
+                if spec.mixing == "free"
+                else ((0.35 if k == 0 else 0.65) if spec.mixing == "bernoulli" else None),
+                "mean": (np.zeros(d) if spec.mean == "shared" else 4.0 * k + rng.normal(0, 0.5, d))
+                if isinstance(spec.mean, str)
+                else None,
+                "variance": (
+                    block[k]
+                    if block is not None
+                    else _random_covariance(d, rng, 1.0)
+                    if model.full and spec.variance == "free"
+                    else tied_cov
+                    if model.full and spec.variance == "tied"
+                    else (np.ones(d) if model.diag else 1.0)
+                    if spec.variance == "tied"
+                    else (rng.uniform(0.5, 2.0, d) if model.diag else float(rng.uniform(0.5, 2.0))) * (1 + k)
+                )
+                if isinstance(spec.variance, str)
+                else None,
+            }
+        )
     return model.params_from_components(comps, where="check truth")
 
 
@@ -181,7 +197,7 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
     from sklearn.mixture import GaussianMixture
 
     comps = model.components(init)
-    K, d = model.K, model.d
+    K = model.K
     var = np.array([c["covariance"][0, 0] for c in comps])
     if model.full:
         covs = np.array([c["covariance"] for c in comps])
@@ -190,9 +206,17 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
         prec = np.array([1 / np.diag(c["covariance"]) for c in comps])
     else:
         prec = {"full": (1 / var).reshape(K, 1, 1), "tied": np.array([[1 / var[0]]]), "spherical": 1 / var}[cov_type]
-    gm = GaussianMixture(K, covariance_type=cov_type, reg_covar=0.0, max_iter=iters, tol=0.0, n_init=1,
-                         weights_init=np.array([c["weight"] for c in comps]),
-                         means_init=np.array([c["mean"] for c in comps]), precisions_init=prec)
+    gm = GaussianMixture(
+        K,
+        covariance_type=cov_type,
+        reg_covar=0.0,
+        max_iter=iters,
+        tol=0.0,
+        n_init=1,
+        weights_init=np.array([c["weight"] for c in comps]),
+        means_init=np.array([c["mean"] for c in comps]),
+        precisions_init=prec,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm.fit(X)
@@ -206,15 +230,22 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
     else:
         cov = np.ravel(gm.covariances_) if cov_type != "diag" else gm.covariances_
     if not model.full:
-        ours_var = (np.array([np.diag(c["covariance"]) for c in mine]) if cov_type == "diag"
-                    else np.array([c["covariance"][0, 0] for c in mine]))
-    pairs = [(np.array([c["weight"] for c in mine]), gm.weights_),
-             (np.array([c["mean"] for c in mine]), gm.means_),
-             (ours_var, cov)]
+        ours_var = (
+            np.array([np.diag(c["covariance"]) for c in mine])
+            if cov_type == "diag"
+            else np.array([c["covariance"][0, 0] for c in mine])
+        )
+    pairs = [
+        (np.array([c["weight"] for c in mine]), gm.weights_),
+        (np.array([c["mean"] for c in mine]), gm.means_),
+        (ours_var, cov),
+    ]
+
     def rel(a, b):  # entrywise; a covariance matrix relative to its largest entry (off-diagonals may be ~0)
         if np.ndim(b) == 3:
             return float(np.max(np.abs(a - b) / np.max(np.abs(b), axis=(1, 2), keepdims=True)))
         return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
+
     err = max(rel(a, b) for a, b in pairs)
     return err, f"{iters} iterations from the same initial values, covariance_type='{cov_type}'"
 
@@ -228,9 +259,11 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
     note = ""
     if not spec.concrete:
         concrete = spec.instantiate(components=3, dim=2)
-        note = (f"checked at K = {concrete.components}, d = {concrete.dim} "
-                f"(the model is derived for general {'K' if spec.general_k else ''}"
-                f"{' and ' if spec.general_k and spec.general_d else ''}{'d' if spec.general_d else ''})")
+        note = (
+            f"checked at K = {concrete.components}, d = {concrete.dim} "
+            f"(the model is derived for general {'K' if spec.general_k else ''}"
+            f"{' and ' if spec.general_k and spec.general_d else ''}{'d' if spec.general_d else ''})"
+        )
         spec = concrete
     if derivation is None:
         derivation = get_derivation(spec)
@@ -254,10 +287,15 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
         label = "weights " + ", ".join(simplex) if u.name in simplex else u.name
         g, rise = _stationary(model, XT, R, current, names, n)
         ok = g < grad_tol and rise <= rise_tol
-        items.append(CheckItem(
-            f"update of {label} maximises Q", ok,
-            f"|dQ/d{label}|/n = {g:.1e} (tolerance {grad_tol:g}); largest relative rise of Q under "
-            f"a +-0.1% perturbation = {max(rise, 0):.1e}" + (" (others at their latest values)" if u.conditional else "")))
+        items.append(
+            CheckItem(
+                f"update of {label} maximises Q",
+                ok,
+                f"|dQ/d{label}|/n = {g:.1e} (tolerance {grad_tol:g}); largest relative rise of Q under "
+                f"a +-0.1% perturbation = {max(rise, 0):.1e}"
+                + (" (others at their latest values)" if u.conditional else ""),
+            )
+        )
     if derivation.method == "EM":
         names = [u.name for u in derivation.updates]
         blocks = {u.name for u in derivation.updates if u.block}
@@ -265,7 +303,7 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
         q0 = model.Q(XT, R, current)
         worst = -np.inf
         for _ in range(40):
-            delta = {}
+            delta: dict[str, Any] = {}
             for _, dd in _directions(model, [k for k in names if k not in blocks], current):
                 coef = rng.normal()  # one coefficient per feasible direction keeps sum pi = 1
                 for k, v in dd.items():
@@ -275,18 +313,28 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
                 moves = list(_block_pairs(model, name, current, 1e-3 * rng.normal()))
                 trial[name] = moves[rng.integers(len(moves))][1][name]
             worst = max(worst, (model.Q(XT, R, trial) - q0) / abs(q0))
-        items.append(CheckItem("M-step is the joint maximiser of Q", g < grad_tol and worst <= rise_tol,
-                               f"largest |dQ/dtheta|/n over all parameters = {g:.1e}; largest relative rise of Q "
-                               f"over 40 random feasible perturbations = {max(worst, 0):.1e}"))
+        items.append(
+            CheckItem(
+                "M-step is the joint maximiser of Q",
+                g < grad_tol and worst <= rise_tol,
+                f"largest |dQ/dtheta|/n over all parameters = {g:.1e}; largest relative rise of Q "
+                f"over 40 random feasible perturbations = {max(worst, 0):.1e}",
+            )
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run = run_em(model, X, old, max_iter=100, tol=-1.0)
     drops = np.diff(run.loglik)
     worst_drop = float(-drops.min()) if drops.size else 0.0
     ok = worst_drop <= 1e-9 * (1 + abs(run.loglik[-1]))
-    items.append(CheckItem("log-likelihood never decreases", ok,
-                           f"{len(drops)} iterations, from {run.loglik[0]:.6g} to {run.loglik[-1]:.6g}; "
-                           f"largest decrease {max(worst_drop, 0):.1e}"))
+    items.append(
+        CheckItem(
+            "log-likelihood never decreases",
+            ok,
+            f"{len(drops)} iterations, from {run.loglik[0]:.6g} to {run.loglik[-1]:.6g}; "
+            f"largest decrease {max(worst_drop, 0):.1e}",
+        )
+    )
     case = _sklearn_case(spec)
     if case is None:
         items.append(CheckItem("agrees with scikit-learn", None, "skipped: scikit-learn has no such model"))
@@ -296,7 +344,11 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
         except ImportError:
             items.append(CheckItem("agrees with scikit-learn", None, "skipped: scikit-learn is not installed"))
         else:
-            items.append(CheckItem("agrees with scikit-learn", err <= 1e-6,
-                                   f"largest relative difference of weights, means, variances = {err:.1e} "
-                                   f"(tolerance 1e-6); {how}"))
+            items.append(
+                CheckItem(
+                    "agrees with scikit-learn",
+                    err <= 1e-6,
+                    f"largest relative difference of weights, means, variances = {err:.1e} (tolerance 1e-6); {how}",
+                )
+            )
     return CheckReport(spec, derivation.method, note, tuple(items))

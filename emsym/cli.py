@@ -23,12 +23,16 @@ __all__ = ["main"]
 
 def _model_help() -> str:
     from .spec import preset_names
+
     return f"a preset ({', '.join(preset_names())}) or a model YAML file"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="emsym", description="Derive, check, run, teach and grade EM for Gaussian mixture "
-                                "variants: symbolic derivations, numeric proofs, worked solution sheets, safe grading.")
+    p = argparse.ArgumentParser(
+        prog="emsym",
+        description="Derive, check, run, teach and grade EM for Gaussian mixture "
+        "variants: symbolic derivations, numeric proofs, worked solution sheets, safe grading.",
+    )
     p.add_argument("--version", action="version", version=f"emsym {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -47,49 +51,103 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("model", metavar="MODEL", help=_model_help())
     r.add_argument("--data", required=True, metavar="FILE", help="CSV with a header; optional column 'label'")
     r.add_argument("--init", metavar="FILE", help="initial values (YAML or JSON), components in order 1..K")
-    r.add_argument("--max-iter", type=int, default=1000, metavar="N", help="iteration limit (default 1000; 0: no iteration)")
-    r.add_argument("--tol", type=float, default=1e-8, metavar="T",
-                   help="converged when the total log-likelihood changes by at most T (default 1e-8) ...")
-    r.add_argument("--param-tol", type=float, default=1e-10, metavar="P",
-                   help="... and no parameter moves by more than P on the data's scale (default 1e-10)")
+    r.add_argument(
+        "--max-iter", type=int, default=1000, metavar="N", help="iteration limit (default 1000; 0: no iteration)"
+    )
+    r.add_argument(
+        "--tol",
+        type=float,
+        default=1e-8,
+        metavar="T",
+        help="converged when the total log-likelihood changes by at most T (default 1e-8) ...",
+    )
+    r.add_argument(
+        "--param-tol",
+        type=float,
+        default=1e-10,
+        metavar="P",
+        help="... and no parameter moves by more than P on the data's scale (default 1e-10)",
+    )
     r.add_argument("--seed", type=int, default=0, help="seed of the default k-means++ initialisation")
-    r.add_argument("--variance-floor", type=float, metavar="F",
-                   help="smallest variance allowed (default 1e-6 x the overall data variance)")
+    r.add_argument(
+        "--variance-floor",
+        type=float,
+        metavar="F",
+        help="smallest variance allowed (default 1e-6 x the overall data variance)",
+    )
     r.add_argument("--responsibilities", action="store_true", help="include the n x K responsibilities")
-    r.add_argument("--hard", action="store_true",
-                   help="hard (classification) EM: each point wholly to its most probable component; with "
-                        "equal weights and a tied spherical variance this is K-means")
-    r.add_argument("--silhouette", action="store_true",
-                   help="add the silhouette coefficient of the hard assignment (on at most 5000 sampled points)")
-    r.add_argument("--exact-m-step", action="store_true",
-                   help="for an ECM model (shared mean, free variances) cycle the conditional updates to the "
-                        "joint maximiser of Q in every iteration")
+    r.add_argument(
+        "--hard",
+        action="store_true",
+        help="hard (classification) EM: each point wholly to its most probable component; with "
+        "equal weights and a tied spherical variance this is K-means",
+    )
+    r.add_argument(
+        "--silhouette",
+        action="store_true",
+        help="add the silhouette coefficient of the hard assignment (on at most 5000 sampled points)",
+    )
+    r.add_argument(
+        "--exact-m-step",
+        action="store_true",
+        help="for an ECM model (shared mean, free variances) cycle the conditional updates to the "
+        "joint maximiser of Q in every iteration",
+    )
     r.add_argument("--format", choices=["text", "json"], default="text")
 
     g = sub.add_parser("grade", help="grade typed answers (an expected expression, or parts of exercises)")
-    g.add_argument("exercise", nargs="?", metavar="EXERCISE",
-                   help="an exercise file or folder (with --part or --submissions); omit with --expected")
+    g.add_argument(
+        "exercise",
+        nargs="?",
+        metavar="EXERCISE",
+        help="an exercise file or folder (with --part or --submissions); omit with --expected",
+    )
     g.add_argument("--expected", metavar="EXPR", help="the expected answer, e.g. 'N_k/N'")
     g.add_argument("--part", metavar="ID", help="the part of EXERCISE to grade --answer against")
     g.add_argument("--answer", metavar="TEXT", help="one typed answer")
-    g.add_argument("--answers", metavar="FILE", help="with --expected: one answer per line ('-' for standard "
-                   "input); one verdict per line out, in the same order")
-    g.add_argument("--submissions", metavar="FILE.csv", help="with EXERCISE: a CSV with the columns "
-                   "student,exercise,part,answer; one output row per input row")
-    g.add_argument("--out", metavar="FILE", help="with --submissions: write the results here (an interrupted "
-                   "run resumes); for gradescope with several students, a folder")
-    g.add_argument("--where", action="append", default=[], metavar='"LHS = RHS"',
-                   help="a side condition the answer may use, e.g. 'gamma_11 + gamma_21 = 1' (repeatable)")
-    g.add_argument("--tolerance", metavar="T", help="for a number: 0.05, '1%%', 'nearest tenth', "
-                   "'3 significant figures' (default 0.1%%); for a formula: a relative tolerance (default 1e-8)")
-    g.add_argument("--format", choices=["text", "json", "jsonl", "csv", "gradescope"], default=None,
-                   help="text or json for one answer (default text); jsonl for --answers; csv (default), json "
-                        "or gradescope for --submissions")
+    g.add_argument(
+        "--answers",
+        metavar="FILE",
+        help="with --expected: one answer per line ('-' for standard "
+        "input); one verdict per line out, in the same order",
+    )
+    g.add_argument(
+        "--submissions",
+        metavar="FILE.csv",
+        help="with EXERCISE: a CSV with the columns student,exercise,part,answer; one output row per input row",
+    )
+    g.add_argument(
+        "--out",
+        metavar="FILE",
+        help="with --submissions: write the results here (an interrupted "
+        "run resumes); for gradescope with several students, a folder",
+    )
+    g.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar='"LHS = RHS"',
+        help="a side condition the answer may use, e.g. 'gamma_11 + gamma_21 = 1' (repeatable)",
+    )
+    g.add_argument(
+        "--tolerance",
+        metavar="T",
+        help="for a number: 0.05, '1%%', 'nearest tenth', "
+        "'3 significant figures' (default 0.1%%); for a formula: a relative tolerance (default 1e-8)",
+    )
+    g.add_argument(
+        "--format",
+        choices=["text", "json", "jsonl", "csv", "gradescope"],
+        default=None,
+        help="text or json for one answer (default text); jsonl for --answers; csv (default), json "
+        "or gradescope for --submissions",
+    )
 
     v = sub.add_parser("solve", help="solve exercise files and render worked solution sheets")
     v.add_argument("path", metavar="PATH", help="an exercise YAML file or a folder of them")
-    v.add_argument("--format", default="md", help="md, html, tex or json, or several joined by commas "
-                   "(e.g. md,html); default md")
+    v.add_argument(
+        "--format", default="md", help="md, html, tex or json, or several joined by commas (e.g. md,html); default md"
+    )
     v.add_argument("--out", metavar="DIR", help="write one sheet per exercise into DIR (needed for a folder)")
     v.add_argument("--no-figures", action="store_true", help="skip the matplotlib figures")
 
@@ -103,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _spec_for(args):
     from .spec import load_spec
+
     return load_spec(args.model)
 
 
@@ -110,6 +169,7 @@ def _spec_for(args):
 def cmd_derive(args) -> int:
     from .cache import get_derivation
     from .render import render_derivation
+
     d = get_derivation(_spec_for(args), use_cache=not args.no_cache)
     if args.format == "json":
         print(_json(d.to_dict(), indent=2))
@@ -120,6 +180,7 @@ def cmd_derive(args) -> int:
 
 def cmd_check(args) -> int:
     from .check import check
+
     if args.points < 10:
         raise EmsymError(f"--points should be at least 10, but got {args.points}")
     report = check(_spec_for(args), n=args.points, seed=args.seed)
@@ -144,7 +205,8 @@ def cmd_run(args) -> int:
     if not spec.concrete:
         raise EmsymError(
             f"model {spec.label()!r} has components {spec.components!r} and dim {spec.dim!r}; "
-            "running EM needs whole numbers: write a model file with e.g. components: 3")
+            "running EM needs whole numbers: write a model file with e.g. components: 3"
+        )
     if args.tol < 0:
         raise EmsymError(f"--tol should be >= 0, but got {args.tol}")
     if args.param_tol < 0:
@@ -153,22 +215,37 @@ def cmd_run(args) -> int:
         raise EmsymError(f"--max-iter should be >= 0, but got {args.max_iter}")
     data = load_data(args.data)
     if data.X.shape[1] != spec.dim:
-        raise EmsymError(f"{args.data}: the model is {spec.dim}-dimensional, but the data has "
-                         f"{data.X.shape[1]} coordinate column(s) {list(data.columns)}")
+        raise EmsymError(
+            f"{args.data}: the model is {spec.dim}-dimensional, but the data has "
+            f"{data.X.shape[1]} coordinate column(s) {list(data.columns)}"
+        )
     if data.labels is not None and data.labels.max(initial=0) > spec.components:
         bad = int(np.argmax(data.labels > spec.components))
-        raise EmsymError(f"{args.data}: line {bad + 2}, column 'label': expected 1..{spec.components} or empty, "
-                         f"got {int(data.labels[bad])}")
+        raise EmsymError(
+            f"{args.data}: line {bad + 2}, column 'label': expected 1..{spec.components} or empty, "
+            f"got {int(data.labels[bad])}"
+        )
     model = CompiledModel(get_derivation(spec))
     init = None
     if args.init:
         init = model.params_from_components(load_init_components(args.init, spec.dim), where=args.init)
     progress = _Progress() if sys.stderr.isatty() and args.format == "text" else None
-    result = run_em(model, data.X, init, max_iter=args.max_iter, tol=args.tol, param_tol=args.param_tol,
-                    labels=data.labels,
-                    variance_floor=args.variance_floor, responsibilities=args.responsibilities,
-                    seed=args.seed, exact_m_step=args.exact_m_step, hard=args.hard,
-                    silhouette_points=5000 if args.silhouette else None, callback=progress)
+    result = run_em(
+        model,
+        data.X,
+        init,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        param_tol=args.param_tol,
+        labels=data.labels,
+        variance_floor=args.variance_floor,
+        responsibilities=args.responsibilities,
+        seed=args.seed,
+        exact_m_step=args.exact_m_step,
+        hard=args.hard,
+        silhouette_points=5000 if args.silhouette else None,
+        callback=progress,
+    )
     if progress:
         progress.done()
     if args.format == "json":
@@ -181,8 +258,11 @@ def cmd_run(args) -> int:
         print(f"No iteration (--max-iter 0): log-likelihood at the initial values {result.loglik[0]:.10g}")
     else:
         state = "converged" if result.converged else "stopped (not converged)"
-        print(f"{state} after {result.iterations} iteration{'s' if result.iterations != 1 else ''}; log-likelihood {result.loglik[0]:.10g} -> "
-              f"{result.loglik[-1]:.10g}")
+        print(
+            f"{state} after {result.iterations} iteration{'s' if result.iterations != 1 else ''}; "
+            f"log-likelihood {result.loglik[0]:.10g} -> "
+            f"{result.loglik[-1]:.10g}"
+        )
     full = model.full
     print(f"{'component':>9}  {'weight':>12}  {'mean':>24}  {'covariance (rows)' if full else 'variance':>12}")
     for k, c in enumerate(result.components, start=1):
@@ -195,8 +275,10 @@ def cmd_run(args) -> int:
         print(f"{k:>9}  {c['weight']:>12.8g}  {mean:>24}  {var:>12}")
     if not full:  # a full model's parameters are the table above
         print("parameters: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in result.params.items()))
-    print(f"free parameters {result.n_params}; BIC {result.bic:.6g}; AIC {result.aic:.6g}"
-          + (f"; silhouette {result.silhouette:.4f}" if result.silhouette is not None else ""))
+    print(
+        f"free parameters {result.n_params}; BIC {result.bic:.6g}; AIC {result.aic:.6g}"
+        + (f"; silhouette {result.silhouette:.4f}" if result.silhouette is not None else "")
+    )
     if result.responsibilities is not None:
         print("responsibilities (one row per point):")
         for row in result.responsibilities:
@@ -226,12 +308,15 @@ def cmd_grade(args) -> int:
             done = grade_submissions(graders, args.submissions, out=args.out, fmt=fmt, progress=terminal_progress())
         except KeyboardInterrupt:
             if args.out:
-                print("emsym: interrupted; run the same command again to resume (graded rows are kept)",
-                      file=sys.stderr)
+                print(
+                    "emsym: interrupted; run the same command again to resume (graded rows are kept)", file=sys.stderr
+                )
             raise
         if args.out is None:
             text = done["text"]
-            sys.stdout.write(text if isinstance(text, str) else json.dumps({k: json.loads(v) for k, v in text.items()}, indent=1))
+            sys.stdout.write(
+                text if isinstance(text, str) else json.dumps({k: json.loads(v) for k, v in text.items()}, indent=1)
+            )
         else:
             extra = f" ({done['resumed']} from the interrupted run)" if done["resumed"] else ""
             print(f"{done['rows']} rows graded{extra}; written to {args.out}", file=sys.stderr)
@@ -265,8 +350,7 @@ def _grade_expected(args) -> int:
     from .grading import FormulaGrader
 
     # A stream of answers is about throughput: skip the (informational) symbolic confirmation.
-    grader = FormulaGrader(args.expected, where=args.where, tolerance=args.tolerance,
-                           symbolic=args.answers is None)
+    grader = FormulaGrader(args.expected, where=args.where, tolerance=args.tolerance, symbolic=args.answers is None)
     if args.answer is not None and args.answers:
         raise EmsymError("give --answer TEXT or --answers FILE, not both")
     if args.answer is not None:
@@ -284,8 +368,9 @@ def _grade_expected(args) -> int:
     from .safeio import bounded_lines
 
     out = sys.stdout
-    too_long = Verdict("invalid", 0.0, "Could not read the answer: the line is too long (the limit is "
-                       "65,536 bytes).").to_dict()
+    too_long = Verdict(
+        "invalid", 0.0, "Could not read the answer: the line is too long (the limit is 65,536 bytes)."
+    ).to_dict()
     with fh:
         for raw in bounded_lines(fh):
             verdict = too_long if raw is None else grader.grade(raw.decode("utf-8", errors="replace")).to_dict()
@@ -296,6 +381,7 @@ def _grade_expected(args) -> int:
 
 def cmd_validate(args) -> int:
     from .exercise import validate_path
+
     good, problems = validate_path(args.path)
     for line in problems:
         print(line)
@@ -316,7 +402,9 @@ def cmd_solve(args) -> int:
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in (*FORMATS, "json")]
     if bad or not formats:
-        raise EmsymError(f"--format should be md, html, tex or json (or several joined by commas), but got {args.format!r}")
+        raise EmsymError(
+            f"--format should be md, html, tex or json (or several joined by commas), but got {args.format!r}"
+        )
     files = exercise_files(args.path)
     if not files:
         raise EmsymError(f"{args.path}: no exercise files (*.yaml) found")
@@ -338,6 +426,7 @@ def cmd_solve(args) -> int:
         figs = {}
         if sheets and not args.no_figures:
             from .plots import figures
+
             figs = figures(sol)
         ex_id = sol.exercise.id
         for fmt in sheets:
@@ -354,8 +443,11 @@ def cmd_solve(args) -> int:
                 write_atomic(out / f"{ex_id}.{fmt}", text)
         errata = len(sol.errata)
         if tty or out is not None:
-            print(f"[{i}/{len(files)}] {ex_id}: {len(sol.parts)} parts solved"
-                  + (f", {errata} {'erratum' if errata == 1 else 'errata'}" if errata else ""), file=sys.stderr)
+            print(
+                f"[{i}/{len(files)}] {ex_id}: {len(sol.parts)} parts solved"
+                + (f", {errata} {'erratum' if errata == 1 else 'errata'}" if errata else ""),
+                file=sys.stderr,
+            )
     if "json" in formats:
         doc = json.dumps({"exercises": results, "failed": failures}, indent=2)
         if out is None:
@@ -363,16 +455,26 @@ def cmd_solve(args) -> int:
         else:
             write_atomic(out / "solutions.json", doc)
     if out is not None:
-        print(f"{len(results)} sheet(s) written to {out}/" + (f"; {failures} exercise(s) failed" if failures else ""),
-              file=sys.stderr)
+        print(
+            f"{len(results)} sheet(s) written to {out}/" + (f"; {failures} exercise(s) failed" if failures else ""),
+            file=sys.stderr,
+        )
     return 2 if failures else 0
 
 
 def cmd_presets(args) -> int:
     from .spec import PRESETS, load_spec, preset_names
+
     if args.format == "json":
-        print(json.dumps({name: load_spec(name).to_dict() | {"description": PRESETS[name]["description"]}
-                          for name in preset_names()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    name: load_spec(name).to_dict() | {"description": PRESETS[name]["description"]}
+                    for name in preset_names()
+                },
+                indent=2,
+            )
+        )
         return 0
     for name in preset_names():
         print(f"{name:24} {PRESETS[name]['description']}")
@@ -382,6 +484,7 @@ def cmd_presets(args) -> int:
 def _json(value, **kwargs) -> str:
     """Strict JSON (no NaN or Infinity): a non-finite result is an error, not invalid output."""
     from .safeio import dumps
+
     return dumps(value, EmsymError, **kwargs)
 
 
@@ -410,8 +513,15 @@ class _Progress:
             sys.stderr.write("\r" + " " * 60 + "\r")
 
 
-_COMMANDS = {"derive": cmd_derive, "check": cmd_check, "run": cmd_run, "grade": cmd_grade, "solve": cmd_solve,
-             "validate": cmd_validate, "presets": cmd_presets}
+_COMMANDS = {
+    "derive": cmd_derive,
+    "check": cmd_check,
+    "run": cmd_run,
+    "grade": cmd_grade,
+    "solve": cmd_solve,
+    "validate": cmd_validate,
+    "presets": cmd_presets,
+}
 
 
 def _undecodable(argv: list[str]) -> str | None:

@@ -16,20 +16,21 @@ or a (d,) array for a vector mean.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from . import mclust
 from .derive import Derivation
+from .exceptions import DataError, NotPositiveDefinite
 from .qfunction import MatSum, split_scalar
-from .exceptions import DataError
 from .spec import Fixed
 
 __all__ = ["CompiledModel", "compile_derivation"]
 
-Fn = Callable[[dict], object]
+Fn = Callable[[dict[str, Any]], Any]
 
 
 class _Compiler:
@@ -79,19 +80,23 @@ class _Compiler:
             return self.leaf(expr)
         if isinstance(expr, sp.Add):
             parts = [self(a) for a in expr.args]
+
             def add(env):
                 total = parts[0](env)
                 for p in parts[1:]:
                     total = total + p(env)
                 return total
+
             return add
         if isinstance(expr, sp.Mul):
             parts = [self(a) for a in expr.args]
+
             def mul(env):
                 total = parts[0](env)
                 for p in parts[1:]:
                     total = total * p(env)
                 return total
+
             return mul
         if isinstance(expr, sp.Pow):
             base, ex = self(expr.base), expr.exp
@@ -166,6 +171,7 @@ class _Compiler:
                 for f in scal:
                     out = out * f(env)
                 return out
+
             return matmul
         if isinstance(expr, sp.Inverse):
             arg = self(expr.arg)
@@ -189,6 +195,7 @@ class _Compiler:
                 w = weight(env)
                 U, V = left(env), right(env)
                 return (U * w) @ V.T if np.ndim(w) else w * (U @ V.T)
+
             fn = outer
         elif body.shape[1] == 1:
             vec = self(body)
@@ -196,6 +203,7 @@ class _Compiler:
             def column(env):
                 w, V = weight(env), vec(env)
                 return (V @ w)[:, None] if np.ndim(w) else w * V.sum(axis=1, keepdims=True)
+
             fn = column
         else:  # pragma: no cover - the derivation produces only the two forms above
             raise TypeError(f"emsym cannot compile the matrix sum {expr}")
@@ -216,10 +224,12 @@ class _Compiler:
         data = [fac for fac in factors if fac.has(m.n)]
         if len(data) == 2 and len(factors) == 2 and all(isinstance(d, sp.Indexed) for d in data):
             u, v = self(data[0]), self(data[1])
+
             def reduce(env):  # sum_n u_n v_n as one BLAS product: (d, n) @ (n,) or (n,) @ (n,)
                 a, b = u(env), v(env)
                 out = np.dot(a, b) if np.ndim(a) >= np.ndim(b) else np.dot(b, a)
                 return out[:, None] if np.ndim(out) == 1 else out  # keep (d, 1), like the parameters
+
             fn = reduce
         else:
             body = self(f)
@@ -227,16 +237,19 @@ class _Compiler:
             def fn(env):  # a (d, n) summand sums to a (d, 1) column, matching (d, 1) parameters
                 val = body(env)
                 return np.sum(val, axis=-1, keepdims=np.ndim(val) == 2)
+
         return _memoised(expr, fn) if self.is_param_free(f) else fn
 
 
 def _memoised(key, fn: Fn) -> Fn:
     """fn once per M-step: a sum over the data that holds no parameter (N_k, sum_n gamma_nk x_n)."""
+
     def memo(env):
         cache = env["memo"]
         if key not in cache:
             cache[key] = fn(env)
         return cache[key]
+
     return memo
 
 
@@ -245,16 +258,16 @@ class CompiledModel:
 
     def __init__(self, derivation: Derivation):
         if not derivation.spec.concrete:
-            raise ValueError("only a spec with a whole number of components and dimension compiles; "
-                             "use spec.instantiate()")
+            raise ValueError(
+                "only a spec with a whole number of components and dimension compiles; use spec.instantiate()"
+            )
         self.derivation = derivation
         self.spec = derivation.spec
         m = derivation.model
-        self.K = self.spec.components
-        self.d = self.spec.dim
+        self.K: int = int(self.spec.components)
+        self.d: int = int(self.spec.dim)
         self.vector = m.vector
         self.params = m.params
-        self.param_names = tuple(p.name for p in m.params)
         self.update_order = tuple(u.name for u in derivation.updates)
         comp = _Compiler(derivation)
         self._weight = [comp(m.weight(c)) for c in m.comps]
@@ -263,14 +276,22 @@ class CompiledModel:
             self._logf = [_gaussian_logf(comp(m.mean(c)), comp(m.covariance(c)), self.d) for c in m.comps]
         else:
             self._logf = [comp(m.logf(c, m.n)) for c in m.comps]
-        self._updates = [(u.name, _block_update(u.block, [comp(W) for W in u.expr],
-                                                [comp(m.count(c)) for c in m.comps]) if u.block
-                          else _numeric_update(comp(u.expr), u.param) if u.numeric else comp(u.expr))
-                         for u in derivation.updates]
+        self._updates = [
+            (
+                u.name,
+                _block_update(u.block, [comp(W) for W in u.expr], [comp(m.count(c)) for c in m.comps])
+                if u.block
+                else _numeric_update(comp(u.expr), u.param)
+                if u.numeric
+                else comp(u.expr),
+            )
+            for u in derivation.updates
+        ]
         self._Q = None if m.full else comp(m.Q)
         self._mean = [comp(m.mean(c, m.l) if m.vector else m.mean(c)) for c in m.comps]
-        self._variance = [comp(m.covariance(c) if m.full else m.variance(c, m.l) if m.diag else m.variance(c))
-                          for c in m.comps]
+        self._variance = [
+            comp(m.covariance(c) if m.full else m.variance(c, m.l) if m.diag else m.variance(c)) for c in m.comps
+        ]
         self.diag = m.diag
         self._vector = {p.name for p in m.params if p.vector}
         self._matrix = {p.name for p in m.params if p.matrix}
@@ -322,8 +343,8 @@ class CompiledModel:
 
     def _shape(self, name: str, value):
         if name in self._block:
-            a = np.asarray(value, dtype=float).reshape(self.K, self.d, self.d)
-            return (a + np.swapaxes(a, 1, 2)) / 2
+            blocks = np.asarray(value, dtype=float).reshape(self.K, self.d, self.d)
+            return (blocks + np.swapaxes(blocks, 1, 2)) / 2
         if name in self._matrix:
             a = np.asarray(value, dtype=float).reshape(self.d, self.d)
             return (a + a.T) / 2  # symmetric by construction; this removes rounding asymmetry
@@ -341,9 +362,15 @@ class CompiledModel:
         """Number of free scalar parameters (for BIC/AIC): K - 1 free weights, d per vector mean."""
         count = 0
         for p in self.params:
-            count += (mclust.n_covariance_params(self.spec.covariance, self.K, self.d) if p.block
-                      else self.d * (self.d + 1) // 2 if p.name in self._matrix
-                      else self.d if self._is_vector(p.name) else 1)
+            count += (
+                mclust.n_covariance_params(self.spec.covariance, self.K, self.d)
+                if p.block
+                else self.d * (self.d + 1) // 2
+                if p.name in self._matrix
+                else self.d
+                if self._is_vector(p.name)
+                else 1
+            )
         if any(p.domain == "simplex" for p in self.params):
             count -= 1  # the weights sum to one
         return count
@@ -388,14 +415,18 @@ class CompiledModel:
             raise DataError(f"{where} should be symmetric, but got {a.tolist()}")
         low = float(np.linalg.eigvalsh(a)[0])
         if low <= 0:
-            raise DataError(f"{where} should be positive definite, but its smallest eigenvalue is {low:.3g} "
-                            f"(the matrix is singular or indefinite): {a.tolist()}")
+            raise DataError(
+                f"{where} should be positive definite, but its smallest eigenvalue is {low:.3g} "
+                f"(the matrix is singular or indefinite): {a.tolist()}"
+            )
         return (a + a.T) / 2
 
     def _refuse_matrix(self, given, where: str):
         if given is not None and np.ndim(given) == 2:
-            raise DataError(f"{where} has off-diagonal entries, but the model's covariance is "
-                            f"{self.spec.covariance}; use covariance: full in the model for a full matrix")
+            raise DataError(
+                f"{where} has off-diagonal entries, but the model's covariance is "
+                f"{self.spec.covariance}; use covariance: full in the model for a full matrix"
+            )
         return given
 
     def params_from_components(self, comps: list[dict], where: str = "init") -> dict:
@@ -411,9 +442,15 @@ class CompiledModel:
         for p in self.params:
             field = {"weight": "weight", "mean": "mean", "variance": "variance"}[p.kind]
             if p.block:  # one covariance per component; the first M-step makes them satisfy the model
-                params[p.name] = np.array([
-                    self._matrix_value(_need(c, field, f"{where}: components[{k}].covariance"),
-                                       f"{where}: components[{k}].covariance") for k, c in enumerate(comps)])
+                params[p.name] = np.array(
+                    [
+                        self._matrix_value(
+                            _need(c, field, f"{where}: components[{k}].covariance"),
+                            f"{where}: components[{k}].covariance",
+                        )
+                        for k, c in enumerate(comps)
+                    ]
+                )
                 continue
             if p.name == "theta":
                 params[p.name] = _need(comps[1], field, f"{where}: components[1].weight (theta)")
@@ -425,51 +462,73 @@ class CompiledModel:
                     continue
                 self._refuse_matrix(given, f"{where}: components[{p.comp - 1}].covariance")
                 if not p.vector and np.size(given) > 1 and not np.allclose(given, np.ravel(given)[0]):
-                    raise DataError(f"{where}: components[{p.comp - 1}].{field} has different values per coordinate, "
-                                    f"but the model's {field} is one number per component (covariance "
-                                    f"{self.spec.covariance}); use covariance: diag for one per coordinate")
+                    raise DataError(
+                        f"{where}: components[{p.comp - 1}].{field} has different values per coordinate, "
+                        f"but the model's {field} is one number per component (covariance "
+                        f"{self.spec.covariance}); use covariance: diag for one per coordinate"
+                    )
                 params[p.name] = self._value(given, p.vector)
                 continue
-            values = [self._matrix_value(c.get(field), f"{where}: components[{i}].covariance") if p.matrix
-                      else self._value(self._refuse_matrix(c.get(field), f"{where}: components[{i}].covariance"),
-                                       p.vector)
-                      for i, c in enumerate(comps) if c.get(field) is not None]
+            values = [
+                self._matrix_value(c.get(field), f"{where}: components[{i}].covariance")
+                if p.matrix
+                else self._value(self._refuse_matrix(c.get(field), f"{where}: components[{i}].covariance"), p.vector)
+                for i, c in enumerate(comps)
+                if c.get(field) is not None
+            ]
             if not values:
                 raise DataError(f"{where}: give a {field} for the components (the model's {p.name})")
             first = values[0]
             if any(not np.allclose(v, first, rtol=1e-12, atol=0) for v in values[1:]):
                 kind = "shared" if p.kind == "mean" else "tied"
-                raise DataError(f"{where}: the model's {field} is {kind}, so every component needs the same "
-                                f"{field}, but got {[_show(v) for v in values]}")
+                raise DataError(
+                    f"{where}: the model's {field} is {kind}, so every component needs the same "
+                    f"{field}, but got {[_show(v) for v in values]}"
+                )
             params[p.name] = first
         # values the model fixes must agree where they are given
         view = self.components(params)
         for k, (given, model) in enumerate(zip(comps, view)):
-            for field, value in (("weight", model["weight"]), ("mean", model["mean"]),
-                                 ("variance", model["covariance"] if self.full else np.diag(model["covariance"])
-                                  if self.diag else model["covariance"][0, 0])):
+            for field, value in (
+                ("weight", model["weight"]),
+                ("mean", model["mean"]),
+                (
+                    "variance",
+                    model["covariance"]
+                    if self.full
+                    else np.diag(model["covariance"])
+                    if self.diag
+                    else model["covariance"][0, 0],
+                ),
+            ):
                 g = given.get(field)
                 if g is not None and field == "variance" and self.full:
                     g = self._matrix_value(g, f"{where}: components[{k}].covariance")
                 elif g is not None and field == "variance":
                     self._refuse_matrix(g, f"{where}: components[{k}].covariance")
                 if g is not None and not np.allclose(g, value, rtol=1e-9, atol=1e-12):
-                    raise DataError(f"{where}: components[{k}].{field} is {_show(g)}, but the model fixes it "
-                                    f"at {_show(value)}; leave it out or make it match")
+                    raise DataError(
+                        f"{where}: components[{k}].{field} is {_show(g)}, but the model fixes it "
+                        f"at {_show(value)}; leave it out or make it match"
+                    )
         total = sum(c["weight"] for c in view)
         if any(c["weight"] < 0 for c in view) or not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-9):
-            raise DataError(f"{where}: the weights should be >= 0 and sum to 1, but they are "
-                            f"{[_show(c['weight']) for c in view]} (sum {total:g})")
+            raise DataError(
+                f"{where}: the weights should be >= 0 and sum to 1, but they are "
+                f"{[_show(c['weight']) for c in view]} (sum {total:g})"
+            )
         return params
 
 
 def _block_update(name: str, scatter: list, counts: list) -> Fn:
     """The mclust M-step: the derived scatter matrices W_k and counts N_k, then the block ascent."""
+
     def update(env):
         W = np.array([np.asarray(f(env), dtype=float) for f in scatter])
         N = np.array([float(f(env)) for f in counts])
         S, _ = mclust.constrained_covariances(name, (W + np.swapaxes(W, 1, 2)) / 2, N, env["params"]["Sigma"])
         return S
+
     return update
 
 
@@ -492,16 +551,8 @@ def _gaussian_logf(mean: Fn, cov: Fn, d: int) -> Fn:
         out *= -0.5
         out += const - np.sum(np.log(np.diag(L)))
         return out
+
     return logf
-
-
-class NotPositiveDefinite(DataError):
-    """A covariance matrix met in the E-step is not positive definite (given through the API unchecked)."""
-
-    def __init__(self, matrix):
-        super().__init__(f"a covariance matrix is not positive definite (no Cholesky factor): "
-                         f"{np.asarray(matrix).tolist()}")
-        self.matrix = matrix
 
 
 def _show(v):
@@ -524,8 +575,11 @@ def _numeric_update(derivative: Fn, param) -> Fn:
     Illinois (regula falsi) method; the current value is kept when no sign change is found.
     """
     name, domain = param.name, param.domain
-    to_p = {"positive": np.exp, "unit": lambda t: 1 / (1 + np.exp(-t))}.get(domain, lambda t: t)
-    to_t = {"positive": np.log, "unit": lambda p: np.log(p / (1 - p))}.get(domain, lambda p: p)
+    maps: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+        "positive": (np.exp, np.log),
+        "unit": (lambda t: 1 / (1 + np.exp(-t)), lambda p: np.log(p / (1 - p))),
+    }
+    to_p, to_t = maps.get(domain, (lambda t: t, lambda p: p))
 
     def update(env):
         params = env["params"]
@@ -534,6 +588,7 @@ def _numeric_update(derivative: Fn, param) -> Fn:
         def g(t):
             params[name] = float(to_p(t))
             return float(derivative(env))
+
         try:
             t0 = float(to_t(old)) if np.isfinite(old) else 0.0
             step = 1.0 if domain != "real" else max(1.0, abs(t0))
@@ -566,6 +621,7 @@ def _numeric_update(derivative: Fn, param) -> Fn:
             return float(to_p(c))
         finally:
             params[name] = old
+
     return update
 
 

@@ -12,7 +12,6 @@ order k = 1..K; for d > 1 ``mean`` is a list and ``covariance: [[...]]`` may rep
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 import warnings
@@ -20,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from .exceptions import DataError
 from .safeio import load_yaml, open_text, read_text, utf8_error_line
-from .spec import _suggest
+from .spec import suggest
 
 __all__ = ["Dataset", "load_data", "load_init_components", "parse_init_components"]
 
@@ -56,8 +56,9 @@ def load_data(path: str | os.PathLike) -> Dataset:
         with fh:
             X, labels, coords = _read_csv(fh, path)
     except UnicodeDecodeError:
-        raise DataError(f"{path}: line {utf8_error_line(path)}: the data file is not UTF-8 text; save it as "
-                        "UTF-8 (or plain ASCII)") from None
+        raise DataError(
+            f"{path}: line {utf8_error_line(path)}: the data file is not UTF-8 text; save it as UTF-8 (or plain ASCII)"
+        ) from None
     if X.shape[0] == 0:
         raise DataError(f"{path}: no data rows after the header")
     bad = ~np.isfinite(X)
@@ -76,8 +77,10 @@ def _read_csv(fh, path: Path):
     if not header or header == [""]:
         raise DataError(f"{path}: the file is empty; expected a header row such as 'x' and one point per row")
     if all(_is_number(h) for h in header):
-        raise DataError(f"{path}: line 1 should be a header with column names (e.g. 'x'), but got numbers "
-                        f"{first.strip()[:80]!r}; add a header row")
+        raise DataError(
+            f"{path}: line 1 should be a header with column names (e.g. 'x'), but got numbers "
+            f"{first.strip()[:80]!r}; add a header row"
+        )
     if len(set(header)) != len(header):
         raise DataError(f"{path}: line 1 repeats a column name: {header}")
     label_col = header.index("label") if "label" in header else None
@@ -124,17 +127,22 @@ def _slow_parse(fh, path, header, label_col):
                 except ValueError:
                     lab = None
                 if lab is None or lab < 1 or str(lab) != cell.lstrip("+"):
-                    raise DataError(f"{path}: line {lineno}, column 'label': expected a component number "
-                                    f"1..K or an empty cell, got {cell!r}")
+                    raise DataError(
+                        f"{path}: line {lineno}, column 'label': expected a component number "
+                        f"1..K or an empty cell, got {cell!r}"
+                    )
                 labels.append(lab)
                 continue
             try:
                 v = float(cell)
             except ValueError:
-                raise DataError(f"{path}: line {lineno}, column '{header[col]}': expected a number, "
-                                f"got {cell!r}") from None
+                raise DataError(
+                    f"{path}: line {lineno}, column '{header[col]}': expected a number, got {cell!r}"
+                ) from None
             if not math.isfinite(v):
-                raise DataError(f"{path}: line {lineno}, column '{header[col]}': expected a finite number, got {cell!r}")
+                raise DataError(
+                    f"{path}: line {lineno}, column '{header[col]}': expected a finite number, got {cell!r}"
+                )
             values.append(v)
         rows.append(values)
     ncoord = len(header) - (label_col is not None)
@@ -162,11 +170,13 @@ def _num(v, where, positive=False):
 
 def parse_init_components(raw, dim: int, where: str = "init") -> list[dict]:
     if not isinstance(raw, dict) or "components" not in raw:
-        raise DataError(f"{where}: expected a mapping with the key 'components' (a list, one entry per "
-                        f"component), but got {type(raw).__name__ if not isinstance(raw, dict) else list(raw)}")
+        raise DataError(
+            f"{where}: expected a mapping with the key 'components' (a list, one entry per "
+            f"component), but got {type(raw).__name__ if not isinstance(raw, dict) else list(raw)}"
+        )
     extra = [k for k in raw if k != "components"]
     if extra:
-        raise DataError(f"{where}: unknown key {extra[0]!r}{_suggest(extra[0], ['components'])}")
+        raise DataError(f"{where}: unknown key {extra[0]!r}{suggest(extra[0], ['components'])}")
     comps = raw["components"]
     if not isinstance(comps, list) or not comps:
         raise DataError(f"{where}: 'components' should be a non-empty list, but got {comps!r}")
@@ -177,7 +187,7 @@ def parse_init_components(raw, dim: int, where: str = "init") -> list[dict]:
             raise DataError(f"{at} should be a mapping with weight, mean, variance, but got {c!r}")
         for key in c:
             if key not in _INIT_KEYS:
-                raise DataError(f"{at}: unknown key {key!r}{_suggest(key, _INIT_KEYS)} (valid: {', '.join(_INIT_KEYS)})")
+                raise DataError(f"{at}: unknown key {key!r}{suggest(key, _INIT_KEYS)} (valid: {', '.join(_INIT_KEYS)})")
         entry: dict = {"weight": None, "mean": None, "variance": None}
         if c.get("weight") is not None:
             entry["weight"] = _num(c["weight"], f"{at}.weight")
@@ -201,7 +211,9 @@ def parse_init_components(raw, dim: int, where: str = "init") -> list[dict]:
                 entry["variance"] = _diagonal(v, dim, f"{at}.variance")  # a matrix under 'variance'
             elif isinstance(v, list) and dim > 1:
                 if len(v) != dim:
-                    raise DataError(f"{at}.variance should be one number or a list of {dim} (a diagonal), but got {v!r}")
+                    raise DataError(
+                        f"{at}.variance should be one number or a list of {dim} (a diagonal), but got {v!r}"
+                    )
                 entry["variance"] = np.array([_num(e, f"{at}.variance[{i}]", positive=True) for i, e in enumerate(v)])
             else:
                 entry["variance"] = _num(v, f"{at}.variance", positive=True)
@@ -226,8 +238,9 @@ def _diagonal(cov, dim, where):
     if not np.allclose(a, a.T, rtol=1e-12, atol=0):
         raise DataError(f"{where} should be symmetric, but got {cov!r}")
     if float(np.linalg.eigvalsh(a)[0]) <= 0:
-        raise DataError(f"{where} should be positive definite (a covariance), but it is singular or indefinite: "
-                        f"{cov!r}")
+        raise DataError(
+            f"{where} should be positive definite (a covariance), but it is singular or indefinite: {cov!r}"
+        )
     diag = np.diag(a).copy()
     if not np.allclose(a, np.diag(diag), rtol=1e-12, atol=0):
         return a

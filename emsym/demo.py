@@ -52,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore", EmsymWarning)
         res = run_em(model, data.X, init, max_iter=500, tol=1e-12, responsibilities=True)
     write_atomic(out / "mit-run.json", json.dumps(res.to_dict(), indent=2))
-    print(f"MIT 6.86x: log-likelihood at theta0 {res.loglik[0]:.6f}; converged after {res.iterations} iterations "
-          f"to pi = {[round(c['weight'], 4) for c in res.components]}, "
-          f"mu = {[round(float(c['mean'][0]), 4) for c in res.components]}")
+    print(
+        f"MIT 6.86x: log-likelihood at theta0 {res.loglik[0]:.6f}; converged after {res.iterations} iterations "
+        f"to pi = {[round(c['weight'], 4) for c in res.components]}, "
+        f"mu = {[round(float(c['mean'][0]), 4) for c in res.components]}"
+    )
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(c, s, (300, 2)) for c, s in [((-4, 0), 1.0), ((3, 3), 0.6), ((3, -3), 1.5)]])
     model2 = CompiledModel(get_derivation(load_spec(str(models_dir / "spherical-2d.yaml"))))
@@ -64,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from .cli import main as cli_main
 
     sheets = out / "sheets"
-    status = cli_main(["solve", str(data_dir("exercises")), "--format", "md,html", "--out", str(sheets)])
-    failures += status != 0
+    solved = cli_main(["solve", str(data_dir("exercises")), "--format", "md,html", "--out", str(sheets)])
+    failures += solved != 0
     print(f"\nDone in {time.perf_counter() - t0:.1f} s. Output written to {out}/")
     print("  one folder per model (derivation.txt/.tex/.json, check.json), mit-run.json, spherical-2d-run.json,")
     print(f"  and a worked sheet per exercise in {sheets}/ (open the .html files in a browser)")

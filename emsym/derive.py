@@ -48,8 +48,14 @@ class Step:
     param: str | None = None  # the parameter this step derives, None for model-level steps
 
     def to_dict(self) -> dict:
-        return {"title": self.title, "text": self.text, "param": self.param,
-                "expression": self.plain, "latex": self.latex, "sympy": sp.srepr(self.expr)}
+        return {
+            "title": self.title,
+            "text": self.text,
+            "param": self.param,
+            "expression": self.plain,
+            "latex": self.latex,
+            "sympy": sp.srepr(self.expr),
+        }
 
 
 def _step(title: str, what: str, expr: sp.Basic, param: str | None = None) -> Step:
@@ -81,8 +87,10 @@ class Update:
     def text(self) -> str:
         if self.block:
             how = "iterated to convergence" if self.block in mclust.NO_CLOSED_FORM else "one pass, closed form"
-            return (f"argmax over the {self.block} covariances of -1/2 sum_k [N_k log|Sigma_k| + tr(W_k Sigma_k^-1)] "
-                    f"with W_k = {text(self.display)} (orientation, shape, volume blocks; {how})")
+            return (
+                f"argmax over the {self.block} covariances of -1/2 sum_k [N_k log|Sigma_k| + tr(W_k Sigma_k^-1)] "
+                f"with W_k = {text(self.display)} (orientation, shape, volume blocks; {how})"
+            )
         if self.numeric:
             return f"argmax Q over {self.name}: the root of {text(self.display)} = 0"
         return text(self.display)
@@ -90,14 +98,23 @@ class Update:
     @property
     def latex(self) -> str:
         if self.block:
-            return (r"\Sigma_{1..K} = \arg\max_{" + self.block + r"} -\tfrac{1}{2} \sum_k \left[N_k \log|\Sigma_k| + "
-                    r"\operatorname{tr}(W_k \Sigma_k^{-1})\right],\quad W_k = " + latex(self.display))
+            return (
+                r"\Sigma_{1..K} = \arg\max_{" + self.block + r"} -\tfrac{1}{2} \sum_k \left[N_k \log|\Sigma_k| + "
+                r"\operatorname{tr}(W_k \Sigma_k^{-1})\right],\quad W_k = " + latex(self.display)
+            )
         return latex(self.display)
 
     def to_dict(self) -> dict:
-        return {"param": self.name, "kind": self.param.kind, "expression": self.text,
-                "latex": self.latex, "uses": list(self.uses), "conditional": self.conditional,
-                "numeric": self.numeric, "expression_sums": text(self.expr)}
+        return {
+            "param": self.name,
+            "kind": self.param.kind,
+            "expression": self.text,
+            "latex": self.latex,
+            "uses": list(self.uses),
+            "conditional": self.conditional,
+            "numeric": self.numeric,
+            "expression_sums": text(self.expr),
+        }
 
 
 @dataclass(frozen=True)
@@ -121,10 +138,14 @@ class Derivation:
         return [s for s in self.steps if s.param == name]
 
     def to_dict(self) -> dict:
-        return {"model": self.spec.to_dict(), "method": self.method, "notes": list(self.notes),
-                "parameters": [u.name for u in self.updates],
-                "steps": [s.to_dict() for s in self.steps],
-                "updates": [u.to_dict() for u in self.updates]}
+        return {
+            "model": self.spec.to_dict(),
+            "method": self.method,
+            "notes": list(self.notes),
+            "parameters": [u.name for u in self.updates],
+            "steps": [s.to_dict() for s in self.steps],
+            "updates": [u.to_dict() for u in self.updates],
+        }
 
 
 # -- algebra helpers ---------------------------------------------------------------------
@@ -133,9 +154,15 @@ _INDEX_NAMES = {"n", "j", "k", "i", "l", "N", "K", "d"}
 
 def _drop_range_piecewise(expr: sp.Basic) -> sp.Basic:
     """d/dpi_k of sum_j pi_j gives Piecewise((1, k <= K), (0, True)); k is in range by construction."""
+
     def in_range(e):
-        return (isinstance(e, sp.Piecewise) and len(e.args) == 2 and e.args[1].cond is sp.true
-                and {s.name for s in e.args[0].cond.free_symbols} <= _INDEX_NAMES)
+        return (
+            isinstance(e, sp.Piecewise)
+            and len(e.args) == 2
+            and e.args[1].cond is sp.true
+            and {s.name for s in e.args[0].cond.free_symbols} <= _INDEX_NAMES
+        )
+
     return expr.replace(in_range, lambda e: e.args[0].expr)
 
 
@@ -147,8 +174,9 @@ def _split(f: sp.Expr) -> sp.Expr:
 def _sum1(f: sp.Expr, var: sp.Symbol, a, b) -> sp.Expr:
     out = sp.Integer(0)
     for term in sp.Add.make_args(_split(f)):
-        delta = next((fac for fac in sp.Mul.make_args(term)
-                      if isinstance(fac, sp.KroneckerDelta) and var in fac.args), None)
+        delta = next(
+            (fac for fac in sp.Mul.make_args(term) if isinstance(fac, sp.KroneckerDelta) and var in fac.args), None
+        )
         if delta is not None:  # sum_var delta(var, k) g(var) = g(k): k lies in [a, b]
             other = delta.args[0] if delta.args[1] == var else delta.args[1]
             out += (term / delta).subs(var, other)
@@ -180,9 +208,14 @@ def linearise(expr: sp.Expr) -> sp.Expr:
 
 def _count_of(e: sp.Basic, model: SymbolicModel):
     """The component index c when e is sum_n gamma[n, c] over all points, else None."""
-    if (isinstance(e, sp.Sum) and len(e.limits) == 1 and e.limits[0] == (model.n, 1, model.N)
-            and isinstance(e.function, sp.Indexed) and e.function.base == model.gamma
-            and e.function.indices[0] == model.n):
+    if (
+        isinstance(e, sp.Sum)
+        and len(e.limits) == 1
+        and e.limits[0] == (model.n, 1, model.N)
+        and isinstance(e.function, sp.Indexed)
+        and e.function.base == model.gamma
+        and e.function.indices[0] == model.n
+    ):
         return e.function.indices[1]
     return None
 
@@ -190,12 +223,18 @@ def _count_of(e: sp.Basic, model: SymbolicModel):
 def _normalise(expr: sp.Expr, model: SymbolicModel) -> sp.Expr:
     """Replace sum_k N_k by N, using sum_k gamma_nk = 1 for every point n."""
     if model.general:
+
         def is_total(e):  # sum_j sum_n gamma[n, j] (sympy flattens the nested Sum)
             if not (isinstance(e, sp.Sum) and len(e.limits) == 2):
                 return False
             (v1, a1, b1), (v2, a2, b2) = e.limits
-            return ((v1, a1, b1) == (model.n, 1, model.N) and a2 == 1 and b2 == model.K
-                    and e.function == model.gamma[model.n, v2])
+            return (
+                (v1, a1, b1) == (model.n, 1, model.N)
+                and a2 == 1
+                and b2 == model.K
+                and e.function == model.gamma[model.n, v2]
+            )
+
         return expr.replace(is_total, lambda e: model.N)
 
     comps = set(model.comps)
@@ -215,13 +254,13 @@ def _normalise(expr: sp.Expr, model: SymbolicModel) -> sp.Expr:
             return add
         (a,) = values
         return add - sum(a * model.count(c) for c in comps) + a * model.N
+
     return expr.replace(lambda e: isinstance(e, sp.Add), fold)
 
 
 def _with_counts(expr: sp.Expr, model: SymbolicModel) -> sp.Expr:
     """Display form: write N_c for sum_n gamma_nc."""
-    return expr.replace(lambda e: _count_of(e, model) is not None,
-                        lambda e: model.count_symbol(_count_of(e, model)))
+    return expr.replace(lambda e: _count_of(e, model) is not None, lambda e: model.count_symbol(_count_of(e, model)))
 
 
 def _solve(expr: sp.Expr, target: sp.Expr, what: str) -> sp.Expr:
@@ -272,8 +311,12 @@ def _matrix_gradient(term: sp.Expr, V: sp.MatrixSymbol) -> sp.MatrixExpr | None:
 
 def _symmetric_transpose(e) -> bool:
     """L^T where L is a precision or covariance (square symbols are symmetric here): L^T = L."""
-    return (isinstance(e, sp.Transpose) and isinstance(e.arg, sp.MatrixSymbol)
-            and e.arg.shape[0] == e.arg.shape[1] and e.arg.shape[0] != 1)
+    return (
+        isinstance(e, sp.Transpose)
+        and isinstance(e.arg, sp.MatrixSymbol)
+        and e.arg.shape[0] == e.arg.shape[1]
+        and e.arg.shape[0] != 1
+    )
 
 
 def _linear_in(expr: sp.MatrixExpr, V: sp.MatrixSymbol):
@@ -321,18 +364,29 @@ class _Deriver:
     def model_steps(self):
         m = self.m
         self.add("Mixture density", "The marginal density of one point, with the component z summed out.", m.density)
-        self.add("Log-likelihood", "The objective EM increases: the log of the mixture density, summed over the points.",
-                 Equation(sp.Symbol("ell"), m.loglik))
-        self.add("Complete-data log-likelihood",
-                 "If z_nk = 1 told us that point n came from component k, the log-likelihood would be:",
-                 Equation(sp.Symbol("ell_c"), m.complete_loglik))
+        self.add(
+            "Log-likelihood",
+            "The objective EM increases: the log of the mixture density, summed over the points.",
+            Equation(sp.Symbol("ell"), m.loglik),
+        )
+        self.add(
+            "Complete-data log-likelihood",
+            "If z_nk = 1 told us that point n came from component k, the log-likelihood would be:",
+            Equation(sp.Symbol("ell_c"), m.complete_loglik),
+        )
         for c in m.comps:
-            self.add("E-step", f"Bayes' rule gives the responsibility of component {c} for point n "
-                     "(the posterior probability of z_n = {c} at the current parameters).".replace("{c}", str(c)),
-                     m.posterior(c))
-        self.add("Q function", "Take the expectation of the complete-data log-likelihood under the E-step "
-                 "posterior: each z_nk becomes gamma_nk, computed at the old parameters and held fixed.",
-                 Equation(self.Qsym, m.Q))
+            self.add(
+                "E-step",
+                f"Bayes' rule gives the responsibility of component {c} for point n "
+                "(the posterior probability of z_n = {c} at the current parameters).".replace("{c}", str(c)),
+                m.posterior(c),
+            )
+        self.add(
+            "Q function",
+            "Take the expectation of the complete-data log-likelihood under the E-step "
+            "posterior: each z_nk becomes gamma_nk, computed at the old parameters and held fixed.",
+            Equation(self.Qsym, m.Q),
+        )
         if self.spec.labelled:
             self.labelled_steps()
 
@@ -347,25 +401,38 @@ class _Deriver:
         else:
             known = sp.Sum(sp.log(sp.Add(*[sp.KroneckerDelta(c, y[n]) * joint(c, n) for c in m.comps])), (n, 1, M))
         unknown = sp.Sum(sp.log(m.over_components(lambda c: joint(c, n))), (n, M + 1, m.N))
-        self.add("Objective with labelled points",
-                 "Points 1..M come with their component y_n: they contribute log p(x_n, z_n = y_n), the joint; "
-                 "points M+1..N contribute log p(x_n), the marginal.", Equation(sp.Symbol("ell"), known + unknown))
-        self.add("E-step with labelled points",
-                 "A labelled point's responsibilities are one-hot, gamma_nk = delta(k, y_n), at every iteration; only "
-                 "the unlabelled points get posterior responsibilities. Q keeps the same form, so the M-step "
-                 "updates below hold unchanged.", Equation(m.gamma[n, m.k], sp.KroneckerDelta(m.k, y[n])))
+        self.add(
+            "Objective with labelled points",
+            "Points 1..M come with their component y_n: they contribute log p(x_n, z_n = y_n), the joint; "
+            "points M+1..N contribute log p(x_n), the marginal.",
+            Equation(sp.Symbol("ell"), known + unknown),
+        )
+        self.add(
+            "E-step with labelled points",
+            "A labelled point's responsibilities are one-hot, gamma_nk = delta(k, y_n), at every iteration; only "
+            "the unlabelled points get posterior responsibilities. Q keeps the same form, so the M-step "
+            "updates below hold unchanged.",
+            Equation(m.gamma[n, m.k], sp.KroneckerDelta(m.k, y[n])),
+        )
 
     def stationary(self, p: Param, objective: sp.Expr, obj_name: str = "Q") -> sp.Expr:
         """Differentiate, set to zero and solve for p; record the steps; return the raw solution."""
         d = sp.diff(objective, p.symbol)
-        self.add(f"Differentiate {obj_name} with respect to {p.name}",
-                 f"Only the terms of {obj_name} that contain {p.name} survive.",
-                 Equation(sp.Derivative(sp.Symbol(obj_name), p.symbol), d), p.name)
+        self.add(
+            f"Differentiate {obj_name} with respect to {p.name}",
+            f"Only the terms of {obj_name} that contain {p.name} survive.",
+            Equation(sp.Derivative(sp.Symbol(obj_name), p.symbol), d),
+            p.name,
+        )
         lin = linearise(d)
         cond = Equation(_with_counts(lin, self.m), 0)
-        self.add("Set the derivative to zero",
-                 "Factors that do not depend on the summation index move out of the sums "
-                 "(Kronecker deltas keep only the matching term); the stationarity condition is:", cond, p.name)
+        self.add(
+            "Set the derivative to zero",
+            "Factors that do not depend on the summation index move out of the sums "
+            "(Kronecker deltas keep only the matching term); the stationarity condition is:",
+            cond,
+            p.name,
+        )
         try:
             if p.name in self.numeric:
                 raise DerivationError(f"{p.name}: a numeric M-step was asked for")
@@ -373,14 +440,23 @@ class _Deriver:
         except DerivationError as exc:
             if p.vector or p.domain == "simplex":
                 raise
-            self.add(f"No closed form for {p.name}",
-                     f"{exc}. The M-step maximises {obj_name} over {p.name} numerically: it finds the root of the "
-                     f"condition above (bracketed on the {'log' if p.domain == 'positive' else 'logit' if p.domain == 'unit' else 'real'} "
-                     "scale), with the other parameters at their latest values, and keeps the old value if that "
-                     f"would not increase {obj_name}.", cond, p.name)
+            self.add(
+                f"No closed form for {p.name}",
+                f"{exc}. The M-step maximises {obj_name} over {p.name} numerically: it finds the root of the "
+                "condition above (bracketed on the "
+                f"{'log' if p.domain == 'positive' else 'logit' if p.domain == 'unit' else 'real'} "
+                "scale), with the other parameters at their latest values, and keeps the old value if that "
+                f"would not increase {obj_name}.",
+                cond,
+                p.name,
+            )
             return _NoClosedForm(lin)
-        self.add(f"Solve for {p.name}", "Solving the condition for the parameter gives its update.",
-                 Equation(p.symbol, _with_counts(sol, self.m)), p.name)
+        self.add(
+            f"Solve for {p.name}",
+            "Solving the condition for the parameter gives its update.",
+            Equation(p.symbol, _with_counts(sol, self.m)),
+            p.name,
+        )
         return sol
 
     def finish(self, p: Param, sol):
@@ -390,9 +466,12 @@ class _Deriver:
         folded = _normalise(sol, self.m)
         if folded != sol:
             sol = sp.factor_terms(folded)
-            self.add("Use the normalisation of the responsibilities",
-                     "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so sum_k N_k = N.",
-                     Equation(p.symbol, _with_counts(sol, self.m)), p.name)
+            self.add(
+                "Use the normalisation of the responsibilities",
+                "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so sum_k N_k = N.",
+                Equation(p.symbol, _with_counts(sol, self.m)),
+                p.name,
+            )
         self.solutions[p.name] = sol
 
     def free_weights(self, weights: list[Param]):
@@ -400,9 +479,12 @@ class _Deriver:
         lam = m.lam
         constraint = m.over_components(lambda c: m.pi_[c]) - 1
         L = sp.Symbol("Q") + lam * constraint
-        self.add("Lagrangian for the mixing weights",
-                 "The weights must sum to one; add that constraint to Q with a Lagrange multiplier lambda.",
-                 Equation(sp.Symbol("L"), L), weights[0].name if len(weights) == 1 else None)
+        self.add(
+            "Lagrangian for the mixing weights",
+            "The weights must sum to one; add that constraint to Q with a Lagrange multiplier lambda.",
+            Equation(sp.Symbol("L"), L),
+            weights[0].name if len(weights) == 1 else None,
+        )
         objective = m.Q + lam * constraint
         by_lambda = {}
         for p in weights:
@@ -413,28 +495,38 @@ class _Deriver:
         else:
             total = sp.Add(*by_lambda.values())
         total = linearise(total)
-        self.add("Impose the constraint", "Substitute the weights into sum_k pi_k = 1.",
-                 Equation(_with_counts(total, m), 1))
+        self.add(
+            "Impose the constraint", "Substitute the weights into sum_k pi_k = 1.", Equation(_with_counts(total, m), 1)
+        )
         total = _normalise(total, m)
-        self.add("Use the normalisation of the responsibilities",
-                 "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so sum_k N_k = N.",
-                 Equation(total, 1))
+        self.add(
+            "Use the normalisation of the responsibilities",
+            "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so sum_k N_k = N.",
+            Equation(total, 1),
+        )
         lam_value = _solve(total - 1, lam, "Lagrange multiplier")
         self.add("Solve for the multiplier", "The multiplier is minus the number of points.", Equation(lam, lam_value))
         for p in weights:
             sol = sp.factor_terms(by_lambda[p.name].subs(lam, lam_value))
-            self.add(f"Update of {p.name}", "Put lambda back into the stationarity condition.",
-                     Equation(p.symbol, _with_counts(sol, m)), p.name)
+            self.add(
+                f"Update of {p.name}",
+                "Put lambda back into the stationarity condition.",
+                Equation(p.symbol, _with_counts(sol, m)),
+                p.name,
+            )
             self.solutions[p.name] = sol
 
     # -- full covariance: matrix calculus ------------------------------------------------
     def precision_form(self):
         m = self.m
-        self.add("Precision and trace form",
-                 "Write Q with the precision Lambda_k = Sigma_k^-1 (Q is concave in Lambda_k, and maximising over "
-                 "Lambda_k is maximising over Sigma_k): log|Sigma_k| = -log|Lambda_k|, and a scalar equals its "
-                 "trace, tr(AB) = tr(BA), so (x_n - mu_k)^T Lambda_k (x_n - mu_k) = "
-                 "tr(Lambda_k (x_n - mu_k)(x_n - mu_k)^T).", Equation(self.Qsym, m.Q_precision))
+        self.add(
+            "Precision and trace form",
+            "Write Q with the precision Lambda_k = Sigma_k^-1 (Q is concave in Lambda_k, and maximising over "
+            "Lambda_k is maximising over Sigma_k): log|Sigma_k| = -log|Lambda_k|, and a scalar equals its "
+            "trace, tr(AB) = tr(BA), so (x_n - mu_k)^T Lambda_k (x_n - mu_k) = "
+            "tr(Lambda_k (x_n - mu_k)(x_n - mu_k)^T).",
+            Equation(self.Qsym, m.Q_precision),
+        )
 
     def _involved(self, p: Param):
         """The components whose terms of Q contain p: its own, or all of them (shared, tied)."""
@@ -456,15 +548,21 @@ class _Deriver:
         n = m.n
         cs = self._involved(p)
         cov = p.matrix
-        var = {c: m.precision(c) for c in cs} if cov else {c: p.symbol for c in cs}
+        var = {c: m.precision(c) for c in cs} if cov else dict.fromkeys(cs, p.symbol)
         V = var[cs[0]]
         grads = {c: _matrix_gradient(m.logf_precision(c), var[c]) for c in cs}
         gradQ = self._over(cs, lambda c: MatSum(m.gamma[n, c] * grads[c], (n, 1, m.N)))
-        rules = ("Jacobi's formula d log|Lambda|/dLambda = Lambda^-1 (Lambda symmetric) and d tr(Lambda A)/dLambda = A^T"
-                 if cov else "d/dmu tr(Lambda (x - mu)(x - mu)^T) = -2 Lambda (x - mu) (Lambda symmetric)")
-        self.add(f"Differentiate Q with respect to {V}",
-                 f"Only the terms of Q that contain {V} survive; matrix calculus: {rules}.",
-                 Equation(sp.Derivative(sp.Symbol("Q"), V), gradQ), p.name)
+        rules = (
+            "Jacobi's formula d log|Lambda|/dLambda = Lambda^-1 (Lambda symmetric) and d tr(Lambda A)/dLambda = A^T"
+            if cov
+            else "d/dmu tr(Lambda (x - mu)(x - mu)^T) = -2 Lambda (x - mu) (Lambda symmetric)"
+        )
+        self.add(
+            f"Differentiate Q with respect to {V}",
+            f"Only the terms of Q that contain {V} survive; matrix calculus: {rules}.",
+            Equation(sp.Derivative(sp.Symbol("Q"), V), gradQ),
+            p.name,
+        )
 
         def by_linearity(c):  # sum_n gamma_nc g(x_n): constants move out, terms free of x_n get N_c
             g = sp.expand(grads[c]) if not cov else grads[c]
@@ -481,11 +579,16 @@ class _Deriver:
                 summed = MatSum(m.gamma[n, c] * inner, (n, 1, m.N))
                 parts.append(coeff * (sp.MatMul(*factors[:cut], summed) if cut else summed))
             return sp.MatAdd(*parts).doit() if len(parts) > 1 else parts[0]
+
         conds = {c: by_linearity(c) for c in cs}
         cond = self._over(cs, lambda c: conds[c])
-        self.add("Set the derivative to zero",
-                 "Factors that do not depend on n move out of the sums over the points, and sum_n gamma_nk = N_k; "
-                 "the stationarity condition is:", Equation(_with_counts(cond, m), sp.ZeroMatrix(*V.shape)), p.name)
+        self.add(
+            "Set the derivative to zero",
+            "Factors that do not depend on n move out of the sums over the points, and sum_n gamma_nk = N_k; "
+            "the stationarity condition is:",
+            Equation(_with_counts(cond, m), sp.ZeroMatrix(*V.shape)),
+            p.name,
+        )
         if cov:
             sol = self._solve_covariance(p, cs, conds)
         else:
@@ -493,8 +596,12 @@ class _Deriver:
         subs = {m.precision(c): sp.Inverse(m.covariance(c)) for c in (m.comps if not m.general else [m.k, m.j])}
         sol = sol.xreplace(subs).doit() if not cov else sol
         target = m.covariance(cs[0]) if cov else p.symbol
-        self.add(f"Solve for {target}", "Solving the condition gives the update"
-                 + (" (Sigma = Lambda^-1)." if cov else "."), Equation(target, _with_counts(sol, m)), p.name)
+        self.add(
+            f"Solve for {target}",
+            "Solving the condition gives the update" + (" (Sigma = Lambda^-1)." if cov else "."),
+            Equation(target, _with_counts(sol, m)),
+            p.name,
+        )
         self.solutions[p.name] = sol
 
     def mclust_block(self, p: Param):
@@ -505,21 +612,36 @@ class _Deriver:
         W = {c: MatSum(m.gamma[m.n, c] * m.scatter(c), (m.n, 1, m.N)) for c in cs + [m.j]}
 
         def term(c):
-            return -(m.count_symbol(c) * sp.log(sp.Determinant(m.covariance(c)))
-                     + sp.Trace(W[c] * sp.Inverse(m.covariance(c)))) / 2
+            return (
+                -(
+                    m.count_symbol(c) * sp.log(sp.Determinant(m.covariance(c)))
+                    + sp.Trace(W[c] * sp.Inverse(m.covariance(c)))
+                )
+                / 2
+            )
+
         q = sp.Sum(term(m.j), (m.j, 1, m.K)) if m.general else sp.Add(*[term(c) for c in cs])
-        self.add("Q as a function of the covariances",
-                 "With the means at their updates, the terms of Q that hold the covariances are (the gamma-weighted "
-                 "outer products summed over the points, by linearity, give the scatter W_k):",
-                 Equation(sp.Symbol("Q_Sigma"), q), p.name)
-        self.add("Covariance decomposition",
-                 f"mclust's {name}: Sigma_k = lambda_k D_k A_k D_k^T with volume lambda_k = |Sigma_k|^(1/d), "
-                 f"diagonal shape A_k (|A_k| = 1) and orthogonal orientation D_k; {mclust.describe(name)}. "
-                 "Substituting, Q_Sigma = -1/2 sum_k [N_k d log lambda_k + tr(W_k D_k A_k^-1 D_k^T) / lambda_k].",
-                 Equation(sp.MatrixSymbol("Sigma_k", m.d, m.d), sp.Symbol("lambda_k", positive=True)
-                          * sp.MatrixSymbol("D_k", m.d, m.d) * sp.MatrixSymbol("A_k", m.d, m.d)
-                          * sp.MatrixSymbol("D_k", m.d, m.d).T),
-                 p.name)
+        self.add(
+            "Q as a function of the covariances",
+            "With the means at their updates, the terms of Q that hold the covariances are (the gamma-weighted "
+            "outer products summed over the points, by linearity, give the scatter W_k):",
+            Equation(sp.Symbol("Q_Sigma"), q),
+            p.name,
+        )
+        self.add(
+            "Covariance decomposition",
+            f"mclust's {name}: Sigma_k = lambda_k D_k A_k D_k^T with volume lambda_k = |Sigma_k|^(1/d), "
+            f"diagonal shape A_k (|A_k| = 1) and orthogonal orientation D_k; {mclust.describe(name)}. "
+            "Substituting, Q_Sigma = -1/2 sum_k [N_k d log lambda_k + tr(W_k D_k A_k^-1 D_k^T) / lambda_k].",
+            Equation(
+                sp.MatrixSymbol("Sigma_k", m.d, m.d),
+                sp.Symbol("lambda_k", positive=True)
+                * sp.MatrixSymbol("D_k", m.d, m.d)
+                * sp.MatrixSymbol("A_k", m.d, m.d)
+                * sp.MatrixSymbol("D_k", m.d, m.d).T,
+            ),
+            p.name,
+        )
         for title, what, eq in mclust.derivation_steps(name, m.general):
             self.add(title, what, eq, p.name)
         self.solutions[p.name] = _Block(name, sp.Tuple(*[W[c] for c in cs]))
@@ -533,8 +655,9 @@ class _Deriver:
         B = {c: sp.MatAdd(*split[c][1]).doit() if len(split[c][1]) > 1 else split[c][1][0] for c in cs}
         coef = {c: split_scalar(A[c]) for c in cs}
         mats = {M for _, M in coef.values()}
-        generic = cs == [m.j] and any(a.name.endswith("_j") for M in mats if M is not None
-                                      for a in M.atoms(sp.MatrixSymbol))
+        generic = cs == [m.j] and any(
+            a.name.endswith("_j") for M in mats if M is not None for a in M.atoms(sp.MatrixSymbol)
+        )
         if len(mats) == 1 and not generic:  # one matrix, the same for every component
             (M,) = mats
             inner = {}
@@ -548,9 +671,15 @@ class _Deriver:
             else:
                 a = _normalise(linearise(self._sum_scalars(cs, lambda c: coef[c][0])), m)
                 if M is not None:
-                    self.add("Cancel the precision", f"{M} is invertible, so it cancels from every term.",
-                             Equation(_with_counts(sp.MatAdd(a * V, self._over(cs, lambda c: inner[c])).doit(), m),
-                                      sp.ZeroMatrix(*V.shape)), p.name)
+                    self.add(
+                        "Cancel the precision",
+                        f"{M} is invertible, so it cancels from every term.",
+                        Equation(
+                            _with_counts(sp.MatAdd(a * V, self._over(cs, lambda c: inner[c])).doit(), m),
+                            sp.ZeroMatrix(*V.shape),
+                        ),
+                        p.name,
+                    )
                 b = self._fold_points(cs, inner)
                 return (-1 / a) * b
         total_A = self._over(cs, lambda c: (-A[c]).doit())
@@ -584,10 +713,13 @@ class _Deriver:
             return total
         ((coeff, body),) = summands
         folded = coeff * MatSum(body, (n, 1, m.N))
-        self.add("Use the normalisation of the responsibilities",
-                 "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so the sums over the components "
-                 "of the gamma-weighted sums over the points are plain sums over the points.",
-                 Equation(_with_counts(total, m), folded), None)
+        self.add(
+            "Use the normalisation of the responsibilities",
+            "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so the sums over the components "
+            "of the gamma-weighted sums over the points are plain sums over the points.",
+            Equation(_with_counts(total, m), folded),
+            None,
+        )
         return folded
 
     def _solve_covariance(self, p, cs, conds):
@@ -596,7 +728,8 @@ class _Deriver:
         inv = {sp.Inverse(m.precision(c)) for c in cs}
         if len(inv) != 1:
             raise DerivationError(f"{p.name}: cannot isolate one covariance in {conds}")
-        a_terms, B = {}, {}
+        a_terms: dict = {}
+        B: dict = {}
         for c in cs:
             for t in sp.MatAdd.make_args(conds[c]):
                 c_, M = split_scalar(t)
@@ -636,21 +769,28 @@ class _Deriver:
         for u in updates:
             if u.numeric or u.block:
                 continue
-            self.add(f"M-step update of {u.name}",
-                     ("Maximises Q over this parameter with the others at their latest values."
-                      if u.conditional else "The maximiser of Q for this parameter.")
-                     + (f" Uses the new {', '.join(u.uses)}." if u.uses else ""),
-                     Equation(u.param.symbol, u.display), u.name)
+            self.add(
+                f"M-step update of {u.name}",
+                (
+                    "Maximises Q over this parameter with the others at their latest values."
+                    if u.conditional
+                    else "The maximiser of Q for this parameter."
+                )
+                + (f" Uses the new {', '.join(u.uses)}." if u.uses else ""),
+                Equation(u.param.symbol, u.display),
+                u.name,
+            )
         return Derivation(self.spec, m, tuple(self.steps), tuple(updates), method, tuple(notes))
 
     def order(self):
-        params = [p for p in self.m.params]
+        params = list(self.m.params)
 
         def body(name):
             sol = self.solutions[name]
             if isinstance(sol, _Block):
                 return sol.scatter
             return sol.derivative if isinstance(sol, _NoClosedForm) else sol
+
         uses = {p.name: tuple(q.name for q in params if q is not p and q.occurs_in(body(p.name))) for p in params}
         reach = {a: set(uses[a]) for a in uses}
         changed = True
@@ -673,9 +813,18 @@ class _Deriver:
         by_name = {p.name: p for p in params}
         numeric = {a for a in order if isinstance(self.solutions[a], _NoClosedForm)}
         blocks = {a: sol.name for a, sol in self.solutions.items() if isinstance(sol, _Block)}
-        updates = [Update(by_name[a], body(a), _with_counts(body(a), self.m), uses[a],
-                          a in cyclic or (a in numeric and bool(uses[a])), a in numeric, blocks.get(a))
-                   for a in order]
+        updates = [
+            Update(
+                by_name[a],
+                body(a),
+                _with_counts(body(a), self.m),
+                uses[a],
+                a in cyclic or (a in numeric and bool(uses[a])),
+                a in numeric,
+                blocks.get(a),
+            )
+            for a in order
+        ]
         notes = []
         if cyclic:
             ring = [a for a in order if a in cyclic]
@@ -685,11 +834,16 @@ class _Deriver:
                 "latest values, in the order shown (an ECM step: the log-likelihood still never decreases)."
             )
         for a, name in blocks.items():
-            notes.append(f"{a}: the {name} covariances ({mclust.describe(name)}) are updated by blocks -- orientation, "
-                         "shape, volume -- each maximising Q with the others held; "
-                         + ("no closed form exists, so the passes repeat to convergence, from several starts (a local "
-                            "maximum of Q, never lower than at the previous covariances)."
-                            if name in mclust.NO_CLOSED_FORM else "one pass is the closed-form joint maximiser."))
+            notes.append(
+                f"{a}: the {name} covariances ({mclust.describe(name)}) are updated by blocks -- orientation, "
+                "shape, volume -- each maximising Q with the others held; "
+                + (
+                    "no closed form exists, so the passes repeat to convergence, from several starts (a local "
+                    "maximum of Q, never lower than at the previous covariances)."
+                    if name in mclust.NO_CLOSED_FORM
+                    else "one pass is the closed-form joint maximiser."
+                )
+            )
         for a in sorted(numeric, key=order.index):
             notes.append(f"{a} has no closed-form update: the M-step maximises Q over it numerically.")
         for a in order:

@@ -11,8 +11,9 @@ total log-likelihood is at most ``tol`` and the parameters move by at most ``par
 Safeguards (documented in the README): a variance that falls below the floor -- by
 default 1e-6 times the overall variance of the data -- is set to the floor with a
 ``CollapseWarning``; a full covariance whose smallest eigenvalue falls below the floor gets
-(floor - smallest eigenvalue) I added, so it stays positive definite (also a warning); a parameter whose update is not finite (a component left with no
-points, N_k = 0) keeps its previous value, also with a ``CollapseWarning``.
+(floor - smallest eigenvalue) I added, so it stays positive definite (also a warning); a
+parameter whose update is not finite (a component left with no points, N_k = 0) keeps its previous
+value, also with a ``CollapseWarning``.
 
 Labelled points (a ``labels`` array, 0 = unknown) keep one-hot responsibilities and add
 log p(x_n, z_n) instead of log p(x_n) to the objective (semi-supervised EM).
@@ -76,9 +77,12 @@ class EMResult:
     def to_dict(self) -> dict:
         def num(v):
             return np.asarray(v).tolist() if np.ndim(v) else float(v)
+
         out = {
-            "components": [{"weight": c["weight"], "mean": c["mean"].tolist(),
-                            "covariance": c["covariance"].tolist()} for c in self.components],
+            "components": [
+                {"weight": c["weight"], "mean": c["mean"].tolist(), "covariance": c["covariance"].tolist()}
+                for c in self.components
+            ],
             "params": {k: num(v) for k, v in self.params.items()},
             "loglik": list(self.loglik),
             "iterations": self.iterations,
@@ -134,15 +138,16 @@ def default_init(model: CompiledModel, X: np.ndarray, seed: int = 0, labels: np.
     spec = model.spec
     # With a shared mean, equal weights and equal variances make the components identical,
     # a fixed point EM never leaves; spread the free variances (x1/2 .. x2) to break the tie.
-    spread = (np.geomspace(0.5, 2.0, model.K) if spec.mean == "shared" and spec.variance == "free"
-              else np.ones(model.K))
+    spread = np.geomspace(0.5, 2.0, model.K) if spec.mean == "shared" and spec.variance == "free" else np.ones(model.K)
     comps = []
     for k in range(model.K):
-        comps.append({
-            "weight": 1.0 / model.K if spec.mixing in ("free", "bernoulli") else None,
-            "mean": (grand if spec.mean == "shared" else means[k]) if isinstance(spec.mean, str) else None,
-            "variance": var * spread[k] if isinstance(spec.variance, str) else None,
-        })
+        comps.append(
+            {
+                "weight": 1.0 / model.K if spec.mixing in ("free", "bernoulli") else None,
+                "mean": (grand if spec.mean == "shared" else means[k]) if isinstance(spec.mean, str) else None,
+                "variance": var * spread[k] if isinstance(spec.variance, str) else None,
+            }
+        )
     return model.params_from_components(comps, where="default init")
 
 
@@ -154,7 +159,7 @@ class _Runner:
         self.R = np.empty((model.K, X.shape[0]))
         self.floor = floor
         self.messages: list[str] = []
-        self.labelled = None
+        self.labelled: tuple[np.ndarray, np.ndarray] | None = None
         if labels is not None and np.any(labels > 0):
             idx = np.flatnonzero(labels > 0)
             self.labelled = (idx, labels[idx] - 1)
@@ -179,7 +184,7 @@ class _Runner:
             L /= s
             logp = np.log(s)
             logp += mx
-        if known is None:
+        if known is None or self.labelled is None:
             return float(logp.sum())
         idx, comp = self.labelled
         L[:, idx] = 0.0
@@ -192,8 +197,9 @@ class _Runner:
             v = new[p.name]
             if not np.all(np.isfinite(v)):
                 new[p.name] = old[p.name]
-                self.warn(f"{p.name}: the update is not finite (a component with no points, N_k = 0); "
-                          f"kept the previous value")
+                self.warn(
+                    f"{p.name}: the update is not finite (a component with no points, N_k = 0); kept the previous value"
+                )
             elif p.matrix or p.block:
                 mats = v if p.block else v[None]
                 lows = np.linalg.eigvalsh(mats)[:, 0]
@@ -202,14 +208,18 @@ class _Runner:
                     fixed = mats + lift[:, None, None] * np.eye(mats.shape[-1])
                     new[p.name] = fixed if p.block else fixed[0]
                     low = float(lows.min())
-                    self.warn(f"{p.name} became (nearly) singular: smallest eigenvalue {low:.3g} is below the floor "
-                              f"{self.floor:.3g} (a component collapsing onto a point or a subspace); added "
-                              f"{float(lift.max()):.3g} I so the smallest eigenvalue is the floor")
+                    self.warn(
+                        f"{p.name} became (nearly) singular: smallest eigenvalue {low:.3g} is below the floor "
+                        f"{self.floor:.3g} (a component collapsing onto a point or a subspace); added "
+                        f"{float(lift.max()):.3g} I so the smallest eigenvalue is the floor"
+                    )
             elif p.kind == "variance" and np.any(np.asarray(v) < self.floor):
                 low = float(np.min(v))
                 new[p.name] = np.maximum(v, self.floor) if np.ndim(v) else self.floor
-                self.warn(f"{p.name} fell to {low:.3g}, below the variance floor {self.floor:.3g} "
-                          f"(a component collapsing onto a point); set to the floor")
+                self.warn(
+                    f"{p.name} fell to {low:.3g}, below the variance floor {self.floor:.3g} "
+                    f"(a component collapsing onto a point); set to the floor"
+                )
         return new
 
     def warn(self, msg: str):
@@ -218,11 +228,23 @@ class _Runner:
             warnings.warn(msg, CollapseWarning, stacklevel=4)
 
 
-def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max_iter: int = 1000,
-           tol: float = 1e-8, param_tol: float = 1e-10, labels: np.ndarray | None = None,
-           variance_floor: float | None = None,
-           responsibilities: bool = False, seed: int = 0, exact_m_step: bool = False,
-           hard: bool = False, silhouette_points: int | None = None, callback=None) -> EMResult:
+def run_em(
+    model: CompiledModel,
+    X: np.ndarray,
+    init: dict | None = None,
+    *,
+    max_iter: int = 1000,
+    tol: float = 1e-8,
+    param_tol: float = 1e-10,
+    labels: np.ndarray | None = None,
+    variance_floor: float | None = None,
+    responsibilities: bool = False,
+    seed: int = 0,
+    exact_m_step: bool = False,
+    hard: bool = False,
+    silhouette_points: int | None = None,
+    callback=None,
+) -> EMResult:
     """Run EM with the derived updates.
 
     Parameters
@@ -277,9 +299,11 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
     with np.errstate(over="ignore", invalid="ignore"):
         spread = overall_variance(X)
     if not np.isfinite(spread):
-        raise DataError(f"data: the values are too large to fit (largest |x| = {float(np.max(np.abs(X))):.3g}; their "
-                        "squares overflow double precision); rescale the data, e.g. divide every column by its "
-                        "largest value")
+        raise DataError(
+            f"data: the values are too large to fit (largest |x| = {float(np.max(np.abs(X))):.3g}; their "
+            "squares overflow double precision); rescale the data, e.g. divide every column by its "
+            "largest value"
+        )
     floor = variance_floor if variance_floor is not None else VARIANCE_FLOOR_FACTOR * spread
     if floor <= 0:
         raise DataError("data: all points are identical (zero variance); a mixture cannot be fitted")
@@ -299,27 +323,40 @@ def run_em(model: CompiledModel, X: np.ndarray, init: dict | None = None, *, max
             converged = True
             break
     if max_iter > 0 and not converged:
-        warnings.warn(f"EM did not converge in {max_iter} iterations (last change of the log-likelihood "
-                      f"{trace[-1] - trace[-2]:.3g}, tol {tol:g}; largest parameter move "
-                      f"{_moved(model, before, params, spread):.3g}, param_tol {param_tol:g}); raise --max-iter "
-                      f"or loosen --tol / --param-tol",
-                      ConvergenceWarning, stacklevel=2)
+        warnings.warn(
+            f"EM did not converge in {max_iter} iterations (last change of the log-likelihood "
+            f"{trace[-1] - trace[-2]:.3g}, tol {tol:g}; largest parameter move "
+            f"{_moved(model, before, params, spread):.3g}, param_tol {param_tol:g}); raise --max-iter "
+            f"or loosen --tol / --param-tol",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     resp = runner.R.T.copy() if responsibilities else None
     sil = None
     if silhouette_points:
         sil = silhouette(X, runner.R.argmax(axis=0), max_points=silhouette_points, seed=seed)
-    return EMResult(params=params, components=model.components(params), loglik=tuple(trace),
-                    iterations=it if max_iter > 0 else 0, converged=converged,
-                    responsibilities=resp, warnings=tuple(runner.messages), n_points=n,
-                    n_params=model.n_free, silhouette=sil)
+    return EMResult(
+        params=params,
+        components=model.components(params),
+        loglik=tuple(trace),
+        iterations=it if max_iter > 0 else 0,
+        converged=converged,
+        responsibilities=resp,
+        warnings=tuple(runner.messages),
+        n_points=n,
+        n_params=model.n_free,
+        silhouette=sil,
+    )
 
 
 def _finite_loglik(value: float, iteration: int) -> float:
     """The log-likelihood, or a DataError when it overflowed (never NaN or infinity in a result)."""
     if not np.isfinite(value):
         at = "at the initial values" if iteration == 0 else f"after iteration {iteration}"
-        raise DataError(f"the log-likelihood {at} is {value} (the numbers overflowed or a density is zero "
-                        "everywhere); rescale the data or choose other initial values")
+        raise DataError(
+            f"the log-likelihood {at} is {value} (the numbers overflowed or a density is zero "
+            "everywhere); rescale the data or choose other initial values"
+        )
     return value
 
 
@@ -329,9 +366,14 @@ def _moved(model: CompiledModel, old: dict, new: dict, spread: float) -> float:
         return 0.0
     a, b = model.components(old), model.components(new)
     sd = np.sqrt(spread)
-    return max(max(abs(x["weight"] - y["weight"]),
-                   float(np.max(np.abs(x["mean"] - y["mean"]))) / sd,
-                   float(np.max(np.abs(x["covariance"] - y["covariance"]))) / spread) for x, y in zip(a, b))
+    return max(
+        max(
+            abs(x["weight"] - y["weight"]),
+            float(np.max(np.abs(x["mean"] - y["mean"]))) / sd,
+            float(np.max(np.abs(x["covariance"] - y["covariance"]))) / spread,
+        )
+        for x, y in zip(a, b)
+    )
 
 
 def silhouette(X: np.ndarray, labels: np.ndarray, max_points: int = 5000, seed: int = 0) -> float | None:

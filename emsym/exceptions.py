@@ -5,7 +5,11 @@
     EmsymError                      base of every error emsym raises on purpose
     ├── SpecError (ValueError)      a model file, preset or spec dict is wrong (author)
     ├── DataError (ValueError)      a data CSV or an init file is wrong (user of ``run``)
-    └── DerivationError             sympy could not derive an update for a valid spec
+    │   └── NotPositiveDefinite     a covariance met in the E-step has no Cholesky factor
+    ├── DerivationError             sympy could not derive an update for a valid spec
+    ├── ExerciseError (ValueError)  an exercise file is wrong; ``problems`` lists each (author)
+    ├── GraderError (ValueError)    a question is wrong: expected answer, side condition, tolerance (author)
+    └── InvalidAnswer (ValueError)  a typed answer cannot be read (student: the only class students see)
 
     EmsymWarning (UserWarning)
     ├── ConvergenceWarning          EM stopped at the iteration limit before the tolerance
@@ -17,6 +21,8 @@ so the command-line interface can print it as one line and exit with status 2.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CollapseWarning",
     "ConvergenceWarning",
@@ -24,6 +30,10 @@ __all__ = [
     "DerivationError",
     "EmsymError",
     "EmsymWarning",
+    "ExerciseError",
+    "GraderError",
+    "InvalidAnswer",
+    "NotPositiveDefinite",
     "SpecError",
 ]
 
@@ -44,6 +54,39 @@ class DerivationError(EmsymError):
     """A valid model could not be derived symbolically (reported, never silent)."""
 
 
+class NotPositiveDefinite(DataError):
+    """A covariance matrix met in the E-step is not positive definite (given through the API unchecked)."""
+
+    def __init__(self, matrix: Any):
+        super().__init__(f"a covariance matrix is not positive definite (no Cholesky factor): {_as_list(matrix)}")
+        self.matrix = matrix
+
+
+class ExerciseError(EmsymError, ValueError):
+    """An exercise file is invalid; ``problems`` lists every problem found (author-facing)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class GraderError(EmsymError, ValueError):
+    """The question itself (expected answer, side condition, tolerance) is wrong: author-facing."""
+
+
+class InvalidAnswer(EmsymError, ValueError):
+    """A typed answer that cannot be read; the message is for the student."""
+
+    def __init__(self, message: str, column: int | None = None, source: str | None = None):
+        self.reason = message
+        self.column = column
+        if column is not None and source is not None and len(source) <= 200:
+            message = f"column {column}: {message}\n  {source}\n  {' ' * (column - 1)}^"
+        elif column is not None:
+            message = f"column {column}: {message}"
+        super().__init__(message)
+
+
 class EmsymWarning(UserWarning):
     """Base class of emsym's warnings."""
 
@@ -54,3 +97,7 @@ class ConvergenceWarning(EmsymWarning):
 
 class CollapseWarning(EmsymWarning):
     """A component's variance was floored, or a component lost all its points."""
+
+
+def _as_list(matrix: Any) -> Any:
+    return matrix.tolist() if hasattr(matrix, "tolist") else matrix

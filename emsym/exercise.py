@@ -22,13 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import EmsymError, SpecError
+from .exceptions import EmsymError, ExerciseError, SpecError
 from .safeio import load_yaml, read_text
 from .spec import PRESETS, ModelSpec, load_spec, spec_from_dict
 from .texsafe import math_problem, math_segments
 
-__all__ = ["QUANTITIES", "Exercise", "ExerciseError", "Part", "fill_notation", "load_exercise", "notation_problem",
-           "notation_slots", "validate_path"]
+__all__ = [
+    "QUANTITIES",
+    "SOURCE_KEYS",
+    "Exercise",
+    "ExerciseError",
+    "Part",
+    "fill_notation",
+    "load_exercise",
+    "notation_problem",
+    "notation_slots",
+    "validate_path",
+]
 
 PART_KINDS = ("numeric", "formula", "derivation", "assignment", "choice", "explain")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -49,14 +59,6 @@ QUANTITIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "likelihood_never_decreases": ((), ()),
     "mean_moves": ((), ("field",)),
 }
-
-
-class ExerciseError(EmsymError, ValueError):
-    """An exercise file is invalid; ``problems`` lists every problem found (author-facing)."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ class _Check:
     """Collects problems with positions while reading an exercise."""
 
     def __init__(self, path: str, marks: dict):
-        self.path, self.marks, self.problems = path, marks, []
+        self.path, self.marks = path, marks
+        self.problems: list[str] = []
 
     def at(self, keypath) -> str:
         kp = tuple(keypath)
@@ -136,8 +139,9 @@ class _Check:
             if k not in allowed:
                 close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(allowed)})"
-                self.problems.append(f"{self.at(tuple(keypath) + (k,))}: {self.name(tuple(keypath) + (k,))}: "
-                                     f"unknown key{hint}")
+                self.problems.append(
+                    f"{self.at(tuple(keypath) + (k,))}: {self.name(tuple(keypath) + (k,))}: unknown key{hint}"
+                )
                 ok = False
         for k in required:
             if k not in mapping:
@@ -169,7 +173,7 @@ def _text(c: _Check, d: dict, key, kp, required=True):
 
 _TOP_REQUIRED = ("id", "title", "source", "model", "parts")
 _TOP_OPTIONAL = ("statement", "data", "labels", "init", "responsibilities", "notes")
-_SOURCE_KEYS = ("course", "institution", "author", "year", "seed", "question", "url")
+SOURCE_KEYS = ("course", "institution", "author", "year", "seed", "question", "url")
 _PART_COMMON = ("id", "kind", "prompt", "published", "published_note")
 _PART_KEYS = {
     "numeric": (("quantity",), ("tolerance", "permutable")),
@@ -203,8 +207,9 @@ def notation_problem(key: str, template: str) -> str | None:
     if slots is None:
         return f"a key such as 'gamma[n,k]' or 'mu[k]' (got key {key!r}) mapped to a name"
     if len(template) > 40 or not _NOTATION_TEMPLATE.fullmatch(template) or not template[0].isalpha():
-        return ("a name of letters, digits and '_' with index names in braces, e.g. 'gamma_{n}{k}' "
-                "(at most 40 characters)")
+        return (
+            "a name of letters, digits and '_' with index names in braces, e.g. 'gamma_{n}{k}' (at most 40 characters)"
+        )
     unknown = sorted(set(_SLOT.findall(template)) - set(slots[1]))
     if unknown:
         return f"only the key's indices ({', '.join(slots[1]) or 'none'}) in braces, not {', '.join(unknown)}"
@@ -233,8 +238,10 @@ def _quantity(c: _Check, q, kp) -> dict | None:
         c.bad(kp + ("after",), "init, converged or a number of iterations >= 0", after)
         return None
     for key in ("point", "component"):
-        if key in q and not (isinstance(q[key], int) and not isinstance(q[key], bool) and q[key] >= 1
-                             or (key == "component" and q[key] == "k")):
+        if key in q and not (
+            (isinstance(q[key], int) and not isinstance(q[key], bool) and q[key] >= 1)
+            or (key == "component" and q[key] == "k")
+        ):
             c.bad(kp + (key,), "a whole number >= 1" + (" or k" if key == "component" else ""), q[key])
             return None
     return dict(q, after=after)
@@ -250,8 +257,12 @@ def _read_part(c: _Check, raw, kp, seen: set) -> Part | None:
         c.bad(kp + ("kind",), f"one of {', '.join(PART_KINDS)}", kind, f"; did you mean {close[0]!r}?" if close else "")
         return None
     required, optional = _PART_KEYS[kind]
-    if not c.keys(raw, kp, ("id", "kind", "prompt") + required, tuple(k for k in _PART_COMMON if k not in
-                                                                       ("id", "kind", "prompt")) + optional):
+    if not c.keys(
+        raw,
+        kp,
+        ("id", "kind", "prompt") + required,
+        tuple(k for k in _PART_COMMON if k not in ("id", "kind", "prompt")) + optional,
+    ):
         return None
     pid = raw["id"]
     if not isinstance(pid, str) or not _ID.match(pid):
@@ -271,11 +282,11 @@ def _read_part(c: _Check, raw, kp, seen: set) -> Part | None:
         spec["quantity"] = {"what": "heavier_component", "after": "init"}
     if "tolerance" in raw:
         from .grading import GraderError, parse_tolerance
+
         try:
             parse_tolerance(raw["tolerance"])
         except GraderError as exc:
-            c.bad(kp + ("tolerance",), "a tolerance such as 0.05, '1%', 'nearest tenth'", raw["tolerance"],
-                  f" ({exc})")
+            c.bad(kp + ("tolerance",), "a tolerance such as 0.05, '1%', 'nearest tenth'", raw["tolerance"], f" ({exc})")
     if kind == "formula":
         names = raw.get("names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
@@ -284,7 +295,9 @@ def _read_part(c: _Check, raw, kp, seen: set) -> Part | None:
         if not isinstance(where, list) or not all(isinstance(w, str) and w.count("=") == 1 for w in where):
             c.bad(kp + ("where",), "a list of side conditions 'LHS = RHS'", where)
         notation = raw.get("notation", {})
-        if not isinstance(notation, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in notation.items()):
+        if not isinstance(notation, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in notation.items()
+        ):
             c.bad(kp + ("notation",), "a mapping such as {'gamma[n,k]': 'gamma_k{n}'}", notation)
         else:
             for key, template in notation.items():
@@ -332,6 +345,7 @@ def _points(c: _Check, data, kp, base: Path, allow_outside: bool = False):
             return None, None
         from .data import load_data
         from .exceptions import DataError
+
         f = _inside(c, base, data["csv"], kp + ("csv",), allow_outside)
         if f is None:
             return None, None
@@ -408,7 +422,7 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
         if not isinstance(source, dict):
             c.bad(("source",), "a mapping (course, institution or author, year, seed)", source)
         else:
-            c.keys(source, ("source",), (), _SOURCE_KEYS)
+            c.keys(source, ("source",), (), SOURCE_KEYS)
     base = Path(path).parent
     model = None
     if "model" in raw:
@@ -432,7 +446,9 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
         data, labels = _points(c, raw["data"], ("data",), base, allow_outside)
     if "labels" in raw:
         lab = raw["labels"]
-        if not isinstance(lab, list) or not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in lab):
+        if not isinstance(lab, list) or not all(
+            v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in lab
+        ):
             c.bad(("labels",), "a list of component numbers (or null for unknown), one per point", lab)
         else:
             labels = tuple(0 if v is None else v for v in lab)
@@ -449,8 +465,9 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
     if "init" in raw:
         from .data import parse_init_components
         from .exceptions import DataError
+
         try:
-            dim = model.dim if model is not None and model.concrete else 1
+            dim = int(model.dim) if model is not None and model.concrete else 1
             init = parse_init_components({"components": raw["init"]}, dim, where=c.at(("init",)) + ": init")
             if model is not None and model.concrete and len(init) != model.components:
                 c.bad(("init",), f"{model.components} components (the model's)", f"{len(init)}")
@@ -459,9 +476,17 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
     resp = None
     if "responsibilities" in raw:
         r = raw["responsibilities"]
-        ok = isinstance(r, list) and r and all(isinstance(row, list) and all(_is_num(v) and 0 <= v <= 1 for v in row) for row in r)
+        ok = (
+            isinstance(r, list)
+            and r
+            and all(isinstance(row, list) and all(_is_num(v) and 0 <= v <= 1 for v in row) for row in r)
+        )
         if not ok:
-            c.bad(("responsibilities",), "a list of rows of probabilities (one row per point, one column per component)", r)
+            c.bad(
+                ("responsibilities",),
+                "a list of rows of probabilities (one row per point, one column per component)",
+                r,
+            )
         else:
             for i, row in enumerate(r):
                 if abs(sum(row) - 1) > 1e-6:
@@ -487,8 +512,22 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
         c.bad(("statement",), "text", statement)
     if c.problems:
         raise ExerciseError(c.problems)
-    ex = Exercise(ex_id, raw["title"], dict(source or {}), model, statement, tuple(parts), data, labels, init,
-                  resp, path, raw.get("notes"), marks)
+    assert isinstance(ex_id, str) and model is not None  # required keys, checked above
+    ex = Exercise(
+        ex_id,
+        raw["title"],
+        dict(source or {}),
+        model,
+        statement,
+        tuple(parts),
+        data,
+        labels,
+        init,
+        resp,
+        path,
+        raw.get("notes"),
+        marks,
+    )
     _check_parts_against_model(ex, c)
     if c.problems:
         raise ExerciseError(c.problems)
@@ -498,6 +537,7 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
 def _check_parts_against_model(ex: Exercise, c: _Check) -> None:
     """What needs the model: parameter names exist, data is there when a number needs it."""
     from .cache import get_derivation
+
     spec = ex.model
     names = set()
     general = spec.general()
@@ -508,29 +548,49 @@ def _check_parts_against_model(ex: Exercise, c: _Check) -> None:
     except EmsymError as exc:  # pragma: no cover - a spec that validates derives
         c.problems.append(f"{c.at(('model',))}: model: {exc}")
         return
-    view = {f"{f}_{k}" for f in ("weight", "mean", "variance", "sd") for k in range(1, (spec.components if spec.concrete else 0) + 1)}
+    view = {
+        f"{f}_{k}"
+        for f in ("weight", "mean", "variance", "sd")
+        for k in range(1, (int(spec.components) if spec.concrete else 0) + 1)
+    }
     for i, part in enumerate(ex.parts):
         kp = ("parts", i)
         q = part.spec.get("quantity") or part.spec.get("check")
-        needs_data = q is not None and q["what"] not in ("estep", "update")
+        what = q["what"] if q else None
+        needs_data = what is not None and what not in ("estep", "update")
         if needs_data and ex.data is None:
-            c.bad(kp + ("quantity",), "an exercise with data (this quantity is computed from data)", q["what"])
+            c.bad(kp + ("quantity",), "an exercise with data (this quantity is computed from data)", what)
         if needs_data and not spec.concrete:
-            c.bad(kp + ("quantity",), "a model with a whole number of components and dimension", q["what"])
+            c.bad(kp + ("quantity",), "a model with a whole number of components and dimension", what)
         if q and q["what"] == "parameter" and q["name"] not in names | view:
             close = difflib.get_close_matches(q["name"], sorted(names | view), n=1)
-            c.bad(kp + ("quantity", "name"), f"a parameter of the model ({', '.join(sorted(names | view))})",
-                  q["name"], f"; did you mean {close[0]!r}?" if close else "")
+            c.bad(
+                kp + ("quantity", "name"),
+                f"a parameter of the model ({', '.join(sorted(names | view))})",
+                q["name"],
+                f"; did you mean {close[0]!r}?" if close else "",
+            )
         if q and q["what"] == "update" and q["param"] not in names:
             c.bad(kp + ("quantity", "param"), f"a free parameter of the model ({', '.join(sorted(names))})", q["param"])
         if part.kind == "derivation" and part.spec["param"] not in names:
             c.bad(kp + ("param",), f"a free parameter of the model ({', '.join(sorted(names))})", part.spec["param"])
-        if q and q["what"] == "responsibility" and ex.data is not None and (
-                q["point"] > len(ex.data) or (spec.concrete and q["component"] != "k" and q["component"] > spec.components)):
+        if (
+            q
+            and q["what"] == "responsibility"
+            and ex.data is not None
+            and (
+                q["point"] > len(ex.data)
+                or (spec.concrete and q["component"] != "k" and q["component"] > spec.components)
+            )
+        ):
             c.bad(kp + ("quantity",), f"point 1..{len(ex.data)} and component 1..{spec.components}", q)
-        if needs_data and ex.init is None and ex.responsibilities is None and q["what"] in (
-                "loglik", "responsibility", "heavier_component") :
-            c.bad(kp + ("quantity",), "an exercise with init (initial parameters) for this quantity", q["what"])
+        if (
+            needs_data
+            and ex.init is None
+            and ex.responsibilities is None
+            and what in ("loglik", "responsibility", "heavier_component")
+        ):
+            c.bad(kp + ("quantity",), "an exercise with init (initial parameters) for this quantity", what)
 
 
 def load_exercise(path: str | os.PathLike, allow_outside: bool = False) -> Exercise:

@@ -32,12 +32,27 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-__all__ = ["ALIASES", "DECOMPOSED", "NAMES", "NO_CLOSED_FORM", "constrained_covariances", "describe",
-           "n_covariance_params", "perturbations", "random_covariances"]
+__all__ = [
+    "ALIASES",
+    "DECOMPOSED",
+    "NAMES",
+    "NO_CLOSED_FORM",
+    "constrained_covariances",
+    "describe",
+    "n_covariance_params",
+    "perturbations",
+    "random_covariances",
+]
 
 NAMES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV")
-ALIASES = {"EII": ("spherical", "tied"), "VII": ("spherical", "free"), "EEI": ("diag", "tied"),
-           "VVI": ("diag", "free"), "EEE": ("full", "tied"), "VVV": ("full", "free")}
+ALIASES = {
+    "EII": ("spherical", "tied"),
+    "VII": ("spherical", "free"),
+    "EEI": ("diag", "tied"),
+    "VVI": ("diag", "free"),
+    "EEE": ("full", "tied"),
+    "VVV": ("full", "free"),
+}
 DECOMPOSED = tuple(n for n in NAMES if n not in ALIASES)
 NO_CLOSED_FORM = ("VEI", "VEE", "EVE", "VVE", "VEV")  # as mclust's documentation lists them
 
@@ -48,7 +63,7 @@ RTOL = 1e-12
 
 def describe(name: str) -> str:
     """'VEI' -> 'varying volume, equal shape, axis-aligned orientation'."""
-    v, s, o = name
+    v, s, o = tuple(name)
     shape = "spherical shape" if s == "I" else f"{_WORDS[s]} shape"
     orient = "axis-aligned orientation" if o == "I" else f"{_WORDS[o]} orientation"
     return f"{_WORDS[v]} volume, {shape}, {orient}"
@@ -56,7 +71,7 @@ def describe(name: str) -> str:
 
 def n_covariance_params(name: str, K: int, d: int) -> int:
     """Free parameters of the K covariances (mclust's counts)."""
-    v, s, o = name
+    v, s, o = tuple(name)
     vol = 1 if v == "E" else K
     shape = 0 if s == "I" else (d - 1) * (1 if s == "E" else K)
     orient = 0 if o == "I" else d * (d - 1) // 2 * (1 if o == "E" else K)
@@ -69,7 +84,7 @@ def derivation_steps(name: str, general_k: bool):
     orientation rule stated, the update assembled (sympy Equations, see printing.Equation)."""
     from .printing import Equation
 
-    v, s, o = name
+    v, s, o = tuple(name)
     k, j, i, l = sp.symbols("k j i l", integer=True, positive=True)
     d, K = sp.Symbol("d", integer=True, positive=True), sp.Symbol("K", integer=True, positive=True)
     Nk, N = sp.IndexedBase("N", positive=True), sp.Symbol("N", positive=True)
@@ -80,10 +95,15 @@ def derivation_steps(name: str, general_k: bool):
     if v == "V":
         q = -(Nk[k] * d * sp.log(lam_k) + t[k] / lam_k) / 2
         sol = sp.solve(sp.diff(q, lam_k), lam_k)
-        steps.append(("Volume block", "Q_Sigma = -1/2 sum_k [N_k d log lambda_k + t_k / lambda_k] with "
-                      "t_k = tr(W_k D_k A_k^-1 D_k^T) (|Sigma_k| = lambda_k^d since |A_k| = 1 and D_k is orthogonal); "
-                      "each lambda_k has its own stationarity condition, solved by sympy:",
-                      Equation(lam_k, sol[0])))
+        steps.append(
+            (
+                "Volume block",
+                "Q_Sigma = -1/2 sum_k [N_k d log lambda_k + t_k / lambda_k] with "
+                "t_k = tr(W_k D_k A_k^-1 D_k^T) (|Sigma_k| = lambda_k^d since |A_k| = 1 and D_k is orthogonal); "
+                "each lambda_k has its own stationarity condition, solved by sympy:",
+                Equation(lam_k, sol[0]),
+            )
+        )
     else:
         q = -sp.Sum(Nk[j] * d * sp.log(lam) + t[j] / lam, (j, 1, K)) / 2
         from .derive import linearise  # sums: constants move out (linearity), as for every update
@@ -91,56 +111,81 @@ def derivation_steps(name: str, general_k: bool):
         dq = linearise(sp.diff(q, lam))
         sol = sp.solve(dq, lam)
         sol = [s_.subs(sp.Sum(Nk[j], (j, 1, K)), N) for s_ in sol]
-        steps.append(("Volume block", "One volume lambda for every component: Q_Sigma = -1/2 sum_k [N_k d log lambda "
-                      "+ t_k / lambda] with t_k = tr(W_k D_k A_k^-1 D_k^T); sympy solves dQ/dlambda = 0, and "
-                      "sum_k N_k = N:", Equation(lam, sol[0])))
+        steps.append(
+            (
+                "Volume block",
+                "One volume lambda for every component: Q_Sigma = -1/2 sum_k [N_k d log lambda "
+                "+ t_k / lambda] with t_k = tr(W_k D_k A_k^-1 D_k^T); sympy solves dQ/dlambda = 0, and "
+                "sum_k N_k = N:",
+                Equation(lam, sol[0]),
+            )
+        )
     # shape: minimise sum_i b_i / a_i subject to sum_i log a_i = 0 (|A| = 1)
     if s != "I":
         a, b, nu = sp.IndexedBase("a", positive=True), sp.IndexedBase("b", positive=True), sp.Symbol("nu")
         # the terms of the Lagrangian sum_i b_i/a_i + nu sum_i log a_i that hold a_l
         a_l = sp.solve(sp.diff(b[l] / a[l] + nu * sp.log(a[l]), a[l]), a[l])[0]  # a_l = b_l / nu
         nu_val = sp.solve(sp.Sum(sp.log(b[i]), (i, 1, d)) - d * sp.log(nu), nu)[0]
-        who = ("b_l = sum_k (D_k^T W_k D_k)_ll / lambda_k (one shape for all components)" if s == "E"
-               else "b_l = (D_k^T W_k D_k)_ll / lambda_k (each component its own shape)")
-        steps.append(("Shape block", f"Minimise tr(W D A^-1 D^T) / lambda = sum_l b_l / a_l with {who}, subject "
-                      "to |A| = 1, i.e. sum_l log a_l = 0: the Lagrangian sum_l b_l/a_l + nu sum_l log a_l gives "
-                      f"a_l = {sp.sstr(a_l)}, and the constraint gives nu = {sp.sstr(nu_val)} (the geometric "
-                      "mean of the b_l), so:", Equation(a[l], a_l.subs(nu, nu_val))))
+        who = (
+            "b_l = sum_k (D_k^T W_k D_k)_ll / lambda_k (one shape for all components)"
+            if s == "E"
+            else "b_l = (D_k^T W_k D_k)_ll / lambda_k (each component its own shape)"
+        )
+        steps.append(
+            (
+                "Shape block",
+                f"Minimise tr(W D A^-1 D^T) / lambda = sum_l b_l / a_l with {who}, subject "
+                "to |A| = 1, i.e. sum_l log a_l = 0: the Lagrangian sum_l b_l/a_l + nu sum_l log a_l gives "
+                f"a_l = {sp.sstr(a_l)}, and the constraint gives nu = {sp.sstr(nu_val)} (the geometric "
+                "mean of the b_l), so:",
+                Equation(a[l], a_l.subs(nu, nu_val)),
+            )
+        )
     Dk, Wk, Ak = sp.MatrixSymbol("D_k", d, d), sp.Symbol("W_k"), sp.MatrixSymbol("A_k", d, d)
     eig = sp.Function("eigenvectors")
     if o != "I":
         if o == "V":
             orient = Equation(sp.Symbol("D_k"), eig(Wk))
-            text = ("For a fixed shape, tr(W_k D_k A_k^-1 D_k^T) over orthogonal D_k is smallest when D_k holds the "
-                    "eigenvectors of W_k, the largest eigenvalue paired with the largest a_l (von Neumann's trace "
-                    "inequality): D_k = eigenvectors of W_k.")
+            text = (
+                "For a fixed shape, tr(W_k D_k A_k^-1 D_k^T) over orthogonal D_k is smallest when D_k holds the "
+                "eigenvectors of W_k, the largest eigenvalue paired with the largest a_l (von Neumann's trace "
+                "inequality): D_k = eigenvectors of W_k."
+            )
         elif s != "V":
             orient = Equation(sp.Symbol("D"), eig(sp.Sum(sp.Symbol("W_k") / sp.Symbol("lambda_k"), (k, 1, K))))
-            text = ("One orientation D with a common shape: sum_k tr(W_k D A^-1 D^T) / lambda_k = "
-                    "tr(D^T (sum_k W_k / lambda_k) D A^-1), smallest for D = eigenvectors of sum_k W_k / lambda_k "
-                    "(von Neumann's trace inequality).")
+            text = (
+                "One orientation D with a common shape: sum_k tr(W_k D A^-1 D^T) / lambda_k = "
+                "tr(D^T (sum_k W_k / lambda_k) D A^-1), smallest for D = eigenvectors of sum_k W_k / lambda_k "
+                "(von Neumann's trace inequality)."
+            )
         else:
             theta = sp.Symbol("theta_ij")
             B, C = sp.Symbol("B_ij"), sp.Symbol("C_ij")
             orient = Equation(theta, sp.atan2(-C, -B) / 2)
-            text = ("One orientation D under varying shapes: f(D) = sum_k tr(D^T W_k D Omega_k) with Omega_k = "
-                    "A_k^-1 / lambda_k has no closed-form minimiser over orthogonal D. emsym sweeps plane rotations: "
-                    "turning columns i and j of D by theta changes only the i-th and j-th diagonal entries of "
-                    "M_k = D^T W_k D, so f(theta) = const + B_ij cos 2 theta + C_ij sin 2 theta with B_ij = sum_k "
-                    "(Omega_k,i - Omega_k,j)(M_k,ii - M_k,jj)/2 and C_ij = sum_k (Omega_k,i - Omega_k,j) M_k,ij; each "
-                    "rotation takes the exact minimiser, so f never increases.")
+            text = (
+                "One orientation D under varying shapes: f(D) = sum_k tr(D^T W_k D Omega_k) with Omega_k = "
+                "A_k^-1 / lambda_k has no closed-form minimiser over orthogonal D. emsym sweeps plane rotations: "
+                "turning columns i and j of D by theta changes only the i-th and j-th diagonal entries of "
+                "M_k = D^T W_k D, so f(theta) = const + B_ij cos 2 theta + C_ij sin 2 theta with B_ij = sum_k "
+                "(Omega_k,i - Omega_k,j)(M_k,ii - M_k,jj)/2 and C_ij = sum_k (Omega_k,i - Omega_k,j) M_k,ij; each "
+                "rotation takes the exact minimiser, so f never increases."
+            )
         steps.append(("Orientation block", text, orient))
     if name in NO_CLOSED_FORM:
-        text = (f"{name} has no closed-form M-step (the blocks depend on each other; mclust's documentation lists "
-                "VEI, VEE, EVE, VVE and VEV so). emsym repeats the passes orientation -> shape -> volume, each "
-                "block the maximiser of Q with the others held, until no covariance entry moves by more than "
-                f"{RTOL:g} relative (at most {MAX_PASSES} passes). Q_Sigma can have several local maxima here, so the "
-                "passes run from the previous covariances and also from the pooled scatter and from each "
-                "component's scatter, and the best end point is kept: a local maximum of Q no lower than at the "
-                "previous covariances, so the log-likelihood never decreases (a generalised EM step).")
+        text = (
+            f"{name} has no closed-form M-step (the blocks depend on each other; mclust's documentation lists "
+            "VEI, VEE, EVE, VVE and VEV so). emsym repeats the passes orientation -> shape -> volume, each "
+            "block the maximiser of Q with the others held, until no covariance entry moves by more than "
+            f"{RTOL:g} relative (at most {MAX_PASSES} passes). Q_Sigma can have several local maxima here, so the "
+            "passes run from the previous covariances and also from the pooled scatter and from each "
+            "component's scatter, and the best end point is kept: a local maximum of Q no lower than at the "
+            "previous covariances, so the log-likelihood never decreases (a generalised EM step)."
+        )
     else:
-        text = (f"For {name} one pass orientation -> shape -> volume is the joint maximiser: the orientation does "
-                "not depend on the shape's scale or the volume, and the normalised shape does not depend on the volume.")
+        text = (
+            f"For {name} one pass orientation -> shape -> volume is the joint maximiser: the orientation does "
+            "not depend on the shape's scale or the volume, and the normalised shape does not depend on the volume."
+        )
     assembled = Equation(sp.MatrixSymbol("Sigma_k", d, d), sp.Symbol("lambda_k") * Dk * Ak * Dk.T)
     steps.append(("Closed form or iterative", text, assembled))
     return steps
@@ -199,7 +244,7 @@ def q_sigma(W, N, S) -> float:
     """-1/2 sum_k [N_k log|Sigma_k| + tr(W_k Sigma_k^-1)]."""
     total = 0.0
     for Wk, Nk, Sk in zip(W, N, S):
-        sign, logdet = np.linalg.slogdet(Sk)
+        _, logdet = np.linalg.slogdet(Sk)
         total += -0.5 * (Nk * logdet + np.trace(np.linalg.solve(Sk, Wk)))
     return float(total)
 
@@ -232,7 +277,7 @@ def constrained_covariances(name: str, W: np.ndarray, N: np.ndarray, old: np.nda
 
 def _ascend(name: str, W: np.ndarray, N: np.ndarray, old: np.ndarray):
     """Block ascent orientation -> shape -> volume from ``old`` (projected onto the model)."""
-    v, s, o = name
+    v, s, o = tuple(name)
     K, d, _ = W.shape
     lam, D, A = _decompose(old)
     if o == "I":
@@ -250,7 +295,7 @@ def _ascend(name: str, W: np.ndarray, N: np.ndarray, old: np.ndarray):
         lam = np.full(K, lam[0])
     passes, prev = 0, None
     total_n = float(np.sum(N))
-    for passes in range(1, MAX_PASSES + 1):
+    for passes in range(1, MAX_PASSES + 1):  # noqa: B007 - the number of passes is returned
         # orientation
         if o == "V":
             D = np.array([_eig_matched(W[k], A[k]) for k in range(K)])
@@ -285,7 +330,7 @@ def perturbations(name: str, S: np.ndarray, eps: float):
     once when equal).  ``perturbations(name, S, -eps)`` yields the mirror images in the same
     order.  ``emsym check`` uses them to show that the M-step is a constrained maximum.
     """
-    v, s, o = name
+    v, s, o = tuple(name)
     K, d, _ = S.shape
     lam, D, A = _decompose(S)
     if o == "I":  # keep the axes: the decomposition of a diagonal matrix in coordinate order
@@ -327,15 +372,26 @@ def perturbations(name: str, S: np.ndarray, eps: float):
 
 def random_covariances(name: str, K: int, d: int, rng) -> np.ndarray:
     """K covariances that satisfy model ``name`` (for ``emsym check``'s synthetic data)."""
-    v, s, o = name
+    v, s, o = tuple(name)
 
     def orth():
         Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
         return Q
+
     lam = np.full(K, rng.uniform(0.5, 2.0)) if v == "E" else rng.uniform(0.5, 2.0, K) * np.arange(1, K + 1)
-    A = np.ones((K, d)) if s == "I" else _normalise(
-        np.broadcast_to(rng.uniform(0.3, 3.0, d), (K, d)) if s == "E" else rng.uniform(0.3, 3.0, (K, d)))
-    D = (np.broadcast_to(np.eye(d), (K, d, d)) if o == "I"
-         else np.broadcast_to(orth(), (K, d, d)) if o == "E" else np.array([orth() for _ in range(K)]))
+    A = (
+        np.ones((K, d))
+        if s == "I"
+        else _normalise(
+            np.broadcast_to(rng.uniform(0.3, 3.0, d), (K, d)) if s == "E" else rng.uniform(0.3, 3.0, (K, d))
+        )
+    )
+    D = (
+        np.broadcast_to(np.eye(d), (K, d, d))
+        if o == "I"
+        else np.broadcast_to(orth(), (K, d, d))
+        if o == "E"
+        else np.array([orth() for _ in range(K)])
+    )
     S = np.einsum("k,kij,kj,klj->kil", lam, D, A, D)
     return (S + np.swapaxes(S, 1, 2)) / 2

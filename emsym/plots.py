@@ -23,7 +23,6 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     return plt
 
 
@@ -36,7 +35,7 @@ def _png(fig) -> bytes:
 
 def _pdf(x, comp):
     v = comp["covariance"][0, 0]
-    return comp["weight"] * np.exp(-(x - comp["mean"][0]) ** 2 / (2 * v)) / np.sqrt(2 * np.pi * v)
+    return comp["weight"] * np.exp(-((x - comp["mean"][0]) ** 2) / (2 * v)) / np.sqrt(2 * np.pi * v)
 
 
 def _grid(X, comps_list):

@@ -88,7 +88,7 @@ class _Text(StrPrinter):
         return super()._print_Relational(expr)
 
     def _print_Derivative(self, expr):
-        (var, count), = expr.variable_count
+        ((var, _count),) = expr.variable_count
         return f"d{self._print(expr.expr)}/d{self._print(var)}"
 
     def _print_Normal(self, expr):
@@ -131,7 +131,7 @@ class _Latex(LatexPrinter):
         if name in _GREEK_SQ:
             return _GREEK_SQ[name]
         if name.startswith("sigma2_"):
-            return r"{\sigma^{2}_{" + name[len("sigma2_"):] + "}}"
+            return r"{\sigma^{2}_{" + name[len("sigma2_") :] + "}}"
         if name.startswith("hat") and len(name) > 3:  # hatmu_k -> \hat{\mu}_{k}
             inner = super()._print_Symbol(sp.Symbol(name[3:]), style=style)
             head, _, sub = inner.partition("_")

@@ -21,6 +21,7 @@ k for point n; ``x[n]`` (or ``x[n, i]``) is the data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 
@@ -66,10 +67,7 @@ class Param:
         if isinstance(self.symbol, sp.Symbol):
             return expr.has(self.symbol)
         base = self.symbol.base
-        return any(
-            a.base == base and (self.comp is None or a.indices[0] == self.comp)
-            for a in expr.atoms(sp.Indexed)
-        )
+        return any(a.base == base and (self.comp is None or a.indices[0] == self.comp) for a in expr.atoms(sp.Indexed))
 
 
 class MatSum(sp.MatrixExpr):
@@ -125,7 +123,7 @@ class SymbolicModel:
         self.general = spec.general_k
         self.K = sp.Symbol("K", **pos_int) if spec.general_k else spec.components
         self.vector = spec.vector
-        self.d = sp.Symbol("d", **pos_int) if spec.general_d else spec.dim
+        self.d: Any = sp.Symbol("d", **pos_int) if spec.general_d else spec.dim
         self.x = sp.IndexedBase("x", real=True)
         self.gamma = sp.IndexedBase("gamma", nonnegative=True)
         self.z = sp.IndexedBase("z", nonnegative=True)
@@ -141,7 +139,7 @@ class SymbolicModel:
         self.mu_shared = sp.Symbol("mu", real=True)
         self.sigma2_tied = sp.Symbol("sigma2", positive=True)
         self.lam = sp.Symbol("lambda", real=True)
-        self.comps = [self.k] if self.general else list(range(1, spec.components + 1))
+        self.comps = [self.k] if self.general else list(range(1, int(spec.components) + 1))
         self.params = tuple(self._params())
 
     # -- the parameters ----------------------------------------------------------------
@@ -194,6 +192,7 @@ class SymbolicModel:
             return sp.Integer(1) / self.K
         if s.mixing == "bernoulli":  # component 2 is z = 1
             return self.theta if c == 2 else 1 - self.theta
+        assert isinstance(s.mixing, Fixed)
         return _exact(s.mixing.values[c - 1])
 
     def mean(self, c, coord=None) -> sp.Expr:
@@ -246,26 +245,33 @@ class SymbolicModel:
     def logf_precision(self, c) -> sp.Expr:
         """log N(x_n | mu_c, Lambda_c^-1) with the trace trick: the form the derivation differentiates."""
         L = self.precision(c)
-        return (-self.d * sp.log(2 * sp.pi) / 2 + sp.log(sp.Determinant(L)) / 2
-                - sp.Trace(L * self.scatter(c)) / 2)
+        return -self.d * sp.log(2 * sp.pi) / 2 + sp.log(sp.Determinant(L)) / 2 - sp.Trace(L * self.scatter(c)) / 2
 
     @property
     def Q_precision(self) -> sp.Expr:
         """Q with precisions and traces (full covariance)."""
-        return self.over_points(lambda n: self.over_components(
-            lambda c: self.gamma[n, c] * (sp.log(self.weight(c)) + self.logf_precision(c))))
+        return self.over_points(
+            lambda n: self.over_components(
+                lambda c: self.gamma[n, c] * (sp.log(self.weight(c)) + self.logf_precision(c))
+            )
+        )
 
     def logf(self, c, n) -> sp.Expr:
         """log N(x_n | mean_c, variance_c) (times I in d dimensions), written out."""
         if self.full:  # display form; the numbers come from a Cholesky factor (see compile.py)
             u = self.xn - self.mean(c)
-            return (-self.d * sp.log(2 * sp.pi) / 2 - sp.log(sp.Determinant(self.covariance(c))) / 2
-                    - QuadForm(u, self.covariance(c)) / 2)
+            return (
+                -self.d * sp.log(2 * sp.pi) / 2
+                - sp.log(sp.Determinant(self.covariance(c))) / 2
+                - QuadForm(u, self.covariance(c)) / 2
+            )
         if self.diag:
             i = self.i
             v = self.variance(c, i)
-            return (-sp.Sum(sp.log(2 * sp.pi * v), (i, 1, self.d)) / 2
-                    - sp.Sum((self.x[n, i] - self.mean(c, i)) ** 2 / v, (i, 1, self.d)) / 2)
+            return (
+                -sp.Sum(sp.log(2 * sp.pi * v), (i, 1, self.d)) / 2
+                - sp.Sum((self.x[n, i] - self.mean(c, i)) ** 2 / v, (i, 1, self.d)) / 2
+            )
         v = self.variance(c)
         if self.vector:
             i = self.i
@@ -283,8 +289,13 @@ class SymbolicModel:
             return Normal(point, self.mean(c), self.covariance(c))
         if self.diag:
             s = self.spec
-            var = (sp.Symbol("s", positive=True) if isinstance(s.variance, Fixed)
-                   else sp.Symbol("sigma2", positive=True) if s.variance == "tied" else self.sigma2_[c])
+            var = (
+                sp.Symbol("s", positive=True)
+                if isinstance(s.variance, Fixed)
+                else sp.Symbol("sigma2", positive=True)
+                if s.variance == "tied"
+                else self.sigma2_[c]
+            )
             return Normal(point, self.mean_display(c), sp.Function("diag")(var))
         if self.vector:
             mean = self.mean_display(c)
@@ -343,6 +354,7 @@ class SymbolicModel:
 
         def term(j):  # unevaluated, so 1/2 N_1 / (1/2 N_1 + 1/2 N_2) stays as written
             return sp.Mul(self.weight(j), self.normal(j, x), evaluate=False)
+
         if self.general:
             den = sp.Sum(term(self.j), (self.j, 1, self.K))
         else:

@@ -41,8 +41,18 @@ def template_dirs() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def tex_escape(value) -> str:
@@ -57,8 +67,11 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     # may test any key; the derivation templates are strict.
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in template_dirs()]),
-        autoescape=autoescape, undefined=jinja2.StrictUndefined if strict else jinja2.ChainableUndefined,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined if strict else jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
     env.filters["tex"] = tex_escape
     env.filters["latex"] = latex
@@ -117,8 +130,10 @@ def _tex_keep_math(text) -> str:
     import re
 
     parts = re.split(r"(\$[^$]+\$)", str(text or ""))
-    return "".join(p if p.startswith("$") and p.endswith("$") and len(p) > 2 and math_problem(p[1:-1]) is None
-                   else tex_escape(p) for p in parts)
+    return "".join(
+        p if p.startswith("$") and p.endswith("$") and len(p) > 2 and math_problem(p[1:-1]) is None else tex_escape(p)
+        for p in parts
+    )
 
 
 def render_sheet(solution, fmt: str = "md", figures: dict | None = None, figure_links: dict | None = None) -> str:
@@ -137,24 +152,46 @@ def render_sheet(solution, fmt: str = "md", figures: dict | None = None, figure_
     env.filters["texmath"] = _tex_keep_math
     figs = []
     for name, png in (figures or {}).items():
-        src = (f"data:image/png;base64,{base64.b64encode(png).decode()}" if fmt == "html"
-               else (figure_links or {}).get(name))
+        src = (
+            f"data:image/png;base64,{base64.b64encode(png).decode()}"
+            if fmt == "html"
+            else (figure_links or {}).get(name)
+        )
         if src:
             figs.append({"name": name, "src": src, "caption": _CAPTIONS.get(name, name)})
     ex = solution.exercise
     d = solution.derivation
-    shown = ("Mixture density", "Log-likelihood", "E-step", "Q function", "Objective with labelled points",
-             "E-step with labelled points")
+    shown = (
+        "Mixture density",
+        "Log-likelihood",
+        "E-step",
+        "Q function",
+        "Objective with labelled points",
+        "E-step with labelled points",
+    )
     model_steps = [s for s in d.steps if s.param is None and s.title in shown]
     # The M-step as the engine derived it: the Lagrangian and multiplier steps, then each update.
     lagrange = [s for s in d.steps if s.param is None and s.title not in shown + ("Complete-data log-likelihood",)]
-    mstep = [{"upd": u, "steps": [s for s in d.steps_for(u.name) if not s.title.startswith("M-step update")]}
-             for u in d.updates]
+    mstep = [
+        {"upd": u, "steps": [s for s in d.steps_for(u.name) if not s.title.startswith("M-step update")]}
+        for u in d.updates
+    ]
     tpl = env.get_template(f"sheet/base.{FORMATS[fmt]}.j2")
-    from .exercise import _SOURCE_KEYS
+    from .exercise import SOURCE_KEYS
 
-    source = {k: ex.source.get(k) for k in _SOURCE_KEYS}  # every key present: templates test them plainly
-    return tpl.render(sol=solution, ex=ex, source=source, d=d, model=_model_view(ex.model), model_steps=model_steps,
-                      lagrange=lagrange, mstep=mstep,
-                      parts=solution.parts, tables=solution.tables, errata=solution.errata, figures=figs,
-                      kind_template=lambda kind: f"sheet/parts/{kind}.{FORMATS[fmt]}.j2")
+    source = {k: ex.source.get(k) for k in SOURCE_KEYS}  # every key present: templates test them plainly
+    return tpl.render(
+        sol=solution,
+        ex=ex,
+        source=source,
+        d=d,
+        model=_model_view(ex.model),
+        model_steps=model_steps,
+        lagrange=lagrange,
+        mstep=mstep,
+        parts=solution.parts,
+        tables=solution.tables,
+        errata=solution.errata,
+        figures=figs,
+        kind_template=lambda kind: f"sheet/parts/{kind}.{FORMATS[fmt]}.j2",
+    )

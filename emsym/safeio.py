@@ -32,19 +32,30 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 import yaml
 
-__all__ = ["LIMITS", "bounded_lines", "check_writable_target", "decode_utf8", "dumps", "load_yaml", "open_text", "read_text",
-           "utf8_error_line", "write_atomic"]
+__all__ = [
+    "LIMITS",
+    "bounded_lines",
+    "check_writable_target",
+    "decode_utf8",
+    "dumps",
+    "load_yaml",
+    "open_text",
+    "read_text",
+    "utf8_error_line",
+    "write_atomic",
+]
 
 LIMITS = {
-    "yaml_bytes": 1 << 20,       # a model, init or exercise file: 1 MiB
-    "yaml_depth": 64,            # nested mappings / lists
-    "yaml_values": 200_000,      # values after alias expansion
-    "line_bytes": 1 << 16,       # one line of an answers or submissions file: 64 KiB
+    "yaml_bytes": 1 << 20,  # a model, init or exercise file: 1 MiB
+    "yaml_depth": 64,  # nested mappings / lists
+    "yaml_values": 200_000,  # values after alias expansion
+    "line_bytes": 1 << 16,  # one line of an answers or submissions file: 64 KiB
 }
 
 _PLAIN_TAGS = {"tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")}
@@ -60,8 +71,9 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
-def read_text(path: str | os.PathLike, what: str, error: Callable[[str], Exception],
-              max_bytes: int | None = None) -> str:
+def read_text(
+    path: str | os.PathLike, what: str, error: Callable[[str], Exception], max_bytes: int | None = None
+) -> str:
     """The UTF-8 text of a regular file of at most ``max_bytes``; ``error(message)`` otherwise.
 
     ``what`` names the file in messages ("model file", "init file", ...).
@@ -86,8 +98,10 @@ def _regular(path: Path, fh, what: str, error: Callable[[str], Exception]) -> os
     info = os.fstat(fh.fileno())
     if not stat.S_ISREG(info.st_mode):
         fh.close()
-        raise error(f"{path}: the {what} should be a regular file, but it is a "
-                    f"{'folder' if stat.S_ISDIR(info.st_mode) else 'special file (device, pipe or socket)'}")
+        raise error(
+            f"{path}: the {what} should be a regular file, but it is a "
+            f"{'folder' if stat.S_ISDIR(info.st_mode) else 'special file (device, pipe or socket)'}"
+        )
     return info
 
 
@@ -124,8 +138,10 @@ def decode_utf8(blob: bytes, where: str, what: str, error: Callable[[str], Excep
         text = blob.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = blob.count(b"\n", 0, exc.start) + 1
-        raise error(f"{where}: line {line}: the {what} is not UTF-8 text (byte 0x{blob[exc.start]:02x} at offset "
-                    f"{exc.start}); save it as UTF-8") from None
+        raise error(
+            f"{where}: line {line}: the {what} is not UTF-8 text (byte 0x{blob[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -154,30 +170,32 @@ def load_yaml(text: str, where: str, error: Callable[[str], Exception], language
     max_depth, max_values = LIMITS["yaml_depth"], LIMITS["yaml_values"]
     on_path: set[int] = set()
 
-    def at(n) -> str:
+    def pos(n) -> str:
         return f"{where}:{n.start_mark.line + 1}:{n.start_mark.column + 1}"
 
     def scalar(n):
         try:
             return constructor.construct_object(n)
         except (ValueError, OverflowError, yaml.YAMLError) as exc:  # e.g. an int over Python's digit limit
-            raise error(f"{at(n)}: cannot read the value {n.value[:40]!r}: {exc}") from None
+            raise error(f"{pos(n)}: cannot read the value {n.value[:40]!r}: {exc}") from None
 
     def build(n, keypath, depth):
         nonlocal count
         count += 1
         if count > max_values:
-            raise error(f"{at(n)}: the YAML holds more than {max_values:,} values (after expanding aliases); "
-                        "is it an alias bomb?")
+            raise error(
+                f"{pos(n)}: the YAML holds more than {max_values:,} values (after expanding aliases); "
+                "is it an alias bomb?"
+            )
         if depth > max_depth:
-            raise error(f"{at(n)}: the YAML is nested too deeply (the limit is {max_depth} levels)")
+            raise error(f"{pos(n)}: the YAML is nested too deeply (the limit is {max_depth} levels)")
         marks.setdefault(keypath, (n.start_mark.line + 1, n.start_mark.column + 1))
         if n.tag not in _PLAIN_TAGS:
-            raise error(f"{at(n)}: the tag {n.tag!r} is not allowed (only plain YAML values)")
+            raise error(f"{pos(n)}: the tag {n.tag!r} is not allowed (only plain YAML values)")
         if isinstance(n, yaml.ScalarNode):
             return scalar(n)
         if id(n) in on_path:
-            raise error(f"{at(n)}: an alias refers to a value that contains it (a recursive alias)")
+            raise error(f"{pos(n)}: an alias refers to a value that contains it (a recursive alias)")
         on_path.add(id(n))
         try:
             if isinstance(n, yaml.SequenceNode):
@@ -186,13 +204,12 @@ def load_yaml(text: str, where: str, error: Callable[[str], Exception], language
             for k, v in n.value:
                 key = scalar(k) if isinstance(k, yaml.ScalarNode) and k.tag in _PLAIN_TAGS else None
                 if k.tag == "tag:yaml.org,2002:merge":
-                    raise error(f"{at(k)}: merge keys ('<<') are not supported; write the keys out")
+                    raise error(f"{pos(k)}: merge keys ('<<') are not supported; write the keys out")
                 if not isinstance(key, (str, int)) or isinstance(key, bool):
-                    raise error(f"{at(k)}: keys should be plain names")
+                    raise error(f"{pos(k)}: keys should be plain names")
                 if key in out:
                     first = marks.get(keypath + (key,), ("?", "?"))
-                    raise error(f"{at(k)}: duplicate key {key!r} (first at line {first[0]}); each key may appear "
-                                "once")
+                    raise error(f"{pos(k)}: duplicate key {key!r} (first at line {first[0]}); each key may appear once")
                 marks[keypath + (key,)] = (k.start_mark.line + 1, k.start_mark.column + 1)
                 out[key] = build(v, keypath + (key,), depth + 1)
             return out
@@ -259,10 +276,17 @@ def check_writable_target(path: Path, error: Callable[[str], Exception], folder:
     if folder and stat.S_ISDIR(info.st_mode):
         return
     if not stat.S_ISREG(info.st_mode):
-        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a link" if stat.S_ISLNK(info.st_mode) else \
-            "a special file (device, pipe or socket)"
-        raise error(f"{path}: the output path is {kind}; emsym writes {'a folder or ' if folder else ''}"
-                    "regular files only -- choose another --out")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(info.st_mode)
+            else "a link"
+            if stat.S_ISLNK(info.st_mode)
+            else "a special file (device, pipe or socket)"
+        )
+        raise error(
+            f"{path}: the output path is {kind}; emsym writes {'a folder or ' if folder else ''}"
+            "regular files only -- choose another --out"
+        )
 
 
 def write_atomic(path: str | os.PathLike, content: str | bytes) -> None:

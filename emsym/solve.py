@@ -45,9 +45,17 @@ class PartResult:
         ans = self.answer
         if isinstance(ans, np.generic):
             ans = ans.item()
-        return {"id": self.part.id, "kind": self.part.kind, "prompt": self.part.prompt, "answer": ans,
-                "shown": self.shown, "exact": self.exact, "published": self.part.published,
-                "agrees": self.agrees, "erratum": self.erratum}
+        return {
+            "id": self.part.id,
+            "kind": self.part.kind,
+            "prompt": self.part.prompt,
+            "answer": ans,
+            "shown": self.shown,
+            "exact": self.exact,
+            "published": self.part.published,
+            "agrees": self.agrees,
+            "erratum": self.erratum,
+        }
 
 
 @dataclass(frozen=True)
@@ -64,9 +72,14 @@ class Solution:
         return [(p.part.id, p.erratum) for p in self.parts if p.erratum]
 
     def to_dict(self) -> dict:
-        return {"id": self.exercise.id, "title": self.exercise.title, "source": self.exercise.source,
-                "model": self.exercise.model.to_dict(), "parts": [p.to_dict() for p in self.parts],
-                "errata": [{"part": pid, "note": note} for pid, note in self.errata]}
+        return {
+            "id": self.exercise.id,
+            "title": self.exercise.title,
+            "source": self.exercise.source,
+            "model": self.exercise.model.to_dict(),
+            "parts": [p.to_dict() for p in self.parts],
+            "errata": [{"part": pid, "note": note} for pid, note in self.errata],
+        }
 
 
 # -- the numeric context -------------------------------------------------------------------
@@ -90,32 +103,53 @@ class _Context:
                 raise ExerciseError([str(exc)]) from None
         self._runs: dict = {}
 
+    def _numeric(self) -> tuple[CompiledModel, np.ndarray]:
+        """The compiled model and the data (validation guarantees both for numeric quantities)."""
+        assert self.model is not None and self.X is not None
+        return self.model, self.X
+
     def start(self) -> dict:
         if self.init is not None:
             return self.init
         if self.ex.responsibilities is not None:  # an M-step from given responsibilities needs no start
             return {}
         from .em import default_init
-        return default_init(self.model, self.X)
+
+        return default_init(*self._numeric())
 
     def run(self, after) -> EMResult:
         """EM from the exercise's start: 'init' (no iteration), a number of iterations, or 'converged'."""
         key = after
         if key in self._runs:
             return self._runs[key]
+        model, X = self._numeric()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmsymWarning)
             if self.ex.responsibilities is not None and after != "init":
                 R = np.array(self.ex.responsibilities, dtype=float).T.copy()
-                first = self.model.m_step(np.ascontiguousarray(self.X.T), R, self.start())
+                first = model.m_step(np.ascontiguousarray(X.T), R, self.start())
                 rest = 10_000 if after == "converged" else after - 1
-                res = run_em(self.model, self.X, first, max_iter=rest, tol=1e-12 if after == "converged" else -1,
-                             labels=self.labels, responsibilities=True)
+                res = run_em(
+                    model,
+                    X,
+                    first,
+                    max_iter=rest,
+                    tol=1e-12 if after == "converged" else -1,
+                    labels=self.labels,
+                    responsibilities=True,
+                )
                 res = dataclasses.replace(res, iterations=res.iterations + 1)
             else:
                 n = 0 if after == "init" else 10_000 if after == "converged" else after
-                res = run_em(self.model, self.X, self.start(), max_iter=n,
-                             tol=1e-12 if after == "converged" else -1, labels=self.labels, responsibilities=True)
+                res = run_em(
+                    model,
+                    X,
+                    self.start(),
+                    max_iter=n,
+                    tol=1e-12 if after == "converged" else -1,
+                    labels=self.labels,
+                    responsibilities=True,
+                )
         self._runs[key] = res
         return res
 
@@ -125,8 +159,12 @@ class _Context:
             return float(v) if np.ndim(v) == 0 else v
         field_, k = name.rsplit("_", 1)
         c = res.components[int(k) - 1]
-        return {"weight": c["weight"], "mean": float(c["mean"][0]) if len(c["mean"]) == 1 else c["mean"],
-                "variance": float(c["covariance"][0, 0]), "sd": math.sqrt(c["covariance"][0, 0])}[field_]
+        return {
+            "weight": c["weight"],
+            "mean": float(c["mean"][0]) if len(c["mean"]) == 1 else c["mean"],
+            "variance": float(c["covariance"][0, 0]),
+            "sd": math.sqrt(c["covariance"][0, 0]),
+        }[field_]
 
 
 # -- quantities ------------------------------------------------------------------------------
@@ -167,9 +205,20 @@ def _q_larger_var(ctx, q):
 def _q_kmeans(ctx, q):
     """K-means -- hard EM with equal weights and one tied variance -- and the GMM, from the same centres."""
     from .spec import spec_from_dict
-    km_model = CompiledModel(get_derivation(spec_from_dict(
-        {"components": ctx.model.K, "dim": ctx.model.d, "mixing": "equal", "variance": "tied",
-         **({"covariance": "spherical"} if ctx.model.d > 1 else {})})))
+
+    km_model = CompiledModel(
+        get_derivation(
+            spec_from_dict(
+                {
+                    "components": ctx.model.K,
+                    "dim": ctx.model.d,
+                    "mixing": "equal",
+                    "variance": "tied",
+                    **({"covariance": "spherical"} if ctx.model.d > 1 else {}),
+                }
+            )
+        )
+    )
     start = ctx.run("init").components
     init = km_model.params_from_components([{"mean": c["mean"], "variance": 1.0} for c in start])
     with warnings.catch_warnings():
@@ -178,12 +227,17 @@ def _q_kmeans(ctx, q):
     centres = np.array(sorted(_means(hard)))
     gmm = np.array(sorted(_means(ctx.run("converged"))))
     same = bool(np.allclose(centres, gmm, atol=1e-3))
-    return {"kmeans": centres.round(4).tolist(), "gmm": gmm.round(4).tolist(), "centres": "same" if same else "different"}
+    return {
+        "kmeans": centres.round(4).tolist(),
+        "gmm": gmm.round(4).tolist(),
+        "centres": "same" if same else "different",
+    }
 
 
 def _q_init_dep(ctx, q):
     """EM from several starts (the exercise's, then k-means++ seeds): do the estimates differ?"""
     from .em import default_init
+
     seed = q.get("seed", 0)
     starts = ([ctx.init] if ctx.init is not None else []) + [default_init(ctx.model, ctx.X, seed + i) for i in range(5)]
     finals = []
@@ -203,7 +257,7 @@ def _q_monotone(ctx, q):
 
 def _q_mean_moves(ctx, q):
     before, after = ctx.run("init"), ctx.run(1)
-    out = {}
+    out: dict[str, Any] = {}
     for k, (b, a) in enumerate(zip(_means(before), _means(after)), start=1):
         out[f"mean_{k}"] = "left" if a < b else "right" if a > b else "stays"
     for k, (b, a) in enumerate(zip(before.components, after.components), start=1):
@@ -213,14 +267,28 @@ def _q_mean_moves(ctx, q):
 
 
 _NUMERIC = {"loglik": _q_loglik, "responsibility": _q_resp, "parameter": _q_param}
-_CHECKS = {"heavier_component": _q_heavier, "moves_left_more": _q_left, "variance_increases_more": _q_var_up,
-           "larger_variance": _q_larger_var, "kmeans_vs_gmm": _q_kmeans, "init_dependence": _q_init_dep,
-           "likelihood_never_decreases": _q_monotone, "mean_moves": _q_mean_moves, **_NUMERIC}
+_CHECKS = {
+    "heavier_component": _q_heavier,
+    "moves_left_more": _q_left,
+    "variance_increases_more": _q_var_up,
+    "larger_variance": _q_larger_var,
+    "kmeans_vs_gmm": _q_kmeans,
+    "init_dependence": _q_init_dep,
+    "likelihood_never_decreases": _q_monotone,
+    "mean_moves": _q_mean_moves,
+    **_NUMERIC,
+}
 
 
 # -- formulas in the student's notation ---------------------------------------------------------
-_DEFAULT_NOTATION = {"gamma[n,k]": "gamma_{n}{k}", "x[n]": "x_{n}", "mu[k]": "mu_{k}", "sigma2[k]": "sigma2_{k}",
-                     "pi[k]": "pi_{k}", "normal[k]": "N_{k}"}
+_DEFAULT_NOTATION = {
+    "gamma[n,k]": "gamma_{n}{k}",
+    "x[n]": "x_{n}",
+    "mu[k]": "mu_{k}",
+    "sigma2[k]": "sigma2_{k}",
+    "pi[k]": "pi_{k}",
+    "normal[k]": "N_{k}",
+}
 
 
 def _formula(ctx: _Context, part: Part) -> tuple[sp.Expr, tuple[Step, ...]]:
@@ -251,7 +319,9 @@ def _rename(expr: sp.Expr, notation: dict, model) -> sp.Expr:
     table.update(notation)
     patterns = {}
     for key, template in table.items():
-        base, slots = notation_slots(key)  # validated when the exercise was loaded
+        read = notation_slots(key)
+        assert read is not None  # validated when the exercise was loaded
+        base, slots = read
         patterns[base] = (slots, template)
 
     def name_for(base: str, indices) -> sp.Symbol | None:
@@ -283,6 +353,7 @@ def _formula_text(expr: sp.Expr) -> str:
 # -- solving the parts -------------------------------------------------------------------------
 def _fmt(v: float, tol) -> str:
     from .grading import parse_tolerance
+
     kind, t = parse_tolerance(tol) if tol is not None else ("rel", 1e-4)
     if kind == "abs" and t > 0:
         digits = max(0, -math.floor(math.log10(2 * t) + 1e-9))
@@ -299,16 +370,25 @@ def _published_note(part: Part, default: str) -> str:
 def _numeric_mistakes(ctx, q) -> tuple[list, list]:
     """(mistakes, other labels) for a numeric part: values typical EM mistakes give, computed from
     the same E-step, and the same quantity for the other components (a label swap)."""
-    mistakes, others = [], []
+    mistakes: list = []
+    others: list = []
     if ctx.model is None or ctx.X is None or ctx.X.shape[1] != 1:
         return mistakes, others
-    x = ctx.X[:, 0]
     if q["what"] == "responsibility" and q["after"] == "init" and ctx.init is not None:
         joint = np.exp(ctx.model.log_joint(np.ascontiguousarray(ctx.X.T), ctx.init))
-        mistakes.append(("not-normalised", "that is pi_k N(x | mu_k, sigma_k^2) before dividing by the sum over "
-                         "the components: normalise the responsibilities.", float(joint[q["component"] - 1, q["point"] - 1])))
-        others = [float(ctx.run("init").responsibilities[q["point"] - 1, k]) for k in range(ctx.model.K)
-                  if k != q["component"] - 1]
+        mistakes.append(
+            (
+                "not-normalised",
+                "that is pi_k N(x | mu_k, sigma_k^2) before dividing by the sum over "
+                "the components: normalise the responsibilities.",
+                float(joint[q["component"] - 1, q["point"] - 1]),
+            )
+        )
+        others = [
+            float(ctx.run("init").responsibilities[q["point"] - 1, k])
+            for k in range(ctx.model.K)
+            if k != q["component"] - 1
+        ]
         return mistakes, others
     if q["what"] != "parameter":
         return mistakes, others
@@ -317,39 +397,74 @@ def _numeric_mistakes(ctx, q) -> tuple[list, list]:
     if not (comp.isascii() and comp.isdigit() and len(comp) < 4):
         return mistakes, others
     k = int(comp) - 1
-    kind = {"mu": "mean", "mean": "mean", "sigma2": "variance", "variance": "variance", "sd": "sd",
-            "pi": "weight", "weight": "weight"}.get(field_)
+    kind = {
+        "mu": "mean",
+        "mean": "mean",
+        "sigma2": "variance",
+        "variance": "variance",
+        "sd": "sd",
+        "pi": "weight",
+        "weight": "weight",
+    }.get(field_)
     if kind is None:
         return mistakes, others
     res = ctx.run(q["after"])
     others = [ctx.view(res, f"{field_}_{j + 1}") for j in range(ctx.model.K) if j != k]
     if q["after"] != 1 or ctx.ex.responsibilities is not None:
         return mistakes, others
-    R = ctx.run("init").responsibilities[:, k]
-    Nk, n = R.sum(), len(x)
-    old_mean = float(ctx.run("init").components[k]["mean"][0])
-    new_mean = float(np.dot(R, x) / Nk)
+    # Every mistaken value comes from the compiled model's own M-step, not from a second copy of it:
+    # the unweighted update is the M-step with responsibility 1 for every point; dividing by n
+    # scales the right answer by N_k / n; the old mean adds (new mean - old mean)^2 to the weighted
+    # variance (sum_n g_n (x_n - m)^2 / N_k = var + (mean - m)^2); the count is the weight times n.
+    model, X = ctx._numeric()
+    start, one = ctx.run("init"), ctx.run(1)
+    Nk, n = float(start.responsibilities[:, k].sum()), X.shape[0]
+    ones = np.zeros((model.K, n))
+    ones[k] = 1.0
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmsymWarning)
+        plain = model.components(model.m_step(np.ascontiguousarray(X.T), ones, ctx.start()))[k]
+    new, old = one.components[k], start.components[k]
+    by_n = "you divided by the number of points n; divide by N_k, the sum of the responsibilities."
     if kind == "mean":
-        mistakes += [("unweighted", "that is the plain average of the data: weight each point by its "
-                      "responsibility gamma_nk.", float(x.mean())),
-                     ("n-for-Nk", "you divided by the number of points n; divide by N_k, the sum of the "
-                      "responsibilities.", float(np.dot(R, x) / n))]
+        mistakes += [
+            (
+                "unweighted",
+                "that is the plain average of the data: weight each point by its responsibility gamma_nk.",
+                float(plain["mean"][0]),
+            ),
+            ("n-for-Nk", by_n, float(new["mean"][0] * Nk / n)),
+        ]
     if kind in ("variance", "sd"):
-        f = np.sqrt if kind == "sd" else (lambda v: v)
-        mistakes += [("stale-mean", "you used the old mean; the variance update uses the new mean from the "
-                      "same M-step.", float(f(np.dot(R, (x - old_mean) ** 2) / Nk))),
-                     ("n-for-Nk", "you divided by the number of points n; divide by N_k, the sum of the "
-                      "responsibilities.", float(f(np.dot(R, (x - new_mean) ** 2) / n))),
-                     ("unweighted", "that is the plain variance of the data: weight each point by its "
-                      "responsibility gamma_nk.", float(f(x.var())))]
+        f = np.sqrt if kind == "sd" else float
+        var = float(new["covariance"][0, 0])
+        mistakes += [
+            (
+                "stale-mean",
+                "you used the old mean; the variance update uses the new mean from the same M-step.",
+                float(f(var + float(new["mean"][0] - old["mean"][0]) ** 2)),
+            ),
+            ("n-for-Nk", by_n, float(f(var * Nk / n))),
+            (
+                "unweighted",
+                "that is the plain variance of the data: weight each point by its responsibility gamma_nk.",
+                float(f(plain["covariance"][0, 0])),
+            ),
+        ]
     if kind == "weight":
-        mistakes.append(("not-divided", "that is the effective count N_k; the weight is N_k divided by the "
-                         "number of points.", float(Nk)))
+        mistakes.append(
+            (
+                "not-divided",
+                "that is the effective count N_k; the weight is N_k divided by the number of points.",
+                float(new["weight"] * n),
+            )
+        )
     return mistakes, others
 
 
 def _solve_numeric(ctx, part: Part) -> PartResult:
     from .grading import FormulaGrader
+
     q = part.spec["quantity"]
     value = _NUMERIC[q["what"]](ctx, q)
     if np.ndim(value):
@@ -358,14 +473,19 @@ def _solve_numeric(ctx, part: Part) -> PartResult:
     tol = part.spec.get("tolerance")
     grader = FormulaGrader(repr(float(value)), tolerance=tol if tol is not None else "0.1%")
     mistakes, others = _numeric_mistakes(ctx, q)
-    res = PartResult(part, float(value), _fmt(value, tol), exact=repr(float(value)), grader=grader,
-                     details={"mistakes": mistakes, "other_labels": others})
+    res = PartResult(
+        part,
+        float(value),
+        _fmt(value, tol),
+        exact=repr(float(value)),
+        grader=grader,
+        details={"mistakes": mistakes, "other_labels": others},
+    )
     if part.published is None:
         return res
     verdict = grader.grade(str(part.published))
     agrees = verdict.verdict == "correct"
-    note = None if agrees else _published_note(
-        part, f"the source gives {part.published}; emsym computes {value:.6g}")
+    note = None if agrees else _published_note(part, f"the source gives {part.published}; emsym computes {value:.6g}")
     if not agrees and part.published_note:
         note = f"the source gives {part.published}; emsym computes {value:.6g}. {part.published_note}"
     return dataclasses.replace(res, agrees=agrees, erratum=note)
@@ -373,6 +493,7 @@ def _solve_numeric(ctx, part: Part) -> PartResult:
 
 def _solve_formula(ctx, part: Part) -> PartResult:
     from .grading import FormulaGrader, GraderError
+
     expr, steps = _formula(ctx, part)
     expr = _rename(expr, part.spec.get("notation", {}), ctx.general.model)
     shown = _formula_text(expr)
@@ -381,29 +502,40 @@ def _solve_formula(ctx, part: Part) -> PartResult:
     try:
         grader = FormulaGrader(shown, where=where, tolerance=part.spec.get("tolerance"))
     except GraderError as exc:
-        raise ExerciseError([f"{part.where}: parts.{part.id}: the computed answer {shown!r} cannot be graded: {exc}"])
+        raise ExerciseError(
+            [f"{part.where}: parts.{part.id}: the computed answer {shown!r} cannot be graded: {exc}"]
+        ) from None
     extra = set(grader.expected.names) - allowed
     if extra:
-        raise ExerciseError([f"{part.where}: parts.{part.id}: names: the expected answer {shown} uses "
-                             f"{', '.join(sorted(extra))}, which 'names' does not list ({', '.join(sorted(allowed))}); "
-                             "add them or change 'notation'"])
+        raise ExerciseError(
+            [
+                f"{part.where}: parts.{part.id}: names: the expected answer {shown} uses "
+                f"{', '.join(sorted(extra))}, which 'names' does not list ({', '.join(sorted(allowed))}); "
+                "add them or change 'notation'"
+            ]
+        )
     res = PartResult(part, shown, shown, exact=shown, latex=latex(expr), steps=steps, grader=grader)
     if part.published is None:
         return res
     verdict = grader.grade(str(part.published))
     agrees = verdict.verdict == "correct"
     note = None if agrees else f"the source's answer {part.published} is not equivalent to {shown} ({verdict.feedback})"
-    return dataclasses.replace(res, agrees=agrees, erratum=note,
-                               details={"published_feedback": verdict.feedback})
+    return dataclasses.replace(res, agrees=agrees, erratum=note, details={"published_feedback": verdict.feedback})
 
 
 def _solve_derivation(ctx, part: Part) -> PartResult:
     name = part.spec["param"]
     d = ctx.general if name.endswith("_k") and name not in {u.name for u in ctx.derivation.updates} else ctx.derivation
     u = d.update(name)
-    return PartResult(part, u.text, u.text, exact=u.text, latex=latex(sp.Eq(u.param.symbol, u.display)),
-                      steps=tuple(d.steps_for(name)), details={"uses": u.uses, "conditional": u.conditional,
-                                                                "notes": d.notes})
+    return PartResult(
+        part,
+        u.text,
+        u.text,
+        exact=u.text,
+        latex=latex(sp.Eq(u.param.symbol, u.display)),
+        steps=tuple(d.steps_for(name)),
+        details={"uses": u.uses, "conditional": u.conditional, "notes": d.notes},
+    )
 
 
 def _solve_assignment(ctx, part: Part) -> PartResult:
@@ -412,8 +544,11 @@ def _solve_assignment(ctx, part: Part) -> PartResult:
     if part.published is None:
         return res
     agrees = list(part.published) == list(value)
-    return dataclasses.replace(res, agrees=agrees, erratum=None if agrees else
-                               _published_note(part, f"the source gives {part.published}; emsym computes {value}"))
+    return dataclasses.replace(
+        res,
+        agrees=agrees,
+        erratum=None if agrees else _published_note(part, f"the source gives {part.published}; emsym computes {value}"),
+    )
 
 
 def _solve_choice(ctx, part: Part) -> PartResult:
@@ -430,8 +565,10 @@ def _solve_choice(ctx, part: Part) -> PartResult:
         if tagged:
             computed_correct = [i + 1 for i, o in enumerate(opts) if "computed" in o and o["computed"] == value]
             if computed_correct != [c for c in correct if c in tagged]:
-                erratum = (f"the computation ({check['what']} = {value}) supports option(s) {computed_correct}, "
-                           f"but the exercise marks {correct} correct")
+                erratum = (
+                    f"the computation ({check['what']} = {value}) supports option(s) {computed_correct}, "
+                    f"but the exercise marks {correct} correct"
+                )
     agrees = None
     if part.published is not None:
         pub = part.published if isinstance(part.published, list) else [part.published]
@@ -449,15 +586,21 @@ def _solve_explain(ctx, part: Part) -> PartResult:
     return PartResult(part, part.spec["model_answer"], part.spec["model_answer"], details=details)
 
 
-_SOLVERS = {"numeric": _solve_numeric, "formula": _solve_formula, "derivation": _solve_derivation,
-            "assignment": _solve_assignment, "choice": _solve_choice, "explain": _solve_explain}
+_SOLVERS = {
+    "numeric": _solve_numeric,
+    "formula": _solve_formula,
+    "derivation": _solve_derivation,
+    "assignment": _solve_assignment,
+    "choice": _solve_choice,
+    "explain": _solve_explain,
+}
 
 
 def _tables(ctx) -> dict:
     """Intermediate numbers for the sheet: responsibilities per point, N_k, the first update."""
     if ctx.model is None or ctx.X is None or (ctx.init is None and ctx.ex.responsibilities is None):
         return {}
-    out = {}
+    out: dict[str, Any] = {}
     if ctx.ex.responsibilities is not None:
         R = np.array(ctx.ex.responsibilities)
         out["responsibilities_given"] = True
@@ -468,8 +611,10 @@ def _tables(ctx) -> dict:
     out["responsibilities"] = R.tolist()
     out["counts"] = R.sum(axis=0).tolist()
     one = ctx.run(1)
-    out["after_one"] = {k: ("[" + ", ".join(f"{x:.6g}" for x in v) + "]" if np.ndim(v) else f"{float(v):.6g}")
-                        for k, v in one.params.items()}
+    out["after_one"] = {
+        k: ("[" + ", ".join(f"{x:.6g}" for x in v) + "]" if np.ndim(v) else f"{float(v):.6g}")
+        for k, v in one.params.items()
+    }
     out["loglik_after_one"] = one.loglik[-1]
     return out
 
@@ -483,7 +628,7 @@ def solve(ex: Exercise) -> Solution:
         run = iters = None
         if ctx.model is not None and ctx.X is not None and (ctx.init is not None or ex.responsibilities is not None):
             run = ctx.run("converged")
-            iters = tuple(ctx.run(i).params for i in range(0, 4)) if ex.responsibilities is None else ()
+            iters = tuple(ctx.run(i).params for i in range(4)) if ex.responsibilities is None else ()
     except EmsymError as exc:
         if isinstance(exc, ExerciseError):
             raise

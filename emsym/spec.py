@@ -11,7 +11,7 @@ sum to one) with a one-line message naming the key, what was expected and what c
 >>> load_spec({"components": 2, "varience": "tied"})
 Traceback (most recent call last):
 ...
-emsym.exceptions.SpecError: model: unknown key 'varience'; did you mean 'variance'? (valid keys: components, covariance, description, dim, family, labelled, mean, mixing, name, variance)
+emsym.exceptions.SpecError: model: unknown key 'varience'; did you mean 'variance'? (valid keys: ...)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from . import mclust
 from .exceptions import SpecError
 from .safeio import load_yaml, read_text
 
-__all__ = ["PRESETS", "Fixed", "ModelSpec", "load_spec", "preset_names"]
+__all__ = ["LIMITS", "PRESETS", "Fixed", "ModelSpec", "load_spec", "preset_names", "suggest"]
 
 GENERAL_K = "K"
 GENERAL_D = "d"
@@ -50,7 +50,7 @@ class Fixed:
         return [_plain(v) for v in self.values]
 
 
-Option = Union[str, Fixed]
+Option = Union[str, Fixed]  # noqa: UP007 - a runtime alias: `str | Fixed` needs Python 3.10's types at import
 
 
 def _plain(v: Any) -> Any:
@@ -111,7 +111,7 @@ class ModelSpec:
     @property
     def vector(self) -> bool:
         """True when points are vectors (dim > 1 or a general d)."""
-        return self.general_d or self.dim > 1
+        return self.general_d or int(self.dim) > 1
 
     @property
     def concrete(self) -> bool:
@@ -167,8 +167,7 @@ class ModelSpec:
 
 
 # -- parsing ---------------------------------------------------------------------------
-_KEYS = ("family", "components", "dim", "mixing", "mean", "variance", "covariance", "labelled", "name",
-         "description")
+_KEYS = ("family", "components", "dim", "mixing", "mean", "variance", "covariance", "labelled", "name", "description")
 _CHOICES = {
     "family": ("gaussian",),
     "mixing": ("free", "equal", "bernoulli"),
@@ -178,7 +177,7 @@ _CHOICES = {
 }
 
 
-def _suggest(word: str, options) -> str:
+def suggest(word: str, options) -> str:
     close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
@@ -205,8 +204,10 @@ def _number(value: Any, where: str) -> Fraction:
         mantissa, _, exponent = text.split("/")[0].lower().partition("e")
         digits = sum(c.isdigit() for c in mantissa) + sum(c.isdigit() for c in text.partition("/")[2])
         if digits > LIMITS["number_digits"] or (exponent and abs(int(exponent)) > LIMITS["number_exponent"]):
-            raise SpecError(f"{where} should be a number of at most {LIMITS['number_digits']} digits with an "
-                            f"exponent within +-{LIMITS['number_exponent']}, but got {value[:40]!r}")
+            raise SpecError(
+                f"{where} should be a number of at most {LIMITS['number_digits']} digits with an "
+                f"exponent within +-{LIMITS['number_exponent']}, but got {value[:40]!r}"
+            )
         try:
             out = Fraction(text)
         except ZeroDivisionError:
@@ -214,8 +215,9 @@ def _number(value: Any, where: str) -> Fraction:
     else:
         raise SpecError(f"{where} should be a number (e.g. 0.5 or '1/3'), but got {_short(value)}")
     if abs(out) >= Fraction(10) ** LIMITS["number_exponent"]:
-        raise SpecError(f"{where} should be smaller than 1e{LIMITS['number_exponent']} in size, but got "
-                        f"{_short(value)}")
+        raise SpecError(
+            f"{where} should be smaller than 1e{LIMITS['number_exponent']} in size, but got {_short(value)}"
+        )
     return out
 
 
@@ -243,7 +245,7 @@ def _option(data: dict, key: str, where: str) -> Option:
         if value not in choices:
             raise SpecError(
                 f"{where}: '{key}' should be one of {', '.join(choices)} or {{fixed: [...]}}, "
-                f"but got {value!r}{_suggest(value, choices)}"
+                f"but got {value!r}{suggest(value, choices)}"
             )
         return value
     if isinstance(value, list):
@@ -253,7 +255,7 @@ def _option(data: dict, key: str, where: str) -> Option:
         if extra or "fixed" not in value:
             bad = extra[0] if extra else "(nothing)"
             raise SpecError(
-                f"{where}: '{key}' as a mapping takes only the key 'fixed', but got {bad!r}{_suggest(bad, ['fixed'])}"
+                f"{where}: '{key}' as a mapping takes only the key 'fixed', but got {bad!r}{suggest(bad, ['fixed'])}"
             )
         values = value["fixed"]
         if not isinstance(values, list) or not values:
@@ -277,14 +279,16 @@ def _check_fixed(spec_kw: dict, where: str) -> None:
             raise SpecError(
                 f"{where}: '{key}.fixed' should have {K} values (one per component), but got {len(opt.values)}"
             )
-        vals = []
+        vals: list = []
         for i, raw in enumerate(opt.values):
             at = f"{where}: '{key}.fixed[{i}]'"
             if key == "mean" and (dim == GENERAL_D or dim > 1):
                 if dim == GENERAL_D:
                     raise SpecError(f"{where}: fixed vector means need a whole number for 'dim', but dim is 'd'")
                 if not isinstance(raw, list) or len(raw) != dim:
-                    raise SpecError(f"{at} should be a list of {dim} numbers (a mean in {dim} dimensions), but got {raw!r}")
+                    raise SpecError(
+                        f"{at} should be a list of {dim} numbers (a mean in {dim} dimensions), but got {raw!r}"
+                    )
                 vals.append(tuple(_number(e, f"{at}[{j}]") for j, e in enumerate(raw)))
                 continue
             if key == "variance" and spec_kw.get("covariance") == "full" and (dim == GENERAL_D or dim > 1):
@@ -319,38 +323,47 @@ def _check_fixed(spec_kw: dict, where: str) -> None:
 def _mclust_name(name: str, data: dict, kw: dict, where: str) -> str:
     """Read an mclust name: an alias of (covariance, variance), or a decomposed model of its own."""
     if not (kw["dim"] == GENERAL_D or kw["dim"] > 1):
-        raise SpecError(f"{where}: covariance {name!r} (mclust) is for d > 1 dimensions; in one dimension use "
-                        f"variance: tied (mclust 'E') or variance: free (mclust 'V')")
+        raise SpecError(
+            f"{where}: covariance {name!r} (mclust) is for d > 1 dimensions; in one dimension use "
+            f"variance: tied (mclust 'E') or variance: free (mclust 'V')"
+        )
     if "variance" in data and (data["variance"] != "free" or name in mclust.ALIASES):
-        raise SpecError(f"{where}: covariance {name!r} ({mclust.describe(name)}) already says what the variances "
-                        f"are; leave 'variance' out, but got variance: {data['variance']!r}")
+        raise SpecError(
+            f"{where}: covariance {name!r} ({mclust.describe(name)}) already says what the variances "
+            f"are; leave 'variance' out, but got variance: {data['variance']!r}"
+        )
     if name in mclust.ALIASES:
         cov, kw["variance"] = mclust.ALIASES[name]
         return cov
     if kw["mean"] != "free":
-        raise SpecError(f"{where}: covariance {name!r} (mclust) needs a free mean per component, "
-                        f"but got mean: {data.get('mean')!r}")
+        raise SpecError(
+            f"{where}: covariance {name!r} (mclust) needs a free mean per component, but got mean: {data.get('mean')!r}"
+        )
     return name
 
 
 def _covariance_matrix(raw: Any, dim: int, at: str) -> tuple:
     """A fixed d x d covariance: symmetric and positive definite, exact entries."""
-    if (not isinstance(raw, list) or len(raw) != dim
-            or any(not isinstance(row, list) or len(row) != dim for row in raw)):
-        raise SpecError(f"{at} should be a {dim}x{dim} covariance matrix (a list of {dim} rows of {dim} numbers), "
-                        f"but got {raw!r}")
+    if not isinstance(raw, list) or len(raw) != dim or any(not isinstance(row, list) or len(row) != dim for row in raw):
+        raise SpecError(
+            f"{at} should be a {dim}x{dim} covariance matrix (a list of {dim} rows of {dim} numbers), but got {raw!r}"
+        )
     rows = tuple(tuple(_number(e, f"{at}[{i}][{j}]") for j, e in enumerate(row)) for i, row in enumerate(raw))
     for i in range(dim):
         for j in range(i):
             if rows[i][j] != rows[j][i]:
-                raise SpecError(f"{at} should be symmetric, but entry [{i}][{j}] = {_plain(rows[i][j])} "
-                                f"differs from [{j}][{i}] = {_plain(rows[j][i])}")
+                raise SpecError(
+                    f"{at} should be symmetric, but entry [{i}][{j}] = {_plain(rows[i][j])} "
+                    f"differs from [{j}][{i}] = {_plain(rows[j][i])}"
+                )
     # positive definite <=> every leading principal minor > 0 (Sylvester), decided exactly
     for m in range(1, dim + 1):
         minor = _det([list(r[:m]) for r in rows[:m]])
         if minor <= 0:
-            raise SpecError(f"{at} should be positive definite, but its leading {m}x{m} minor is "
-                            f"{float(minor):g} (a covariance needs all > 0); got {raw!r}")
+            raise SpecError(
+                f"{at} should be positive definite, but its leading {m}x{m} minor is "
+                f"{float(minor):g} (a covariance needs all > 0); got {raw!r}"
+            )
     return rows
 
 
@@ -374,15 +387,21 @@ def _det(a: list) -> Fraction:
 
 def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
     if not isinstance(data, dict):
-        raise SpecError(f"{where}: a model should be a mapping of keys (components, dim, mixing, ...), but got {type(data).__name__}")
+        raise SpecError(
+            f"{where}: a model should be a mapping of keys (components, dim, mixing, ...), "
+            f"but got {type(data).__name__}"
+        )
     for key in data:
         if key not in _KEYS:
             raise SpecError(
-                f"{where}: unknown key {key!r}{_suggest(key, _KEYS)} (valid keys: {', '.join(sorted(_KEYS))})"
+                f"{where}: unknown key {key!r}{suggest(key, _KEYS)} (valid keys: {', '.join(sorted(_KEYS))})"
             )
     family = data.get("family", "gaussian")
     if family not in _CHOICES["family"]:
-        raise SpecError(f"{where}: 'family' should be 'gaussian' (the only family so far), but got {family!r}{_suggest(family, _CHOICES['family'])}")
+        raise SpecError(
+            f"{where}: 'family' should be 'gaussian' (the only family so far), but got "
+            f"{family!r}{suggest(family, _CHOICES['family'])}"
+        )
     kw: dict[str, Any] = {
         "family": family,
         "components": _count(data.get("components", 2), "components", GENERAL_K, where),
@@ -393,9 +412,11 @@ def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
     }
     cov = data.get("covariance", "full")
     if cov not in _CHOICES["covariance"] and cov not in mclust.NAMES:
-        raise SpecError(f"{where}: 'covariance' should be one of full, diag, spherical or an mclust name "
-                        f"({', '.join(mclust.NAMES)}), but got {cov!r}"
-                        f"{_suggest(cov, _CHOICES['covariance'] + mclust.NAMES)}")
+        raise SpecError(
+            f"{where}: 'covariance' should be one of full, diag, spherical or an mclust name "
+            f"({', '.join(mclust.NAMES)}), but got {cov!r}"
+            f"{suggest(cov, _CHOICES['covariance'] + mclust.NAMES)}"
+        )
     if cov in mclust.NAMES:
         cov = _mclust_name(cov, data, kw, where)
     kw["covariance"] = cov
@@ -413,10 +434,16 @@ def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
     if not vector:
         cov = "full"  # in one dimension full, diag and spherical are the same model
     if kw["mixing"] == "bernoulli" and K != 2:
-        raise SpecError(f"{where}: mixing 'bernoulli' needs exactly 2 components (z ~ Bernoulli(theta)), but components is {K!r}")
+        raise SpecError(
+            f"{where}: mixing 'bernoulli' needs exactly 2 components (z ~ Bernoulli(theta)), but components is {K!r}"
+        )
     if kw["mixing"] == "free" and K == 1:
         kw["mixing"] = "equal"  # one component: its weight is 1, nothing to estimate
-    free = [k for k in ("mixing", "mean", "variance") if isinstance(kw[k], str) and kw[k] in ("free", "bernoulli", "shared", "tied")]
+    free = [
+        k
+        for k in ("mixing", "mean", "variance")
+        if isinstance(kw[k], str) and kw[k] in ("free", "bernoulli", "shared", "tied")
+    ]
     if not free:
         raise SpecError(
             f"{where}: nothing to estimate: mixing, mean and variance are all fixed or equal; "
@@ -479,8 +506,12 @@ PRESETS: dict[str, dict] = {
     },
 }
 for _name in mclust.NAMES:  # emsym derive VEI, ...
-    PRESETS[_name] = {"description": f"mclust model {_name}: {mclust.describe(_name)}.",
-                      "components": "K", "dim": "d", "covariance": _name}
+    PRESETS[_name] = {
+        "description": f"mclust model {_name}: {mclust.describe(_name)}.",
+        "components": "K",
+        "dim": "d",
+        "covariance": _name,
+    }
 
 
 def preset_names() -> list[str]:
@@ -504,10 +535,8 @@ def load_spec(source: str | os.PathLike | dict | ModelSpec) -> ModelSpec:
         return _preset(text)
     path = Path(text)
     if not path.is_file():
-        hint = _suggest(text, PRESETS)
-        raise SpecError(
-            f"model {text!r} is neither a preset ({', '.join(preset_names())}) nor a file{hint}"
-        )
+        hint = suggest(text, PRESETS)
+        raise SpecError(f"model {text!r} is neither a preset ({', '.join(preset_names())}) nor a file{hint}")
     data, _ = load_yaml(read_text(path, "model file", SpecError), str(path), SpecError)
     spec = spec_from_dict(data, where=str(path))
     if spec.name is None:

@@ -28,16 +28,20 @@ from html.parser import HTMLParser
 
 __all__ = ["ALLOWED_COMMANDS", "clean_mathml", "math_problem", "math_segments"]
 
-_GREEK = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi varpi "
-          "rho varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma "
-          "Upsilon Phi Psi Omega")
-_MATH = ("frac dfrac tfrac sqrt sum prod int log ln exp det max min arg sin cos lim sup inf infty partial nabla "
-         "cdot cdots ldots dots vdots ddots times div pm mp le leq ge geq ne neq approx sim propto equiv in notin "
-         "subset subseteq cup cap to rightarrow leftarrow Rightarrow Leftrightarrow mapsto mid left right big Big "
-         "bigl bigr Bigl Bigr hat bar tilde vec dot ddot widehat widetilde overline underline mathbf mathrm "
-         "mathit mathcal mathbb mathsf boldsymbol text textrm textit textbf operatorname quad qquad top "
-         "intercal lbrace rbrace langle rangle lvert rvert lVert rVert vert Vert ell ast star circ forall exists "
-         "neg land lor prime emptyset setminus ldots cdotp colon displaystyle limits nolimits begin end")
+_GREEK = (
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi varpi "
+    "rho varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma "
+    "Upsilon Phi Psi Omega"
+)
+_MATH = (
+    "frac dfrac tfrac sqrt sum prod int log ln exp det max min arg sin cos lim sup inf infty partial nabla "
+    "cdot cdots ldots dots vdots ddots times div pm mp le leq ge geq ne neq approx sim propto equiv in notin "
+    "subset subseteq cup cap to rightarrow leftarrow Rightarrow Leftrightarrow mapsto mid left right big Big "
+    "bigl bigr Bigl Bigr hat bar tilde vec dot ddot widehat widetilde overline underline mathbf mathrm "
+    "mathit mathcal mathbb mathsf boldsymbol text textrm textit textbf operatorname quad qquad top "
+    "intercal lbrace rbrace langle rangle lvert rvert lVert rVert vert Vert ell ast star circ forall exists "
+    "neg land lor prime emptyset setminus ldots cdotp colon displaystyle limits nolimits begin end"
+)
 ALLOWED_COMMANDS = frozenset((_GREEK + " " + _MATH).split())
 _ENVIRONMENTS = frozenset({"matrix", "pmatrix", "bmatrix", "aligned", "cases", "array"})
 
@@ -59,24 +63,29 @@ def math_problem(tex: str) -> str | None:
         if len(name) == 1 and not name.isalpha():
             continue  # \, \; \! \{ \} \| \\ and friends: spacing and escaped symbols
         if name not in ALLOWED_COMMANDS:
-            return (f"the LaTeX command \\{name} is not allowed in exercise text (allowed: Greek letters, \\frac, "
-                    "\\sum, \\hat, \\text, ...)")
+            return (
+                f"the LaTeX command \\{name} is not allowed in exercise text (allowed: Greek letters, \\frac, "
+                "\\sum, \\hat, \\text, ...)"
+            )
         if name in ("begin", "end"):
-            env = re.match(r"\s*\{([A-Za-z*]+)\}", tex[m.end():])
+            env = re.match(r"\s*\{([A-Za-z*]+)\}", tex[m.end() :])
             if not env or env.group(1) not in _ENVIRONMENTS:
                 return f"only the environments {', '.join(sorted(_ENVIRONMENTS))} may follow \\{name}"
     return None
 
 
 # -- MathML ------------------------------------------------------------------------------------
-_ELEMENTS = frozenset("math semantics annotation mrow mi mn mo ms mtext mspace msup msub msubsup mfrac msqrt "
-                      "mroot mstyle merror mpadded mphantom mfenced menclose mtable mtr mtd mlabeledtr munder "
-                      "mover munderover mmultiscripts mprescripts none maligngroup malignmark".split())
-_ATTRIBUTES = frozenset("display xmlns mathvariant mathsize mathcolor stretchy fence separator separators lspace "
-                        "rspace form largeop movablelimits accent accentunder symmetric minsize maxsize "
-                        "linethickness columnalign rowalign columnspacing rowspacing columnlines rowlines frame "
-                        "framespacing equalrows equalcolumns displaystyle scriptlevel width height depth "
-                        "notation align open close encoding".split())
+_ELEMENTS = frozenset(
+    """math semantics annotation mrow mi mn mo ms mtext mspace msup msub msubsup mfrac msqrt mroot mstyle
+    merror mpadded mphantom mfenced menclose mtable mtr mtd mlabeledtr munder mover munderover mmultiscripts
+    mprescripts none maligngroup malignmark""".split()
+)
+_ATTRIBUTES = frozenset(
+    """display xmlns mathvariant mathsize mathcolor stretchy fence separator separators lspace rspace form
+    largeop movablelimits accent accentunder symmetric minsize maxsize linethickness columnalign rowalign
+    columnspacing rowspacing columnlines rowlines frame framespacing equalrows equalcolumns displaystyle
+    scriptlevel width height depth notation align open close encoding""".split()
+)
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9 .#%,:;/+-]*")  # no url(), no javascript:, no quotes or brackets
 
 
@@ -89,8 +98,11 @@ class _Cleaner(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag not in _ELEMENTS:
             return
-        kept = "".join(f' {k}="{html.escape(v or "")}"' for k, v in attrs
-                       if k in _ATTRIBUTES and _SAFE_VALUE.fullmatch(v or "") and "javascript" not in (v or "").lower())
+        kept = "".join(
+            f' {k}="{html.escape(v or "")}"'
+            for k, v in attrs
+            if k in _ATTRIBUTES and _SAFE_VALUE.fullmatch(v or "") and "javascript" not in (v or "").lower()
+        )
         self.out.append(f"<{tag}{kept}>")
         self.open.append(tag)
 

@@ -29,8 +29,10 @@ def _texts(d):
 
 def _no_derive(monkeypatch):
     """Make any fresh derivation fail: what is returned afterwards came from the disk cache."""
+
     def refuse(spec):
         raise AssertionError(f"derived afresh: {spec.key()}")
+
     monkeypatch.setattr(cache, "derive", refuse)
 
 
@@ -57,8 +59,12 @@ def test_an_entry_for_another_spec_is_not_served(private_cache):
     other = cache.get_derivation(standard)
     assert _texts(other) != want
     # A correctly signed entry of the standard model placed under the tied model's key.
-    cache.cache_path(tied).write_bytes(cache._MAGIC + cache._tag(cache._secret(private_cache, False),
-                                                                 pickle.dumps(other)) + b"\n" + pickle.dumps(other))
+    cache.cache_path(tied).write_bytes(
+        cache._MAGIC
+        + cache._tag(cache._secret(private_cache, False), pickle.dumps(other))
+        + b"\n"
+        + pickle.dumps(other)
+    )
     cache.clear_memory()
     assert _texts(cache.get_derivation(tied)) == want
 
@@ -91,8 +97,10 @@ def test_an_unsigned_pickle_is_never_loaded(private_cache, tmp_path):
     cache.get_derivation(spec)  # creates the folder and its key
     marker = tmp_path / "pwned"
     evil = pickle.dumps(_Payload(str(marker)))
-    for head in (hashlib.sha256(evil).hexdigest().encode(),  # the old format's plain digest
-                 cache._tag(b"x" * 32, evil)):  # signed with another key
+    for head in (
+        hashlib.sha256(evil).hexdigest().encode(),  # the old format's plain digest
+        cache._tag(b"x" * 32, evil),
+    ):  # signed with another key
         cache.cache_path(spec).write_bytes(cache._MAGIC + head + b"\n" + evil)
         cache.clear_memory()
         assert cache.get_derivation(spec).method == "EM"

@@ -37,11 +37,14 @@ def test_every_univariate_combination_derives_and_checks_or_is_refused(data):
     assert report.passed, [i for i in report.items if i.passed is False]
 
 
-@pytest.mark.parametrize("data", [
-    {"components": 3, "dim": 2, "covariance": "spherical", "variance": "tied"},
-    {"components": 2, "dim": 3, "covariance": "spherical", "mean": "shared", "mixing": "bernoulli"},
-    {"components": 3, "dim": 2, "covariance": "spherical", "mean": {"fixed": [[0, 0], [3, 3], [-3, 3]]}},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"components": 3, "dim": 2, "covariance": "spherical", "variance": "tied"},
+        {"components": 2, "dim": 3, "covariance": "spherical", "mean": "shared", "mixing": "bernoulli"},
+        {"components": 3, "dim": 2, "covariance": "spherical", "mean": {"fixed": [[0, 0], [3, 3], [-3, 3]]}},
+    ],
+)
 def test_spherical_variants(data):
     assert check(load_spec(data), n=300).passed
 

@@ -30,12 +30,35 @@ def run_cli(capsys, *argv):
 
 def test_run_json_schema(capsys, mit_files):
     data, init = mit_files
-    status, out, err = run_cli(capsys, "run", "standard", "--data", data, "--init", init, "--max-iter", "300",
-                               "--tol", "1e-12", "--responsibilities", "--format", "json")
-    assert status == 0
+    status, out, err = run_cli(
+        capsys,
+        "run",
+        "standard",
+        "--data",
+        data,
+        "--init",
+        init,
+        "--max-iter",
+        "300",
+        "--tol",
+        "1e-12",
+        "--responsibilities",
+        "--format",
+        "json",
+    )
+    assert status == 0 and err == ""  # converged: no warning
     result = json.loads(out)
-    assert set(result) == {"components", "params", "loglik", "iterations", "converged", "responsibilities",
-                           "n_params", "bic", "aic"}
+    assert set(result) == {
+        "components",
+        "params",
+        "loglik",
+        "iterations",
+        "converged",
+        "responsibilities",
+        "n_params",
+        "bic",
+        "aic",
+    }
     assert result["converged"] and len(result["loglik"]) == result["iterations"] + 1
     assert result["loglik"][0] == pytest.approx(-24.512532330086678, abs=1e-9)
     c1 = result["components"][0]
@@ -45,7 +68,9 @@ def test_run_json_schema(capsys, mit_files):
 
 def test_run_max_iter_zero_returns_the_start(capsys, mit_files):
     data, init = mit_files
-    status, out, _ = run_cli(capsys, "run", "standard", "--data", data, "--init", init, "--max-iter", "0", "--format", "json")
+    status, out, _ = run_cli(
+        capsys, "run", "standard", "--data", data, "--init", init, "--max-iter", "0", "--format", "json"
+    )
     result = json.loads(out)
     assert status == 0 and result["iterations"] == 0 and len(result["loglik"]) == 1
     assert result["params"] == {"pi_1": 0.5, "pi_2": 0.5, "mu_1": 6.0, "mu_2": 7.0, "sigma2_1": 1.0, "sigma2_2": 4.0}
@@ -56,8 +81,20 @@ def test_run_per_component_view_for_a_bernoulli_variant(capsys, tmp_path):
     data.write_text("x\n" + "\n".join(str(v) for v in np.random.default_rng(1).normal(0, [1, 3] * 20)) + "\n")
     init = tmp_path / "i.yaml"
     init.write_text("components:\n  - {weight: 0.6, mean: 0, variance: 1}\n  - {weight: 0.4, mean: 0, variance: 5}\n")
-    status, out, _ = run_cli(capsys, "run", "shared-mean-bernoulli", "--data", str(data), "--init", str(init),
-                             "--max-iter", "0", "--format", "json")
+    status, out, _ = run_cli(
+        capsys,
+        "run",
+        "shared-mean-bernoulli",
+        "--data",
+        str(data),
+        "--init",
+        str(init),
+        "--max-iter",
+        "0",
+        "--format",
+        "json",
+    )
+    assert status == 0
     result = json.loads(out)
     assert result["params"] == {"theta": 0.4, "mu": 0.0, "sigma2_1": 1.0, "sigma2_2": 5.0}
     assert [c["weight"] for c in result["components"]] == [0.6, 0.4]
@@ -71,8 +108,9 @@ def test_run_text_and_warning_on_stderr(capsys, mit_files):
     assert err.startswith("emsym: warning: EM did not converge in 1 iterations")
 
 
-@pytest.mark.parametrize("fmt, needle", [("text", "lambda = -N"), ("latex", r"\begin{document}"),
-                                         ("json", '"method": "EM"')])
+@pytest.mark.parametrize(
+    "fmt, needle", [("text", "lambda = -N"), ("latex", r"\begin{document}"), ("json", '"method": "EM"')]
+)
 def test_derive_formats(capsys, fmt, needle):
     status, out, _ = run_cli(capsys, "derive", "standard-general", "--format", fmt)
     assert status == 0 and needle in out
@@ -91,28 +129,48 @@ def test_presets(capsys):
     assert status == 0 and json.loads(out)["shared-mean-bernoulli"]["mixing"] == "bernoulli"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["derive", "standrad"], "did you mean 'standard'?"),
-    (["run", "standard-general", "--data", "{data}"], "running EM needs whole numbers"),
-    (["run", "standard", "--data", "{data}", "--tol", "-1"], "--tol should be >= 0"),
-    (["run", "standard", "--data", "{data}", "--max-iter", "-3"], "--max-iter should be >= 0"),
-    (["run", "spherical", "--data", "{data}"], "running EM needs whole numbers"),
-    (["run", "{model2d}", "--data", "{data}"], "the model is 2-dimensional, but the data has 1 coordinate column"),
-    (["run", "tied-variance", "--data", "{data}", "--init", "{init}"], "the model has 3 components, but the file gives 2"),
-    (["run", "equal-shared-fixed", "--data", "{data}", "--init", "{init}"], "the model's mean is shared"),
-    (["run", "fixed-sigma", "--data", "{data}", "--init", "{init}"], "components[0].variance is 1.0, but the model fixes it at 100.0"),
-    (["run", "standard", "--data", "{badinit_data}", "--init", "{badweights}"], "weights should be >= 0 and sum to 1"),
-    (["run", "standard", "--data", "{missing}"], "cannot read the data file"),
-    (["check", "standard", "--points", "3"], "--points should be at least 10"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["derive", "standrad"], "did you mean 'standard'?"),
+        (["run", "standard-general", "--data", "{data}"], "running EM needs whole numbers"),
+        (["run", "standard", "--data", "{data}", "--tol", "-1"], "--tol should be >= 0"),
+        (["run", "standard", "--data", "{data}", "--max-iter", "-3"], "--max-iter should be >= 0"),
+        (["run", "spherical", "--data", "{data}"], "running EM needs whole numbers"),
+        (["run", "{model2d}", "--data", "{data}"], "the model is 2-dimensional, but the data has 1 coordinate column"),
+        (
+            ["run", "tied-variance", "--data", "{data}", "--init", "{init}"],
+            "the model has 3 components, but the file gives 2",
+        ),
+        (["run", "equal-shared-fixed", "--data", "{data}", "--init", "{init}"], "the model's mean is shared"),
+        (
+            ["run", "fixed-sigma", "--data", "{data}", "--init", "{init}"],
+            "components[0].variance is 1.0, but the model fixes it at 100.0",
+        ),
+        (
+            ["run", "standard", "--data", "{badinit_data}", "--init", "{badweights}"],
+            "weights should be >= 0 and sum to 1",
+        ),
+        (["run", "standard", "--data", "{missing}"], "cannot read the data file"),
+        (["check", "standard", "--points", "3"], "--points should be at least 10"),
+    ],
+)
 def test_user_errors_are_one_line_exit_2(capsys, tmp_path, mit_files, argv, message):
     data, init = mit_files
     (tmp_path / "m2.yaml").write_text("dim: 2\ncovariance: spherical\n")
-    (tmp_path / "w.yaml").write_text("components:\n  - {weight: 0.7, mean: 6, variance: 1}\n  - {weight: 0.7, mean: 7, variance: 4}\n")
-    subs = {"{data}": data, "{init}": init, "{model2d}": str(tmp_path / "m2.yaml"), "{badinit_data}": data,
-            "{badweights}": str(tmp_path / "w.yaml"), "{missing}": str(tmp_path / "none.csv")}
+    (tmp_path / "w.yaml").write_text(
+        "components:\n  - {weight: 0.7, mean: 6, variance: 1}\n  - {weight: 0.7, mean: 7, variance: 4}\n"
+    )
+    subs = {
+        "{data}": data,
+        "{init}": init,
+        "{model2d}": str(tmp_path / "m2.yaml"),
+        "{badinit_data}": data,
+        "{badweights}": str(tmp_path / "w.yaml"),
+        "{missing}": str(tmp_path / "none.csv"),
+    }
     status, out, err = run_cli(capsys, *[subs.get(a, a) for a in argv])
-    assert status == 2
+    assert status == 2 and out == ""
     assert err.startswith("emsym: error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
 
@@ -120,23 +178,56 @@ def test_user_errors_are_one_line_exit_2(capsys, tmp_path, mit_files, argv, mess
 def test_console_script_runs_as_a_process(mit_files):
     data, init = mit_files
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, "-m", "emsym", "run", "standard", "--data", data, "--format", "json",
-                           "--max-iter", "0", "--init", init], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emsym",
+            "run",
+            "standard",
+            "--data",
+            data,
+            "--format",
+            "json",
+            "--max-iter",
+            "0",
+            "--init",
+            init,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["iterations"] == 0
-    bad = subprocess.run([sys.executable, "-m", "emsym", "run", "standard"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "emsym", "run", "standard"], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and "--data" in bad.stderr
 
 
 def test_grade_single_answer_text_and_json(capsys):
-    status, out, _ = run_cli(capsys, "grade", "--expected", "(gamma_k1 + gamma_k2)/2", "--where",
-                             "gamma_11 + gamma_21 = 1", "--where", "gamma_12 + gamma_22 = 1", "--answer",
-                             "(gamma_k1+gamma_k2)/(gamma_11+gamma_21+gamma_12+gamma_22)", "--format", "json")
+    status, out, _ = run_cli(
+        capsys,
+        "grade",
+        "--expected",
+        "(gamma_k1 + gamma_k2)/2",
+        "--where",
+        "gamma_11 + gamma_21 = 1",
+        "--where",
+        "gamma_12 + gamma_22 = 1",
+        "--answer",
+        "(gamma_k1+gamma_k2)/(gamma_11+gamma_21+gamma_12+gamma_22)",
+        "--format",
+        "json",
+    )
     v = json.loads(out)
     assert status == 0 and set(v) == {"verdict", "score", "feedback"}
     assert v["verdict"] == "correct" and "side condition" in v["feedback"]
-    status, out, _ = run_cli(capsys, "grade", "--expected", "-24.512532330086678", "--tolerance", "nearest tenth",
-                             "--answer", "-24.5")
+    status, out, _ = run_cli(
+        capsys, "grade", "--expected", "-24.512532330086678", "--tolerance", "nearest tenth", "--answer", "-24.5"
+    )
     assert status == 0 and out.startswith("correct (score 1)")
 
 
@@ -146,7 +237,15 @@ def test_grade_answers_file_one_verdict_per_line_in_order(capsys, tmp_path):
     status, out, _ = run_cli(capsys, "grade", "--expected", "N_k/N", "--answers", str(f), "--format", "jsonl")
     rows = [json.loads(line) for line in out.splitlines()]
     assert status == 0
-    assert [r["verdict"] for r in rows] == ["correct", "incorrect", "invalid", "invalid", "invalid", "invalid", "correct"]
+    assert [r["verdict"] for r in rows] == [
+        "correct",
+        "incorrect",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "correct",
+    ]
 
 
 def test_grade_author_error_exit_2(capsys):
@@ -154,16 +253,36 @@ def test_grade_author_error_exit_2(capsys):
     assert status == 2 and err.startswith("emsym: error: the expected answer 'N_k/' cannot be read")
 
 
-@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None,
-                    reason="pdflatex is not installed (Debian: texlive-latex-base)")
-@pytest.mark.parametrize("preset", ["standard", "shared-mean-bernoulli", "spherical", "equal-shared-fixed",
-                                    "tied-variance", "standard-general", "fixed-sigma", "full", "tied-full",
-                                    "VEI", "EVE", "EVV"])
+@pytest.mark.skipif(
+    __import__("shutil").which("pdflatex") is None, reason="pdflatex is not installed (Debian: texlive-latex-base)"
+)
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "standard",
+        "shared-mean-bernoulli",
+        "spherical",
+        "equal-shared-fixed",
+        "tied-variance",
+        "standard-general",
+        "fixed-sigma",
+        "full",
+        "tied-full",
+        "VEI",
+        "EVE",
+        "EVV",
+    ],
+)
 def test_latex_derivation_compiles(capsys, tmp_path, preset):
     status, out, _ = run_cli(capsys, "derive", preset, "--format", "latex")
     assert status == 0
     (tmp_path / "d.tex").write_text(out)
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "d.pdf").stat().st_size > 1000

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sympy as sp
 import pytest
+import sympy as sp
 
 from emsym.derive import derive, linearise
 from emsym.spec import load_spec
@@ -105,8 +105,15 @@ def test_equal_or_fixed_mixing_has_no_weight_update(mixing):
 def test_every_update_has_recorded_steps_in_sympy_and_latex():
     d = derive(load_spec("standard"))
     titles = [s.title for s in d.steps]
-    for wanted in ("Mixture density", "Log-likelihood", "Complete-data log-likelihood", "E-step", "Q function",
-                   "Lagrangian for the mixing weights", "Solve for the multiplier"):
+    for wanted in (
+        "Mixture density",
+        "Log-likelihood",
+        "Complete-data log-likelihood",
+        "E-step",
+        "Q function",
+        "Lagrangian for the mixing weights",
+        "Solve for the multiplier",
+    ):
         assert wanted in titles
     for u in d.updates:
         steps = d.steps_for(u.name)
@@ -118,6 +125,7 @@ def test_every_update_has_recorded_steps_in_sympy_and_latex():
 
 def test_derivation_is_a_plain_dict_for_json():
     import json
+
     out = json.loads(json.dumps(derive(load_spec("fixed-sigma")).to_dict()))
     assert out["parameters"] == ["pi_1", "pi_2", "mu_1", "mu_2"]
     assert out["updates"][0]["expression"] == "N_1/N"
@@ -132,7 +140,10 @@ def test_diagonal_covariance_general_k_and_d():
     assert same(d.update("sigma2_k").expr, sp.Sum(g[n, k] * (x[n, l] - m.mu_[k, l]) ** 2, (n, 1, N)) / Nk)
     t = derive(load_spec({"components": 2, "dim": 2, "covariance": "diag", "variance": "tied"}))
     tm = t.model
-    pooled = sum(sp.Sum(tm.gamma[tm.n, c] * (tm.x[tm.n, tm.l] - tm.mu_[c, tm.l]) ** 2, (tm.n, 1, tm.N)) for c in (1, 2)) / tm.N
+    pooled = (
+        sum(sp.Sum(tm.gamma[tm.n, c] * (tm.x[tm.n, tm.l] - tm.mu_[c, tm.l]) ** 2, (tm.n, 1, tm.N)) for c in (1, 2))
+        / tm.N
+    )
     assert same(t.update("sigma2").expr, pooled)
 
 

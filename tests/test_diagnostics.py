@@ -17,9 +17,14 @@ def compiled(spec):
     return CompiledModel(get_derivation(load_spec(spec)))
 
 
-@pytest.mark.parametrize("spec, cov", [({"components": 3}, "full"),
-                                       ({"components": 2, "dim": 3, "covariance": "spherical"}, "spherical"),
-                                       ({"components": 3, "variance": "tied"}, "tied")])
+@pytest.mark.parametrize(
+    "spec, cov",
+    [
+        ({"components": 3}, "full"),
+        ({"components": 2, "dim": 3, "covariance": "spherical"}, "spherical"),
+        ({"components": 3, "variance": "tied"}, "tied"),
+    ],
+)
 def test_bic_aic_and_parameter_count_match_sklearn(rng, spec, cov):
     from sklearn.mixture import GaussianMixture
 
@@ -37,6 +42,7 @@ def test_bic_aic_and_parameter_count_match_sklearn(rng, spec, cov):
     gm.means_ = np.array([c["mean"] for c in comps])
     gm.covariances_ = {"full": var.reshape(K, 1, 1), "spherical": var, "tied": np.array([[var[0]]])}[cov]
     from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
     gm.precisions_cholesky_ = _compute_precision_cholesky(gm.covariances_, cov)
     assert r.n_params == gm._n_parameters()
     assert r.bic == pytest.approx(gm.bic(X), rel=1e-9)

@@ -44,8 +44,10 @@ def _model(**kw):
     return CompiledModel(get_derivation(spec))
 
 
-INIT = [{"weight": 0.4, "mean": np.array([0.5, 0.5]), "variance": np.array([[1.0, 0.2], [0.2, 1.0]])},
-        {"weight": 0.6, "mean": np.array([2.0, 0.0]), "variance": np.array([[2.0, 0.0], [0.0, 1.0]])}]
+INIT = [
+    {"weight": 0.4, "mean": np.array([0.5, 0.5]), "variance": np.array([[1.0, 0.2], [0.2, 1.0]])},
+    {"weight": 0.6, "mean": np.array([2.0, 0.0]), "variance": np.array([[2.0, 0.0], [0.0, 1.0]])},
+]
 
 
 def test_jacobi_formula_the_derivation_states_holds_numerically():
@@ -80,11 +82,14 @@ def test_shared_mean_with_free_covariances_is_a_precision_weighted_average():
     assert d.method == "ECM"  # mu uses Sigma_k, Sigma_k uses mu
     u = d.update("mu")
     assert set(u.uses) == {"Sigma_1", "Sigma_2"}
-    assert text(u.display) == ("(N_1*Sigma_1^-1 + N_2*Sigma_2^-1)^-1*(Sigma_1^-1*sum_{n=1}^{N} (gamma_n1*x_n) + "
-                               "Sigma_2^-1*sum_{n=1}^{N} (gamma_n2*x_n))")
+    assert text(u.display) == (
+        "(N_1*Sigma_1^-1 + N_2*Sigma_2^-1)^-1*(Sigma_1^-1*sum_{n=1}^{N} (gamma_n1*x_n) + "
+        "Sigma_2^-1*sum_{n=1}^{N} (gamma_n2*x_n))"
+    )
     # a tied covariance cancels: the shared mean is the plain data mean
-    tied = get_derivation(load_spec({"components": 2, "dim": 2, "covariance": "full", "mean": "shared",
-                                     "variance": "tied"}))
+    tied = get_derivation(
+        load_spec({"components": 2, "dim": 2, "covariance": "full", "mean": "shared", "variance": "tied"})
+    )
     assert tied.update("mu").text == "1/N*sum_{n=1}^{N} (x_n)"
     assert tied.method == "EM"
 
@@ -93,7 +98,7 @@ def _hand_m_step(X, R, tied=False):
     """PRML 9.24-9.26 in numpy: N_k, mu_k, Sigma_k (tied: pooled scatter / N)."""
     Nk = R.sum(axis=0)
     mu = (R.T @ X) / Nk[:, None]
-    S = [((X - mu[k]) * R[:, k:k + 1]).T @ (X - mu[k]) for k in range(R.shape[1])]
+    S = [((X - mu[k]) * R[:, k : k + 1]).T @ (X - mu[k]) for k in range(R.shape[1])]
     if tied:
         pooled = sum(S) / len(X)
         S = [pooled] * R.shape[1]
@@ -138,9 +143,16 @@ def test_agrees_with_sklearn_in_two_dimensions(cov_type):
     if cov_type == "tied":
         init[1]["variance"] = init[0]["variance"]
     covs = np.array([c["variance"] for c in init])
-    gm = GaussianMixture(2, covariance_type=cov_type, reg_covar=0.0, max_iter=50, tol=0.0,
-                         weights_init=[c["weight"] for c in init], means_init=[c["mean"] for c in init],
-                         precisions_init=np.linalg.inv(covs) if cov_type == "full" else np.linalg.inv(covs[0]))
+    gm = GaussianMixture(
+        2,
+        covariance_type=cov_type,
+        reg_covar=0.0,
+        max_iter=50,
+        tol=0.0,
+        weights_init=[c["weight"] for c in init],
+        means_init=[c["mean"] for c in init],
+        precisions_init=np.linalg.inv(covs) if cov_type == "full" else np.linalg.inv(covs[0]),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm.fit(X)
@@ -153,16 +165,19 @@ def test_agrees_with_sklearn_in_two_dimensions(cov_type):
     assert res.bic == pytest.approx(gm.bic(X), rel=1e-9)
 
 
-@pytest.mark.parametrize("kw", [
-    {},
-    {"variance": "tied"},
-    {"mean": "shared"},
-    {"mean": "shared", "variance": "tied"},
-    {"mixing": "equal"},
-    {"variance": {"fixed": [[[1, 0.3], [0.3, 1]], [[2, -0.5], [-0.5, 1]]]}},
-    {"mean": {"fixed": [[0, 0], [3, 1]]}},
-    {"components": 3, "dim": 3},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"variance": "tied"},
+        {"mean": "shared"},
+        {"mean": "shared", "variance": "tied"},
+        {"mixing": "equal"},
+        {"variance": {"fixed": [[[1, 0.3], [0.3, 1]], [[2, -0.5], [-0.5, 1]]]}},
+        {"mean": {"fixed": [[0, 0], [3, 1]]}},
+        {"components": 3, "dim": 3},
+    ],
+)
 def test_emsym_check_passes(kw):
     spec = load_spec({"components": 2, "dim": 2, "covariance": "full", **kw})
     report = check(spec, n=400)
@@ -190,8 +205,8 @@ def test_converged_estimate_maximises_the_log_likelihood():
         w = np.array([np.exp(a), 1.0]) / (1 + np.exp(a))
         cols = []
         for k in range(2):
-            m = v[1 + 5 * k: 3 + 5 * k]
-            l0, l1, l2 = v[3 + 5 * k: 6 + 5 * k]
+            m = v[1 + 5 * k : 3 + 5 * k]
+            l0, l1, l2 = v[3 + 5 * k : 6 + 5 * k]
             L = np.array([[np.exp(l0), 0], [l1, np.exp(l2)]])
             cols.append(np.log(w[k]) + multivariate_normal(m, L @ L.T).logpdf(X))
         return -float(logsumexp(np.column_stack(cols), axis=1).sum())
@@ -208,9 +223,12 @@ def test_a_collapsing_covariance_is_regularised_with_a_warning():
     line = np.array([[10.0, 10.0], [11.0, 11.0], [12.0, 12.0]])
     X = np.vstack([rng.normal(size=(100, 2)), line])
     model = _model()
-    init = model.params_from_components([
-        {"weight": 0.97, "mean": np.zeros(2), "variance": np.eye(2)},
-        {"weight": 0.03, "mean": np.array([11.0, 11.0]), "variance": np.eye(2)}])
+    init = model.params_from_components(
+        [
+            {"weight": 0.97, "mean": np.zeros(2), "variance": np.eye(2)},
+            {"weight": 0.03, "mean": np.array([11.0, 11.0]), "variance": np.eye(2)},
+        ]
+    )
     with pytest.warns(CollapseWarning, match="nearly\\) singular"):
         res = run_em(model, X, init, max_iter=50, tol=1e-10)
     low = np.linalg.eigvalsh(res.components[1]["covariance"])[0]
@@ -223,8 +241,9 @@ def test_semi_supervised_full_covariance_keeps_labels_one_hot():
     X = _data(seed=9)
     labels = np.zeros(len(X), dtype=int)
     labels[:4], labels[120:124] = 1, 2
-    model = CompiledModel(get_derivation(load_spec({"components": 2, "dim": 2, "covariance": "full",
-                                                    "labelled": True})))
+    model = CompiledModel(
+        get_derivation(load_spec({"components": 2, "dim": 2, "covariance": "full", "labelled": True}))
+    )
     res = run_em(model, X, labels=labels, responsibilities=True)
     np.testing.assert_array_equal(res.responsibilities[:4], [[1, 0]] * 4)
     np.testing.assert_array_equal(res.responsibilities[120:124], [[0, 1]] * 4)
@@ -239,12 +258,16 @@ def test_cli_full_covariance_errors_are_one_line(tmp_path):
     model = tmp_path / "m.yaml"
     model.write_text("components: 2\ndim: 3\ncovariance: full\n")
     init = tmp_path / "i.yaml"
-    init.write_text("components:\n  - {weight: 0.5, mean: [0, 0], covariance: [[1, 2], [2, 1]]}\n"
-                    "  - {weight: 0.5, mean: [3, 1], variance: 1}\n")
+    init.write_text(
+        "components:\n  - {weight: 0.5, mean: [0, 0], covariance: [[1, 2], [2, 1]]}\n"
+        "  - {weight: 0.5, mean: [3, 1], variance: 1}\n"
+    )
     for args, message in [
         (["run", str(model), "--data", str(data)], "3-dimensional, but the data has 2"),
-        (["run", str(model).replace("m.yaml", "m2.yaml"), "--data", str(data), "--init", str(init)],
-         "should be positive definite"),
+        (
+            ["run", str(model).replace("m.yaml", "m2.yaml"), "--data", str(data), "--init", str(init)],
+            "should be positive definite",
+        ),
     ]:
         (tmp_path / "m2.yaml").write_text("components: 2\ndim: 2\ncovariance: full\n")
         out = subprocess.run([sys.executable, "-m", "emsym", *args], capture_output=True, text=True)
@@ -264,9 +287,16 @@ def test_every_multivariate_combination_passes_check(cov):
     for var, mean, mix in itertools.product(["free", "tied", "fixed"], ["free", "shared", "fixed"], ["free", "equal"]):
         if var == mean == "fixed" and mix == "equal":
             continue  # nothing to estimate (refused by the spec)
-        spec = load_spec({"components": 2, "dim": 2, "covariance": cov, "mixing": mix,
-                          "variance": {"fixed": FIXED_VAR[cov]} if var == "fixed" else var,
-                          "mean": {"fixed": [[0, 0], [3, 1]]} if mean == "fixed" else mean})
+        spec = load_spec(
+            {
+                "components": 2,
+                "dim": 2,
+                "covariance": cov,
+                "mixing": mix,
+                "variance": {"fixed": FIXED_VAR[cov]} if var == "fixed" else var,
+                "mean": {"fixed": [[0, 0], [3, 1]]} if mean == "fixed" else mean,
+            }
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             report = check(spec, n=300)
@@ -281,27 +311,42 @@ def test_default_stopping_rule_lands_on_the_maximum(cov_type):
     X = _data(seed=11)
     covariance = "full" if cov_type in ("full", "tied") else cov_type
     variance = "tied" if cov_type == "tied" else "free"
-    model = CompiledModel(get_derivation(load_spec({"components": 2, "dim": 2, "covariance": covariance,
-                                                    "variance": variance})))
+    model = CompiledModel(
+        get_derivation(load_spec({"components": 2, "dim": 2, "covariance": covariance, "variance": variance}))
+    )
     start = {"full": np.eye(2), "tied": np.eye(2), "diag": np.array([1.0, 1.0]), "spherical": 1.0}[cov_type]
-    init = [{"weight": 0.5, "mean": np.array([0.5, 0.5]), "variance": start},
-            {"weight": 0.5, "mean": np.array([2.0, 0.0]), "variance": start}]
+    init = [
+        {"weight": 0.5, "mean": np.array([0.5, 0.5]), "variance": start},
+        {"weight": 0.5, "mean": np.array([2.0, 0.0]), "variance": start},
+    ]
     res = run_em(model, X, model.params_from_components(init))
     assert res.converged
-    prec = {"full": np.array([np.eye(2)] * 2), "tied": np.eye(2), "diag": np.ones((2, 2)),
-            "spherical": np.ones(2)}[cov_type]
+    prec = {"full": np.array([np.eye(2)] * 2), "tied": np.eye(2), "diag": np.ones((2, 2)), "spherical": np.ones(2)}[
+        cov_type
+    ]
     assert res.iterations < 1000
-    gm = GaussianMixture(2, covariance_type=cov_type, reg_covar=0.0, max_iter=3000, tol=0.0,
-                         weights_init=[0.5, 0.5], means_init=[[0.5, 0.5], [2.0, 0.0]], precisions_init=prec)
+    gm = GaussianMixture(
+        2,
+        covariance_type=cov_type,
+        reg_covar=0.0,
+        max_iter=3000,
+        tol=0.0,
+        weights_init=[0.5, 0.5],
+        means_init=[[0.5, 0.5], [2.0, 0.0]],
+        precisions_init=prec,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tol 0: scikit-learn warns that it ran out of iterations
         gm.fit(X)
     np.testing.assert_allclose([c["mean"] for c in res.components], gm.means_, atol=1e-7)
     np.testing.assert_allclose([c["weight"] for c in res.components], gm.weights_, atol=1e-7)
     ours = np.array([c["covariance"] for c in res.components])
-    theirs = {"full": gm.covariances_, "tied": np.array([gm.covariances_] * 2),
-              "diag": np.array([np.diag(v) for v in gm.covariances_]) if cov_type == "diag" else None,
-              "spherical": np.array([v * np.eye(2) for v in gm.covariances_])}[cov_type]
+    theirs = {
+        "full": gm.covariances_,
+        "tied": np.array([gm.covariances_] * 2),
+        "diag": np.array([np.diag(v) for v in gm.covariances_]) if cov_type == "diag" else None,
+        "spherical": np.array([v * np.eye(2) for v in gm.covariances_]),
+    }[cov_type]
     np.testing.assert_allclose(ours, theirs, atol=1e-7)
 
 
@@ -312,18 +357,42 @@ def test_cli_runs_full_and_mclust_models(tmp_path):
     data = tmp_path / "d.csv"
     data.write_text("x1,x2\n" + "\n".join(f"{float(a)!r},{float(b)!r}" for a, b in X) + "\n")
     init = tmp_path / "i.json"
-    init.write_text(json.dumps({"components": [
-        {"weight": c["weight"], "mean": c["mean"].tolist(), "covariance": c["variance"].tolist()} for c in INIT]}))
+    init.write_text(
+        json.dumps(
+            {
+                "components": [
+                    {"weight": c["weight"], "mean": c["mean"].tolist(), "covariance": c["variance"].tolist()}
+                    for c in INIT
+                ]
+            }
+        )
+    )
     model = tmp_path / "m.yaml"
     model.write_text("components: 2\ndim: 2\ncovariance: full\n")
-    out = subprocess.run([sys.executable, "-m", "emsym", "run", str(model), "--data", str(data), "--init", str(init),
-                          "--format", "json"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emsym",
+            "run",
+            str(model),
+            "--data",
+            str(data),
+            "--init",
+            str(init),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     m = _model()
     ref = run_em(m, X, m.params_from_components(INIT))
-    np.testing.assert_allclose([c["covariance"] for c in got["components"]],
-                               [c["covariance"] for c in ref.components], rtol=1e-12)
+    np.testing.assert_allclose(
+        [c["covariance"] for c in got["components"]], [c["covariance"] for c in ref.components], rtol=1e-12
+    )
     assert got["n_params"] == 11
     out = subprocess.run([sys.executable, "-m", "emsym", "derive", "VEI"], capture_output=True, text=True)
     assert out.returncode == 0 and "VEI has no closed-form M-step" in out.stdout

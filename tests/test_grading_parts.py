@@ -20,26 +20,53 @@ def graders():
 
 
 def test_formula_part_names_the_mistake(graders):
-    v = graders.grade("mit-686x-em", "mstep-sigma2", "(gamma_k1*(x_1-mu_k)^2 + gamma_k2*(x_2-mu_k)^2)/(gamma_k1+gamma_k2)")
+    v = graders.grade(
+        "mit-686x-em", "mstep-sigma2", "(gamma_k1*(x_1-mu_k)^2 + gamma_k2*(x_2-mu_k)^2)/(gamma_k1+gamma_k2)"
+    )
     assert v.verdict == "incorrect" and v.mistake == "stale-mean"
     assert graders.grade("mit-686x-em", "estep-formula", "pi_k N_k/(pi_1 N_1 + pi_2 N_2)").verdict == "correct"
 
 
-def test_numeric_part_mistakes_computed_from_the_same_e_step(graders):
+def _mit_first_m_step():
+    """MIT 6.86x by hand: the E-step at theta0 = (0.5, 0.5, 6, 7, 1, 4) written out, not emsym's."""
     x = np.array([-1.0, 0, 4, 5, 6])
-    v = graders.grade("mit-686x-em", "mu-after-one", f"{x.mean()}")
-    assert v.mistake == "unweighted", v.feedback
-    v = graders.grade("mit-686x-em", "mu-after-one", "1.4710")
-    assert v.mistake == "labels-swapped" and "another component" in v.feedback
-    assert graders.grade("mit-686x-em", "mu-after-one", "5.1317").verdict == "correct"
-    r = np.array([0.4547, 0.6667, 0.6938])  # not used: the mistake values come from emsym's own E-step
-    assert r.size == 3
+    pi, mu, s2 = np.array([0.5, 0.5]), np.array([6.0, 7.0]), np.array([1.0, 4.0])
+    dens = pi[:, None] * np.exp(-((x - mu[:, None]) ** 2) / (2 * s2[:, None])) / np.sqrt(2 * np.pi * s2[:, None])
+    r = dens / dens.sum(axis=0)
+    Nk = r.sum(axis=1)
+    mean = r @ x / Nk
+    var = np.array([r[k] @ (x - mean[k]) ** 2 / Nk[k] for k in range(2)])
+    return x, r, Nk, mean, var, mu
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_numeric_part_mistakes_computed_from_the_same_e_step(graders, k):
+    x, r, Nk, mean, var, old = _mit_first_m_step()
+    mu_part, sd_part = ("mu-after-one", "sd-after-one") if k == 0 else ("mu2-after-one", "sd2-after-one")
+    assert graders.grade("mit-686x-em", mu_part, f"{mean[k]:.10f}").verdict == "correct"
+    assert graders.grade("mit-686x-em", sd_part, f"{np.sqrt(var[k]):.10f}").verdict == "correct"
+    cases = [
+        (mu_part, x.mean(), "unweighted"),
+        (mu_part, r[k] @ x / len(x), "n-for-Nk"),
+        (mu_part, mean[1 - k], "labels-swapped"),
+        (sd_part, np.sqrt(r[k] @ (x - old[k]) ** 2 / Nk[k]), "stale-mean"),
+        (sd_part, np.sqrt(r[k] @ (x - mean[k]) ** 2 / len(x)), "n-for-Nk"),
+        (sd_part, x.std(), "unweighted"),
+    ]
+    for part, value, mistake in cases:
+        v = graders.grade("mit-686x-em", part, f"{value:.10f}")
+        assert (v.verdict, v.mistake) == ("incorrect", mistake), (part, value, v.feedback)
 
 
 def test_permutable_numeric_part_accepts_any_label(tmp_path):
-    text = (EXERCISES / "mit-686x-em.yaml").read_text().replace(
-        "    quantity: {what: parameter, name: mu_1, after: 1}\n    tolerance: 0.0001",
-        "    quantity: {what: parameter, name: mu_1, after: 1}\n    tolerance: 0.0001\n    permutable: true")
+    text = (
+        (EXERCISES / "mit-686x-em.yaml")
+        .read_text()
+        .replace(
+            "    quantity: {what: parameter, name: mu_1, after: 1}\n    tolerance: 0.0001",
+            "    quantity: {what: parameter, name: mu_1, after: 1}\n    tolerance: 0.0001\n    permutable: true",
+        )
+    )
     (tmp_path / "mit.yaml").write_text(text)
     g = ExerciseGraders(tmp_path / "mit.yaml")
     v = g.grade("mit-686x-em", "mu-after-one", "1.4710")
@@ -64,17 +91,32 @@ def _subs(tmp_path, rows):
     return f
 
 
-ROWS = ['ann,mit-686x-em,loglik,-24.5\n', 'ann,mit-686x-em,mstep-pi,"(gamma_k1+gamma_k2)/2"\n',
-        'bob,mit-686x-em,nopart,1\n', 'bob,mit-686x-em\n', 'bob,nyu-q4-m-step,mu1,29\n',
-        'cat,mit-686x-em,loglik,"__import__(\'os\')"\n', 'cat,mit-686x-en,loglik,1\n', 'dan,mit-686x-em,loglik,-24.4\n']
+ROWS = [
+    "ann,mit-686x-em,loglik,-24.5\n",
+    'ann,mit-686x-em,mstep-pi,"(gamma_k1+gamma_k2)/2"\n',
+    "bob,mit-686x-em,nopart,1\n",
+    "bob,mit-686x-em\n",
+    "bob,nyu-q4-m-step,mu1,29\n",
+    "cat,mit-686x-em,loglik,\"__import__('os')\"\n",
+    "cat,mit-686x-en,loglik,1\n",
+    "dan,mit-686x-em,loglik,-24.4\n",
+]
 
 
 def test_every_row_gives_one_output_row_in_order(tmp_path, graders):
     out = grade_submissions(graders, _subs(tmp_path, ROWS), fmt="json")
     rows = json.loads(out["text"])
     assert [r["row"] for r in rows] == list(range(2, 10))
-    assert [r["verdict"] for r in rows] == ["correct", "correct", "invalid", "invalid", "correct", "invalid",
-                                            "invalid", "incorrect"]
+    assert [r["verdict"] for r in rows] == [
+        "correct",
+        "correct",
+        "invalid",
+        "invalid",
+        "correct",
+        "invalid",
+        "invalid",
+        "incorrect",
+    ]
     assert "row 5: expected 4 fields" in rows[3]["feedback"] and "did you mean" in rows[6]["feedback"]
 
 
@@ -85,6 +127,7 @@ def test_interrupted_batch_resumes_without_regrading(tmp_path, graders, monkeypa
     def stop_after_three(i, n):
         if i == 3:
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         grade_submissions(graders, subs, out=out, fmt="csv", progress=stop_after_three)
     journal = Path(str(out) + ".partial.jsonl")
@@ -95,6 +138,7 @@ def test_interrupted_batch_resumes_without_regrading(tmp_path, graders, monkeypa
     done = grade_submissions(graders, subs, out=out, fmt="csv")
     assert done["resumed"] == 3 and len(calls) == len(ROWS) - 3 - 1  # the short row is not graded at all
     import csv
+
     with out.open(newline="") as fh:
         records = list(csv.reader(fh))
     assert len(records) == 1 + len(ROWS) and not journal.exists()
@@ -105,7 +149,7 @@ def test_gradescope_results(tmp_path, graders):
     doc = json.loads(grade_submissions(graders, one, fmt="gradescope")["text"])
     assert doc["score"] == 2 and doc["output_format"] == "md"
     assert {"name", "score", "max_score", "output"} <= set(doc["tests"][0])
-    many = _subs(tmp_path, ROWS + ['../../escape,mit-686x-em,loglik,-24.5\n'])
+    many = _subs(tmp_path, ROWS + ["../../escape,mit-686x-em,loglik,-24.5\n"])
     out = tmp_path / "gs"
     grade_submissions(graders, many, out=out, fmt="gradescope")
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("results.json"))
@@ -126,4 +170,5 @@ def test_cli_part_and_submissions(tmp_path, capsys):
     assert main(["grade", str(EXERCISES), "--submissions", str(subs), "--format", "csv"]) == 0
     import csv
     import io
+
     assert len(list(csv.reader(io.StringIO(capsys.readouterr().out)))) == 1 + len(ROWS)

@@ -6,6 +6,7 @@ lose a row; nothing a file says may exhaust memory, run code, or reach a page or
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -102,11 +103,14 @@ def test_answers_file_with_a_huge_line_gives_one_invalid_row(tmp_path, capsys):
 # -- 4. every physical row gives one output row, nothing truncated in silence ------------------------
 def test_unterminated_quote_and_extra_fields_are_named_rows(tmp_path, mit_graders):
     subs = tmp_path / "s.csv"
-    subs.write_text(HEADER + 'ann,mit-686x-em,training-1,"b\n'          # unterminated quote
-                    "bob,mit-686x-em,training-1,b,a\n"                    # extra field: not graded as 'b'
-                    "cat,mit-686x-em,loglik,-24.5,+ 1000\n"               # not cut to -24.5
-                    "\n"                                                   # blank row
-                    "dan,mit-686x-em,training-1,b\n", encoding="utf-8")
+    subs.write_text(
+        HEADER + 'ann,mit-686x-em,training-1,"b\n'  # unterminated quote
+        "bob,mit-686x-em,training-1,b,a\n"  # extra field: not graded as 'b'
+        "cat,mit-686x-em,loglik,-24.5,+ 1000\n"  # not cut to -24.5
+        "\n"  # blank row
+        "dan,mit-686x-em,training-1,b\n",
+        encoding="utf-8",
+    )
     rows = json.loads(grade_submissions(mit_graders, subs, fmt="json")["text"])
     assert [r["row"] for r in rows] == [2, 3, 4, 5, 6]
     assert [r["verdict"] for r in rows] == ["invalid", "invalid", "invalid", "invalid", "correct"]
@@ -117,8 +121,10 @@ def test_unterminated_quote_and_extra_fields_are_named_rows(tmp_path, mit_grader
 
 def test_bom_semicolons_and_non_utf8_rows(tmp_path, mit_graders):
     subs = tmp_path / "s.csv"
-    subs.write_bytes("\ufeffstudent;exercise;part;answer\nann;mit-686x-em;training-1;b\n".encode()
-                     + b"bob;mit-686x-em;training-1;\xff\n")
+    subs.write_bytes(
+        "\ufeffstudent;exercise;part;answer\nann;mit-686x-em;training-1;b\n".encode()
+        + b"bob;mit-686x-em;training-1;\xff\n"
+    )
     rows = json.loads(grade_submissions(mit_graders, subs, fmt="json")["text"])
     assert [r["verdict"] for r in rows] == ["correct", "invalid"] and "not UTF-8" in rows[1]["feedback"]
 
@@ -149,13 +155,17 @@ def test_journal_is_keyed_by_exercise_content(tmp_path):
     def stop(i, n):
         if i == 1:
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         grade_submissions(ExerciseGraders(ex), subs, out=out, fmt="json", progress=stop)
     assert grade_submissions(ExerciseGraders(ex), subs, out=out.with_name("other.json"), fmt="json")["resumed"] == 0
     # the same files resume; a changed exercise file (answer now 'a') does not
     text = ex.read_text(encoding="utf-8")
-    changed = text.replace("correct: true", "correct: __T__").replace("correct: false", "correct: true") \
+    changed = (
+        text.replace("correct: true", "correct: __T__")
+        .replace("correct: false", "correct: true")
         .replace("correct: __T__", "correct: false")
+    )
     ex.write_text(changed, encoding="utf-8")
     done = grade_submissions(ExerciseGraders(ex), subs, out=out, fmt="json")
     assert done["resumed"] == 0
@@ -188,26 +198,34 @@ def test_output_problems_are_named_as_output(tmp_path, capsys):
 
 def test_student_ids_cannot_inject_spreadsheet_formulas(tmp_path, mit_graders):
     subs = tmp_path / "s.csv"
-    subs.write_text(HEADER + '"=HYPERLINK(""http://x"")",mit-686x-em,training-1,b\n+1,mit-686x-em,training-1,b\n'
-                    "@SUM(A1),mit-686x-em,training-1,b\n-2,mit-686x-em,training-1,b\n", encoding="utf-8")
+    subs.write_text(
+        HEADER + '"=HYPERLINK(""http://x"")",mit-686x-em,training-1,b\n+1,mit-686x-em,training-1,b\n'
+        "@SUM(A1),mit-686x-em,training-1,b\n-2,mit-686x-em,training-1,b\n",
+        encoding="utf-8",
+    )
     text = grade_submissions(mit_graders, subs, fmt="csv")["text"]
     students = [r[1] for r in list(csv.reader(io.StringIO(text)))[1:]]
-    assert students == ["'=HYPERLINK(\"http://x\")", "'+1", "'@SUM(A1)", "'-2"]
+    assert students == ['\'=HYPERLINK("http://x")', "'+1", "'@SUM(A1)", "'-2"]
     assert spreadsheet_safe("ann") == "ann"
 
 
 # -- 8. YAML bombs, recursion, nesting, duplicate keys --------------------------------------------------
-BOMB = "".join(f"{a}: &{a} [{', '.join([f'*{b}'] * 9) if b else ', '.join(['lol'] * 9)}]\n"
-               for a, b in zip("abcdefghi", [None, *"abcdefgh"]))
+BOMB = "".join(
+    f"{a}: &{a} [{', '.join([f'*{b}'] * 9) if b else ', '.join(['lol'] * 9)}]\n"
+    for a, b in zip("abcdefghi", [None, *"abcdefgh"])
+)
 
 
-@pytest.mark.parametrize("text, message", [
-    (BOMB, "more than 200,000 values"),
-    ("a: &a [*a]\n", "recursive alias"),
-    ("[" * 20000 + "]" * 20000, "nested too deeply"),
-    ("components: 2\ncomponents: 3\n", "duplicate key 'components'"),
-    ("components: " + "9" * 5000 + "\n", "cannot read the value|at most 20"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (BOMB, "more than 200,000 values"),
+        ("a: &a [*a]\n", "recursive alias"),
+        ("[" * 20000 + "]" * 20000, "nested too deeply"),
+        ("components: 2\ncomponents: 3\n", "duplicate key 'components'"),
+        ("components: " + "9" * 5000 + "\n", "cannot read the value|at most 20"),
+    ],
+)
 def test_broken_yaml_is_one_clear_error(tmp_path, text, message):
     f = tmp_path / "m.yaml"
     f.write_text(text)
@@ -226,14 +244,17 @@ def test_duplicate_key_in_an_exercise_names_both_lines(tmp_path):
 
 
 # -- 9. model size and exact numbers -------------------------------------------------------------------
-@pytest.mark.parametrize("model, message", [
-    ({"components": 200}, "'components' should be at most 20"),
-    ({"components": 10 ** 30}, "'components' should be at most 20"),
-    ({"components": 2, "dim": 1000}, "'dim' should be at most 100"),
-    ({"components": 2, "mean": {"fixed": ["1e999999999", 2]}}, "at most 40 digits"),
-    ({"components": 2, "mean": {"fixed": [10 ** 400, 2]}}, "smaller than 1e300"),
-    ({"components": 2, "mean": {"fixed": ["1/0", 2]}}, "division by zero"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ({"components": 200}, "'components' should be at most 20"),
+        ({"components": 10**30}, "'components' should be at most 20"),
+        ({"components": 2, "dim": 1000}, "'dim' should be at most 100"),
+        ({"components": 2, "mean": {"fixed": ["1e999999999", 2]}}, "at most 40 digits"),
+        ({"components": 2, "mean": {"fixed": [10**400, 2]}}, "smaller than 1e300"),
+        ({"components": 2, "mean": {"fixed": ["1/0", 2]}}, "division by zero"),
+    ],
+)
 def test_model_size_is_bounded(model, message, capsys, tmp_path):
     start = time.process_time()
     with pytest.raises(SpecError, match=message):
@@ -263,6 +284,7 @@ def test_non_utf8_and_special_files(tmp_path, capsys):
 
 def test_bom_in_a_data_csv_is_accepted(tmp_path):
     from emsym.data import load_data
+
     f = tmp_path / "d.csv"
     f.write_bytes("\ufeffx\n1\n2\n".encode())
     assert load_data(f).columns == ("x",)
@@ -274,37 +296,42 @@ def test_non_utf8_arguments(capsys):
 
 
 # -- 11. tolerances -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("bad", ["..%", "1e999", "inf", "-5%", "nan", "nearest -1", float("inf"), float("nan"),
-                                 -0.1, 10 ** 400, "50 sf", True])
+@pytest.mark.parametrize(
+    "bad", ["..%", "1e999", "inf", "-5%", "nan", "nearest -1", float("inf"), float("nan"), -0.1, 10**400, "50 sf", True]
+)
 def test_bad_tolerances_are_refused(bad):
     with pytest.raises(GraderError, match="tolerance"):
         parse_tolerance(bad)
 
 
-@pytest.mark.parametrize("good, want", [("1%", ("rel", 0.01)), (0.05, ("abs", 0.05)), ("3 sig figs", ("sig", 3.0)),
-                                        ("0", ("abs", 0.0))])
+@pytest.mark.parametrize(
+    "good, want", [("1%", ("rel", 0.01)), (0.05, ("abs", 0.05)), ("3 sig figs", ("sig", 3.0)), ("0", ("abs", 0.0))]
+)
 def test_good_tolerances(good, want):
     assert parse_tolerance(good) == want
 
 
 def test_an_exercise_with_a_bad_tolerance_fails_validation(tmp_path):
     f = tmp_path / "ex.yaml"
-    f.write_text(MIT.read_text(encoding="utf-8").replace("tolerance: 0.0001", "tolerance: '1e999'", 1),
-                 encoding="utf-8")
+    f.write_text(
+        MIT.read_text(encoding="utf-8").replace("tolerance: 0.0001", "tolerance: '1e999'", 1), encoding="utf-8"
+    )
     assert "'1e999'" in f.read_text()
     with pytest.raises(ExerciseError, match="tolerance"):
         load_exercise(f)
 
 
 # -- 12. notation is a fixed grammar ---------------------------------------------------------------------
-@pytest.mark.parametrize("template", ["gamma_{k.__class__.__name__}{n}", "{k:>300000000}", "gamma_{n!r}",
-                                      "x_{z}", "a" * 41, "{n}x"])
+@pytest.mark.parametrize(
+    "template", ["gamma_{k.__class__.__name__}{n}", "{k:>300000000}", "gamma_{n!r}", "x_{z}", "a" * 41, "{n}x"]
+)
 def test_notation_templates_cannot_run_format_code(tmp_path, template):
     text = MIT.read_text(encoding="utf-8")
     assert "names: [" in text
     f = tmp_path / "ex.yaml"
-    f.write_text(text.replace("    names: [", f"    notation: {{'gamma[n,k]': '{template}'}}\n    names: [", 1),
-                 encoding="utf-8")
+    f.write_text(
+        text.replace("    names: [", f"    notation: {{'gamma[n,k]': '{template}'}}\n    names: [", 1), encoding="utf-8"
+    )
     with pytest.raises(ExerciseError, match="notation"):
         load_exercise(f)
 
@@ -319,6 +346,7 @@ def test_data_near_the_float_limit_is_an_error_not_nan(tmp_path, capsys):
 
 def test_json_output_is_strict():
     from emsym.safeio import dumps
+
     with pytest.raises(EmsymError, match=r"loglik\[1\] is nan"):
         dumps({"loglik": [1.0, float("nan")]}, EmsymError)
 
@@ -326,7 +354,8 @@ def test_json_output_is_strict():
 # -- 15. sheets: MathML sanitised, LaTeX whitelisted, files confined ---------------------------------------
 def _exercise(tmp_path, statement, extra=""):
     f = tmp_path / "ex.yaml"
-    f.write_text(f"""id: hostile
+    f.write_text(
+        f"""id: hostile
 title: Hostile
 source: {{author: test}}
 model: standard
@@ -335,13 +364,22 @@ init: [{{weight: 0.5, mean: 0, variance: 1}}, {{weight: 0.5, mean: 5, variance: 
 statement: {json.dumps(statement)}
 {extra}parts:
   - {{id: mu1, kind: numeric, prompt: "mu_1 after one step", quantity: {{what: parameter, name: mu_1, after: 1}}}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return f
 
 
-@pytest.mark.parametrize("math", [r"$\href{javascript:alert(1)}{x}$",
-                                  r"$\input{/etc/passwd}$", r"$^^5cinput{/etc/passwd}$", r"$\def\x{1}$",
-                                  r"$\begin{verbatim}x\end{verbatim}$"])
+@pytest.mark.parametrize(
+    "math",
+    [
+        r"$\href{javascript:alert(1)}{x}$",
+        r"$\input{/etc/passwd}$",
+        r"$^^5cinput{/etc/passwd}$",
+        r"$\def\x{1}$",
+        r"$\begin{verbatim}x\end{verbatim}$",
+    ],
+)
 def test_unsafe_math_in_exercise_text_is_refused(tmp_path, math):
     f = _exercise(tmp_path, f"Consider {math}.")
     with pytest.raises(ExerciseError, match=r"ex.yaml:7:\d+: statement: expected math with allowed LaTeX"):
@@ -350,6 +388,7 @@ def test_unsafe_math_in_exercise_text_is_refused(tmp_path, math):
 
 def test_html_sheets_never_carry_script_or_links(tmp_path):
     from emsym.render import _inline_html
+
     html = _inline_html(r"A $\text{<script>alert(1)</script>}$ and $\href{javascript:alert(1)}{x}$ <b>b</b>")
     assert "<script" not in html and "javascript" not in html and "href" not in html and "&lt;b&gt;" in html
     sol = solve(load_exercise(_exercise(tmp_path, r"Fine math: $\hat{\mu}_k = \frac{1}{N_k}\sum_n x_n$.")))
@@ -359,6 +398,7 @@ def test_html_sheets_never_carry_script_or_links(tmp_path):
 
 def test_tex_sheets_print_unsafe_math_as_text(tmp_path):
     from emsym.render import _tex_keep_math
+
     assert _tex_keep_math(r"$\input{/etc/passwd}$") == r"\$\textbackslash{}input\{/etc/passwd\}\$"
     assert _tex_keep_math(r"$\frac{1}{2}$") == r"$\frac{1}{2}$"
 
@@ -373,8 +413,7 @@ def test_exercise_data_files_stay_in_the_exercise_folder(tmp_path, data):
     with pytest.raises(ExerciseError, match="a file inside the exercise's folder") as info:
         load_exercise(folder / "ex.yaml")
     assert "root:" not in str(info.value)
-    assert load_exercise(folder / "ex.yaml", allow_outside=data.endswith("outside.csv}")) if "outside" in data \
-        else True
+    assert load_exercise(folder / "ex.yaml", allow_outside=data.endswith("outside.csv}")) if "outside" in data else True
 
 
 def test_a_model_file_outside_the_exercise_folder_is_refused(tmp_path):
@@ -392,8 +431,24 @@ def _tokens(*tokens: str, size: int) -> st.SearchStrategy[str]:
     return st.lists(st.sampled_from(tokens), max_size=size).map("".join)
 
 
-_ANSWER_TEXT = _tokens(*"0123456789.eE+-*/^()[]_ ,=xyNk²³①⁴٣µσπγ₁₂\\{}$abc", "gamma_k1", "x_1", "mu", "sigma2", "sum",
-                       "log(", "exp(", "sqrt(", "abs(", "**", "hat", "pi", "e", "9" * 40, size=60)
+_ANSWER_TEXT = _tokens(
+    *"0123456789.eE+-*/^()[]_ ,=xyNk²³①⁴٣µσπγ₁₂\\{}$abc",
+    "gamma_k1",
+    "x_1",
+    "mu",
+    "sigma2",
+    "sum",
+    "log(",
+    "exp(",
+    "sqrt(",
+    "abs(",
+    "**",
+    "hat",
+    "pi",
+    "e",
+    "9" * 40,
+    size=60,
+)
 _SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -425,9 +480,11 @@ def test_fuzz_the_file_loaders_raise_only_their_own_errors(tmp_path_factory, tex
     f = folder / "m.yaml"
     f.write_text(text, encoding="utf-8")
     from emsym.data import load_init_components
-    for load, error in ((load_spec, SpecError), (load_exercise, ExerciseError),
-                        (lambda p: load_init_components(p, 1), DataError)):
-        try:
+
+    for load, error in (
+        (load_spec, SpecError),
+        (load_exercise, ExerciseError),
+        (lambda p: load_init_components(p, 1), DataError),
+    ):
+        with contextlib.suppress(error):
             load(str(f))
-        except error:
-            pass

@@ -24,11 +24,19 @@ from emsym.spec import load_spec
 
 # mclust's documented number of covariance parameters (K components, d dimensions)
 TABLE = {
-    "EII": lambda K, d: 1, "VII": lambda K, d: K, "EEI": lambda K, d: d, "VEI": lambda K, d: K + d - 1,
-    "EVI": lambda K, d: 1 + K * (d - 1), "VVI": lambda K, d: K * d, "EEE": lambda K, d: d * (d + 1) // 2,
-    "VEE": lambda K, d: K + d * (d + 1) // 2 - 1, "EVE": lambda K, d: 1 + K * (d - 1) + d * (d - 1) // 2,
-    "VVE": lambda K, d: K * d + d * (d - 1) // 2, "EEV": lambda K, d: 1 + (d - 1) + K * d * (d - 1) // 2,
-    "VEV": lambda K, d: K + (d - 1) + K * d * (d - 1) // 2, "EVV": lambda K, d: 1 + K * (d * (d + 1) // 2 - 1),
+    "EII": lambda K, d: 1,
+    "VII": lambda K, d: K,
+    "EEI": lambda K, d: d,
+    "VEI": lambda K, d: K + d - 1,
+    "EVI": lambda K, d: 1 + K * (d - 1),
+    "VVI": lambda K, d: K * d,
+    "EEE": lambda K, d: d * (d + 1) // 2,
+    "VEE": lambda K, d: K + d * (d + 1) // 2 - 1,
+    "EVE": lambda K, d: 1 + K * (d - 1) + d * (d - 1) // 2,
+    "VVE": lambda K, d: K * d + d * (d - 1) // 2,
+    "EEV": lambda K, d: 1 + (d - 1) + K * d * (d - 1) // 2,
+    "VEV": lambda K, d: K + (d - 1) + K * d * (d - 1) // 2,
+    "EVV": lambda K, d: 1 + K * (d * (d + 1) // 2 - 1),
     "VVV": lambda K, d: K * d * (d + 1) // 2,
 }
 
@@ -41,21 +49,30 @@ def test_parameter_counts_match_mclust(name):
 
 
 def test_six_names_are_the_models_emsym_already_has():
-    pairs = {"EII": ("spherical", "tied"), "VII": ("spherical", "free"), "EEI": ("diag", "tied"),
-             "VVI": ("diag", "free"), "EEE": ("full", "tied"), "VVV": ("full", "free")}
+    pairs = {
+        "EII": ("spherical", "tied"),
+        "VII": ("spherical", "free"),
+        "EEI": ("diag", "tied"),
+        "VVI": ("diag", "free"),
+        "EEE": ("full", "tied"),
+        "VVV": ("full", "free"),
+    }
     for name, (cov, var) in pairs.items():
         spec = load_spec({"components": 2, "dim": 3, "covariance": name})
         assert (spec.covariance, spec.variance) == (cov, var)
         assert spec == load_spec({"components": 2, "dim": 3, "covariance": cov, "variance": var})
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"dim": 1, "covariance": "VEI"}, r"is for d > 1 dimensions"),
-    ({"dim": 2, "covariance": "VEI", "variance": "tied"}, r"already says what the variances are"),
-    ({"dim": 2, "covariance": "EEE", "variance": "free"}, r"already says what the variances are"),
-    ({"dim": 2, "covariance": "VEV", "mean": "shared"}, r"needs a free mean per component"),
-    ({"dim": 2, "covariance": "VIE"}, r"mclust name"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"dim": 1, "covariance": "VEI"}, r"is for d > 1 dimensions"),
+        ({"dim": 2, "covariance": "VEI", "variance": "tied"}, r"already says what the variances are"),
+        ({"dim": 2, "covariance": "EEE", "variance": "free"}, r"already says what the variances are"),
+        ({"dim": 2, "covariance": "VEV", "mean": "shared"}, r"needs a free mean per component"),
+        ({"dim": 2, "covariance": "VIE"}, r"mclust name"),
+    ],
+)
 def test_bad_mclust_specs(data, message):
     with pytest.raises(SpecError, match=message):
         load_spec({"components": 2, **data})
@@ -76,12 +93,12 @@ def _parts(name, theta, K, d):
     v, s, o = name
     i = 0
     nv = 1 if v == "E" else K
-    scale = np.exp(theta[i:i + nv]) * np.ones(K)
+    scale = np.exp(theta[i : i + nv]) * np.ones(K)
     i += nv
     shape = np.ones((K, d))
     if s != "I":
         ns = 1 if s == "E" else K
-        raw = theta[i:i + ns * (d - 1)].reshape(ns, d - 1)
+        raw = theta[i : i + ns * (d - 1)].reshape(ns, d - 1)
         i += ns * (d - 1)
         shape = np.exp(np.hstack([raw, -raw.sum(axis=1, keepdims=True)])) * np.ones((K, d))
     R = np.broadcast_to(np.eye(d), (K, d, d))
@@ -90,7 +107,7 @@ def _parts(name, theta, K, d):
         Rs = []
         for g in range(no):
             A = np.zeros((d, d))
-            A[np.triu_indices(d, 1)] = theta[i + g * m:i + (g + 1) * m]
+            A[np.triu_indices(d, 1)] = theta[i + g * m : i + (g + 1) * m]
             Rs.append(expm(A - A.T))
         R = np.array(Rs * K if no == 1 else Rs)
     return scale, shape, R
@@ -132,16 +149,22 @@ def test_closed_form_m_step_is_the_global_maximum(name, seed):
     assert passes == 1
     ours = mclust.q_sigma(W, N, S)
     rng = np.random.default_rng(seed + 100)
-    best = max(-minimize(lambda t: -_safe_q(W, N, _unpack(name, t, K, d)),
-                         rng.normal(scale=0.3, size=mclust.n_covariance_params(name, K, d)), method="L-BFGS-B",
-                         options={"maxiter": 5000}).fun for _ in range(6))
+    best = max(
+        -minimize(
+            lambda t: -_safe_q(W, N, _unpack(name, t, K, d)),
+            rng.normal(scale=0.3, size=mclust.n_covariance_params(name, K, d)),
+            method="L-BFGS-B",
+            options={"maxiter": 5000},
+        ).fun
+        for _ in range(6)
+    )
     assert ours >= best - 1e-7 * abs(best)
     assert ours <= best + 1e-5 * abs(best)  # scipy reaches it too: the same maximum
 
 
 def _around(name, S, delta):
     """Covariances near S within model ``name``: volumes, shapes (|A| = 1) and orientations moved by delta."""
-    v, s, o = name
+    _, _, o = name
     K, d, _ = S.shape
     w, V = np.linalg.eigh(S)
     if o == "I":
@@ -169,10 +192,12 @@ def test_iterative_m_step_is_a_constrained_local_maximum(name, seed):
     assert passes > 1
     ours = mclust.q_sigma(W, N, S)
     assert ours >= mclust.q_sigma(W, N, old)
-    assert mclust.q_sigma(W, N, _around(name, S, np.zeros(mclust.n_covariance_params(name, K, d)))) == \
-        pytest.approx(ours, rel=1e-12)
-    res = minimize(lambda t: -_safe_q(W, N, _around(name, S, t)), np.zeros(mclust.n_covariance_params(name, K, d)),
-                   method="BFGS")
+    assert mclust.q_sigma(W, N, _around(name, S, np.zeros(mclust.n_covariance_params(name, K, d)))) == pytest.approx(
+        ours, rel=1e-12
+    )
+    res = minimize(
+        lambda t: -_safe_q(W, N, _around(name, S, t)), np.zeros(mclust.n_covariance_params(name, K, d)), method="BFGS"
+    )
     assert -res.fun <= ours + 1e-9 * abs(ours)
 
 
@@ -196,15 +221,30 @@ def test_every_name_passes_emsym_check(name):
 def test_nested_models_order_the_maximised_likelihoods():
     """A model that contains another reaches at least its likelihood (same data, same start)."""
     rng = np.random.default_rng(0)
-    X = np.vstack([rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], 200),
-                   rng.multivariate_normal([3, 2], [[2, -0.7], [-0.7, 1]], 300)])
+    X = np.vstack(
+        [
+            rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], 200),
+            rng.multivariate_normal([3, 2], [[2, -0.7], [-0.7, 1]], 300),
+        ]
+    )
     best = {}
     for name in mclust.NAMES:
         model = CompiledModel(get_derivation(load_spec({"components": 2, "dim": 2, "covariance": name})))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             best[name] = run_em(model, X, max_iter=2000, tol=1e-12).loglik[-1]
-    for small, big in [("EII", "VII"), ("EII", "EEI"), ("EEI", "VEI"), ("VEI", "VVI"), ("EVI", "VVI"),
-                       ("EEE", "VEE"), ("VEE", "VVE"), ("EVE", "VVE"), ("EEV", "VEV"), ("VEV", "VVV"),
-                       ("EVV", "VVV"), ("VVE", "VVV")]:
+    for small, big in [
+        ("EII", "VII"),
+        ("EII", "EEI"),
+        ("EEI", "VEI"),
+        ("VEI", "VVI"),
+        ("EVI", "VVI"),
+        ("EEE", "VEE"),
+        ("VEE", "VVE"),
+        ("EVE", "VVE"),
+        ("EEV", "VEV"),
+        ("VEV", "VVV"),
+        ("EVV", "VVV"),
+        ("VVE", "VVV"),
+    ]:
         assert best[big] >= best[small] - 1e-6, (small, big)

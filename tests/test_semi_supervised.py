@@ -65,8 +65,12 @@ def test_converged_run_is_the_maximum_of_the_semi_supervised_objective():
     mu = np.array([c["mean"][0] for c in res.components])
     var = np.array([c["covariance"][0, 0] for c in res.components])
     assert res.loglik[-1] == pytest.approx(_objective(x, labels, w, mu, var), rel=1e-12)
-    best = minimize(lambda t: -_objective(x, labels, *unpack(t)), np.array([0.0, -0.5, 1.0, 0.0, 0.0]),
-                    method="BFGS", options={"gtol": 1e-10})
+    best = minimize(
+        lambda t: -_objective(x, labels, *unpack(t)),
+        np.array([0.0, -0.5, 1.0, 0.0, 0.0]),
+        method="BFGS",
+        options={"gtol": 1e-10},
+    )
     bw, bmu, bvar = unpack(best.x)
     assert -best.fun <= res.loglik[-1] + 1e-9
     np.testing.assert_allclose(w, bw, atol=1e-5)

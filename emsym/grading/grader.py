@@ -10,7 +10,7 @@ numerically for a name it is linear in.  An answer that matches only on the side
 is correct, and the feedback says so.
 
 When an answer is wrong, the grader evaluates the answers typical EM mistakes produce --
-rewrites of the expected answer -- and names the mistake that matches (see ``MISTAKES``).
+rewrites of the expected answer -- and names the mistake that matches (see ``_mistakes``).
 
 >>> g = FormulaGrader("(gamma_k1*x_1 + gamma_k2*x_2)/(gamma_k1 + gamma_k2)")
 >>> g.grade("(x_2 gamma_k2 + gamma_k1 x_1) / (gamma_k2 + gamma_k1)").verdict
@@ -26,21 +26,18 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..exceptions import EmsymError
+from ..exceptions import GraderError
 from .parser import CONSTANTS, InvalidAnswer, Parsed, parse, to_text
 
-__all__ = ["MISTAKES", "FormulaGrader", "GraderError", "Verdict", "parse_tolerance"]
+__all__ = ["FormulaGrader", "GraderError", "Verdict", "parse_tolerance"]
 
 SAMPLES = 32
 RTOL = 1e-8
 TIME_LIMIT = 0.5  # seconds for one grade; checked between stages
-
-
-class GraderError(EmsymError, ValueError):
-    """The question itself (expected answer, side condition, tolerance) is wrong: author-facing."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ def _index_swaps(name: str) -> list[str]:
 _FN = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs}
 
 
-def evaluate(tree, env: dict) -> np.ndarray:
+def evaluate(tree: tuple, env: dict) -> Any:
     kind = tree[0]
     if kind == "num":
         return np.float64(tree[1])  # numpy scalars: 1/0 is inf (errors are off), not an exception
@@ -181,69 +178,127 @@ def _mistakes(expected):
     out = []
     names = _names_in(expected)
     sig = sorted(n for n in names if _base(n).startswith("sigma"))
-    squared = {id(n) for n in _nodes(expected) if n[0] == "^" and n[1][0] == "var" and n[1][1] in sig
-               and n[2][0] == "num" and n[2][1] == 2}
+    squared = {
+        id(n)
+        for n in _nodes(expected)
+        if n[0] == "^" and n[1][0] == "var" and n[1][1] in sig and n[2][0] == "num" and n[2][1] == 2
+    }
     if sig:
         if squared:
-            out.append(("sigma-for-sigma2", "you used sigma where sigma^2 (the variance) belongs.",
-                        _replace(expected, lambda t: t[1] if id(t) in squared else None)))
-        out.append(("sigma2-for-sigma", "you used sigma^2 where sigma belongs (or squared a variance twice).",
-                    _replace(expected, lambda t: ("^", t, ("num", 2.0, "2")) if t[0] == "var" and t[1] in sig else None)))
-        out.append(("sigma-for-sigma2", "you used sigma where sigma^2 (the variance) belongs.",
-                    _replace(expected, lambda t: ("call", "sqrt", t) if t[0] == "var" and t[1] in sig else None)))
+            out.append(
+                (
+                    "sigma-for-sigma2",
+                    "you used sigma where sigma^2 (the variance) belongs.",
+                    _replace(expected, lambda t: t[1] if id(t) in squared else None),
+                )
+            )
+        out.append(
+            (
+                "sigma2-for-sigma",
+                "you used sigma^2 where sigma belongs (or squared a variance twice).",
+                _replace(expected, lambda t: ("^", t, ("num", 2.0, "2")) if t[0] == "var" and t[1] in sig else None),
+            )
+        )
+        out.append(
+            (
+                "sigma-for-sigma2",
+                "you used sigma where sigma^2 (the variance) belongs.",
+                _replace(expected, lambda t: ("call", "sqrt", t) if t[0] == "var" and t[1] in sig else None),
+            )
+        )
     if expected[0] == "/":
         num, den = expected[1], expected[2]
         den_names = _names_in(den)
         if den_names and all(_is_resp(n) for n in den_names):
-            out.append(("n-for-Nk", f"you divided by the number of points ({len(_terms(den))}); divide by "
-                        f"N_k = {to_text(den)}, the sum of the responsibilities.",
-                        ("/", num, ("num", float(len(_terms(den))), str(len(_terms(den))))) ))
+            out.append(
+                (
+                    "n-for-Nk",
+                    f"you divided by the number of points ({len(_terms(den))}); divide by "
+                    f"N_k = {to_text(den)}, the sum of the responsibilities.",
+                    ("/", num, ("num", float(len(_terms(den))), str(len(_terms(den))))),
+                )
+            )
         if not den_names or all(_is_resp(n) for n in den_names):
-            msg = ("counts instead of fractions: that is the effective count N_k; divide it by the number of "
-                   "points to get a weight." if not any(_base(n) in {"x", "y"} for n in _names_in(num))
-                   else "the division by N_k (the sum of the responsibilities) is missing.")
+            msg = (
+                "counts instead of fractions: that is the effective count N_k; divide it by the number of "
+                "points to get a weight."
+                if not any(_base(n) in {"x", "y"} for n in _names_in(num))
+                else "the division by N_k (the sum of the responsibilities) is missing."
+            )
             out.append(("not-divided", msg, num))
         else:
-            out.append(("not-normalised", "the responsibilities are not normalised: divide by the sum over all "
-                        "components so that they add up to 1.", num))
+            out.append(
+                (
+                    "not-normalised",
+                    "the responsibilities are not normalised: divide by the sum over all "
+                    "components so that they add up to 1.",
+                    num,
+                )
+            )
     resp = [n for n in names if _is_resp(n)]
     if resp:
-        out.append(("unweighted", "unweighted -- every point counts the same. Weight each point by its "
-                    "responsibility (gamma).", _replace(expected, lambda t: ONE if t[0] == "var" and t[1] in resp else None)))
+        out.append(
+            (
+                "unweighted",
+                "unweighted -- every point counts the same. Weight each point by its responsibility (gamma).",
+                _replace(expected, lambda t: ONE if t[0] == "var" and t[1] in resp else None),
+            )
+        )
     hats = [n for n in names if n.startswith("hat")]
     if hats:
-        out.append(("stale-mean", f"you used the old mean ({', '.join(h[3:] for h in hats)}); this update uses the new "
-                    f"mean ({', '.join(hats)}) from the same M-step.",
-                    _replace(expected, lambda t: ("var", t[1][3:]) if t[0] == "var" and t[1] in hats else None)))
+        out.append(
+            (
+                "stale-mean",
+                f"you used the old mean ({', '.join(h[3:] for h in hats)}); this update uses the new "
+                f"mean ({', '.join(hats)}) from the same M-step.",
+                _replace(expected, lambda t: ("var", t[1][3:]) if t[0] == "var" and t[1] in hats else None),
+            )
+        )
     by_base: dict = {}
     for n in sorted(names):
         if "_" in n:
             by_base.setdefault(n.split("_", 1)[0], []).append(n)
-    for base, group in by_base.items():
+    for group in by_base.values():
         for i in range(len(group)):
             for j in range(i + 1, len(group)):
                 a, b = group[i], group[j]
                 swap = {a: b, b: a}
-                out.append(("indices-swapped", f"the indices are mixed up: {a} and {b} are exchanged.",
-                            _replace(expected, lambda t, s=swap: ("var", s[t[1]]) if t[0] == "var" and t[1] in s else None)))
+                out.append(
+                    (
+                        "indices-swapped",
+                        f"the indices are mixed up: {a} and {b} are exchanged.",
+                        _replace(expected, lambda t, s=swap: ("var", s[t[1]]) if t[0] == "var" and t[1] in s else None),
+                    )
+                )
     subs = [n for n in _nodes(expected) if n[0] in "+-"]
     for target in subs[:12]:
         flipped = {"+": "-", "-": "+"}[target[0]]
-        out.append(("sign", f"a sign error: '{to_text(target)}' should not have its sign flipped.",
-                    _replace(expected, lambda t, tg=target, f=flipped: (f, t[1], t[2]) if t is tg else None)))
+        out.append(
+            (
+                "sign",
+                f"a sign error: '{to_text(target)}' should not have its sign flipped.",
+                _replace(expected, lambda t, tg=target, f=flipped: (f, t[1], t[2]) if t is tg else None),
+            )
+        )
     return out
 
 
-_FACTORS = [(-1.0, "sign", "a sign error: your answer is the expected one with the opposite sign."),
-            (2.0, "factor-half", "a factor of 2 is off (a missing 1/2?)."),
-            (0.5, "factor-half", "a factor of 2 is off (a missing 1/2?)."),
-            (math.sqrt(2 * math.pi), "two-pi", "a factor sqrt(2 pi) is off (the normal density's 1/sqrt(2 pi sigma^2)?)."),
-            (1 / math.sqrt(2 * math.pi), "two-pi", "a factor sqrt(2 pi) is off (the normal density's 1/sqrt(2 pi sigma^2)?)."),
-            (2 * math.pi, "two-pi", "a factor 2 pi is off."), (1 / (2 * math.pi), "two-pi", "a factor 2 pi is off.")]
+_FACTORS = [
+    (-1.0, "sign", "a sign error: your answer is the expected one with the opposite sign."),
+    (2.0, "factor-half", "a factor of 2 is off (a missing 1/2?)."),
+    (0.5, "factor-half", "a factor of 2 is off (a missing 1/2?)."),
+    (math.sqrt(2 * math.pi), "two-pi", "a factor sqrt(2 pi) is off (the normal density's 1/sqrt(2 pi sigma^2)?)."),
+    (1 / math.sqrt(2 * math.pi), "two-pi", "a factor sqrt(2 pi) is off (the normal density's 1/sqrt(2 pi sigma^2)?)."),
+    (2 * math.pi, "two-pi", "a factor 2 pi is off."),
+    (1 / (2 * math.pi), "two-pi", "a factor 2 pi is off."),
+]
 
 
-_SHIFTS = [(s * c, "two-pi", "the constant log(2 pi) of the normal density is off (a missing 2 pi?).")
-           for c in (0.5 * math.log(2 * math.pi), math.log(2 * math.pi)) for s in (1, -1)]
+_SHIFTS = [
+    (s * c, "two-pi", "the constant log(2 pi) of the normal density is off (a missing 2 pi?).")
+    for c in (0.5 * math.log(2 * math.pi), math.log(2 * math.pi))
+    for s in (1, -1)
+]
 
 
 def _ratio_mistake(a, b):
@@ -304,8 +359,9 @@ def _symbolic_ok(tree) -> bool:
 
 def _to_sympy(tree, symbols: dict):
     """A sympy expression built node by node from emsym's own tree (no text is parsed)."""
-    import sympy as sp
     from fractions import Fraction
+
+    import sympy as sp
 
     kind = tree[0]
     if kind == "num":
@@ -318,7 +374,7 @@ def _to_sympy(tree, symbols: dict):
     if kind == "neg":
         return -_to_sympy(tree[1], symbols)
     a, b = _to_sympy(tree[1], symbols), _to_sympy(tree[2], symbols)
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "^": a ** b}[kind]
+    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "^": a**b}[kind]
 
 
 def symbolically_equal(a, b) -> bool | None:
@@ -335,8 +391,17 @@ def symbolically_equal(a, b) -> bool | None:
 
 
 # -- tolerances --------------------------------------------------------------------------
-_WORDS = {"unit": 1, "units": 1, "integer": 1, "tenth": 0.1, "tenths": 0.1, "hundredth": 0.01,
-          "hundredths": 0.01, "thousandth": 0.001, "thousandths": 0.001}
+_WORDS = {
+    "unit": 1,
+    "units": 1,
+    "integer": 1,
+    "tenth": 0.1,
+    "tenths": 0.1,
+    "hundredth": 0.01,
+    "hundredths": 0.01,
+    "thousandth": 0.001,
+    "thousandths": 0.001,
+}
 
 
 def _amount(text: str, spec) -> float:
@@ -346,8 +411,10 @@ def _amount(text: str, spec) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise GraderError(f"tolerance should be a finite number >= 0 (e.g. 0.05, '1%', 'nearest tenth' or "
-                          f"'3 significant figures'), but got {spec!r}")
+        raise GraderError(
+            f"tolerance should be a finite number >= 0 (e.g. 0.05, '1%', 'nearest tenth' or "
+            f"'3 significant figures'), but got {spec!r}"
+        )
     return value
 
 
@@ -407,8 +474,9 @@ class FormulaGrader:
         says "confirmed symbolically".  The verdict never depends on it.
     """
 
-    def __init__(self, expected: str, where=(), tolerance=None, domains: dict | None = None, seed: int = 0,
-                 symbolic: bool = True):
+    def __init__(
+        self, expected: str, where=(), tolerance=None, domains: dict | None = None, seed: int = 0, symbolic: bool = True
+    ):
         try:
             self.expected = parse(expected)
         except InvalidAnswer as exc:
@@ -440,7 +508,9 @@ class FormulaGrader:
             # log(x), sqrt(x - mu), ...: where the expected answer is undefined at many points,
             # sample the real-valued names that were not declared on positive values instead.
             declared = set(domains or {})
-            self.domains = {n: ("positive" if d == "real" and n not in declared else d) for n, d in self.domains.items()}
+            self.domains = {
+                n: ("positive" if d == "real" and n not in declared else d) for n, d in self.domains.items()
+            }
             self._draw_samples(seed)
         if self.numeric:
             self.tolerance = parse_tolerance(tolerance if tolerance is not None else "0.1%")
@@ -450,7 +520,7 @@ class FormulaGrader:
             self.rtol = RTOL if tolerance is None else self._formula_rtol(tolerance)
             if np.isfinite(self.value).sum() < SAMPLES // 2:
                 raise GraderError(f"the expected answer {expected!r} is undefined at most sample points")
-        self._mistakes = None
+        self._mistakes: list[tuple[str, str, np.ndarray]] | None = None
         self.symbolic = symbolic
         self._confirmed: dict[str, bool | None] = {}
 
@@ -481,14 +551,17 @@ class FormulaGrader:
         return rng.uniform(-3.0, 3.0, size)
 
     def _sample(self, rng, conditions: bool) -> dict:
-        all_names = sorted(self.names | {v for n in self.names for v in _hat_variants(n)}
-                           | {s for n in self.names for s in _index_swaps(n)})
+        all_names = sorted(
+            self.names
+            | {v for n in self.names for v in _hat_variants(n)}
+            | {s for n in self.names for s in _index_swaps(n)}
+        )
         if not conditions:
             return {n: self._draw(rng, n, SAMPLES) for n in all_names}
         pool = SAMPLES * 8
         env = {n: self._draw(rng, n, pool) for n in all_names}
         keep = np.ones(pool, dtype=bool)
-        solved = set()
+        solved: set[str] = set()
         for text, lhs, rhs in self.conditions:
             f = ("-", lhs.tree, rhs.tree)
             target = self._linear_name(f, env, solved, text)
@@ -517,7 +590,8 @@ class FormulaGrader:
                 vals = [np.asarray(evaluate(f, {**env, n: float(t)}), dtype=float) for t in (0, 1, 2, 5)]
                 slope = vals[1] - vals[0]
                 if np.all(np.abs(slope) > 1e-9) and all(
-                        np.allclose(vals[i], vals[0] + t * slope, rtol=1e-9, atol=1e-9) for i, t in ((2, 2), (3, 5))):
+                    np.allclose(vals[i], vals[0] + t * slope, rtol=1e-9, atol=1e-9) for i, t in ((2, 2), (3, 5))
+                ):
                     return n
         raise GraderError(f"side condition {text!r} should be linear in one of its names (emsym samples on it)")
 
@@ -546,14 +620,21 @@ class FormulaGrader:
         swapped = sorted(n for n in parsed.names if n in self.swapped)
         if swapped:
             fix = ", ".join(f"{s} -> {self.swapped[s]}" for s in swapped)
-            return Verdict("incorrect", 0.0, f"Incorrect: the indices are swapped ({fix}).", parsed.text, "indices-swapped")
+            return Verdict(
+                "incorrect", 0.0, f"Incorrect: the indices are swapped ({fix}).", parsed.text, "indices-swapped"
+            )
         with np.errstate(all="ignore"):
             value = evaluate(parsed.tree, self.env)
             if _close(value, self.value, self.rtol):
                 if self.conditions and not _close(evaluate(parsed.tree, self.env_free), self.value_free, self.rtol):
                     conds = "; ".join(c[0] for c in self.conditions)
-                    return Verdict("correct", 1.0, f"Correct{reading}, using the side condition ({conds}); "
-                                   "it is not equal to the expected answer without it.", parsed.text)
+                    return Verdict(
+                        "correct",
+                        1.0,
+                        f"Correct{reading}, using the side condition ({conds}); "
+                        "it is not equal to the expected answer without it.",
+                        parsed.text,
+                    )
                 confirmed = self._confirm(parsed)
                 return Verdict("correct", 1.0, f"Correct{reading}{confirmed}.", parsed.text)
             if time.perf_counter() - start > TIME_LIMIT:
@@ -589,8 +670,10 @@ class FormulaGrader:
                 return key, msg
         if uses_old:
             old = sorted(n for n in parsed.names if n in self.extra)
-            return "stale-mean", (f"{', '.join(old)} is not one of this question's names here; did you mean "
-                                  f"{', '.join(_hat_variants(o)[0] for o in old)}?")
+            return "stale-mean", (
+                f"{', '.join(old)} is not one of this question's names here; did you mean "
+                f"{', '.join(_hat_variants(o)[0] for o in old)}?"
+            )
         return _ratio_mistake(value, self.value)
 
     def _unknown_message(self, unknown) -> str:
@@ -626,8 +709,13 @@ class FormulaGrader:
 
     def _grade_number(self, parsed: Parsed, reading: str) -> Verdict:
         if parsed.names:
-            return Verdict("invalid", 0.0, "Could not read the answer: a number is expected, but the answer has "
-                           f"the name(s) {', '.join(sorted(parsed.names))}.", parsed.text)
+            return Verdict(
+                "invalid",
+                0.0,
+                "Could not read the answer: a number is expected, but the answer has "
+                f"the name(s) {', '.join(sorted(parsed.names))}.",
+                parsed.text,
+            )
         with np.errstate(all="ignore"):
             got = float(np.asarray(evaluate(parsed.tree, {})).reshape(-1)[0])
         want = float(self.value.reshape(-1)[0])
@@ -640,24 +728,19 @@ class FormulaGrader:
             if abs(got - factor * want) <= allowed * max(1, abs(factor)) + 1e-12:
                 return Verdict("incorrect", 0.0, f"Incorrect{reading}: {msg}", parsed.text, key)
         if want > 0 and abs(got - math.sqrt(want)) <= max(allowed, 1e-9):
-            return Verdict("incorrect", 0.0, f"Incorrect{reading}: that is the square root of the answer "
-                           "(sigma instead of sigma^2?).", parsed.text, "sigma-for-sigma2")
+            return Verdict(
+                "incorrect",
+                0.0,
+                f"Incorrect{reading}: that is the square root of the answer (sigma instead of sigma^2?).",
+                parsed.text,
+                "sigma-for-sigma2",
+            )
         if abs(got - want * want) <= max(allowed, 1e-9) * max(1, abs(want)):
-            return Verdict("incorrect", 0.0, f"Incorrect{reading}: that is the square of the answer "
-                           "(sigma^2 instead of sigma?).", parsed.text, "sigma2-for-sigma")
+            return Verdict(
+                "incorrect",
+                0.0,
+                f"Incorrect{reading}: that is the square of the answer (sigma^2 instead of sigma?).",
+                parsed.text,
+                "sigma2-for-sigma",
+            )
         return Verdict("incorrect", 0.0, f"Incorrect{reading}.", parsed.text)
-
-
-MISTAKES = {
-    "sigma-for-sigma2": "sigma where sigma^2 belongs",
-    "sigma2-for-sigma": "sigma^2 where sigma belongs",
-    "not-normalised": "responsibilities not normalised",
-    "not-divided": "counts instead of fractions / a missing division by N_k",
-    "n-for-Nk": "dividing by n instead of N_k",
-    "unweighted": "an unweighted mean or variance",
-    "stale-mean": "the old mean in the variance update",
-    "indices-swapped": "indices swapped",
-    "sign": "a sign error",
-    "factor-half": "a missing 1/2",
-    "two-pi": "a missing 2 pi",
-}

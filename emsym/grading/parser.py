@@ -25,7 +25,7 @@ a number literal and of a constant exponent.  Parsing is linear in the input.
 >>> parse("(a+b))", names={"a", "b"})
 Traceback (most recent call last):
 ...
-emsym.grading.parser.InvalidAnswer: column 6: unexpected ')'
+emsym.exceptions.InvalidAnswer: column 6: unexpected ')'
   (a+b))
        ^
 """
@@ -36,17 +36,17 @@ import math
 import unicodedata
 from dataclasses import dataclass
 
-from ..exceptions import EmsymError
+from ..exceptions import InvalidAnswer
 
 __all__ = ["DIGITS", "FUNCTIONS", "LIMITS", "InvalidAnswer", "Parsed", "parse", "to_text"]
 
 LIMITS = {
-    "length": 1000,       # characters
-    "depth": 40,          # nested brackets / operators
-    "nodes": 400,         # numbers, names and operations
+    "length": 1000,  # characters
+    "depth": 40,  # nested brackets / operators
+    "nodes": 400,  # numbers, names and operations
     "number_digits": 30,  # digits in one literal
     "number_value": 1e12,
-    "exponent": 64,       # |constant exponent|
+    "exponent": 64,  # |constant exponent|
 }
 
 # ASCII digits only: str.isdigit() is also true for '²', '①' and other digits float() and int() refuse.
@@ -54,26 +54,37 @@ DIGITS = frozenset("0123456789")
 FUNCTIONS = {"exp": "exp", "log": "log", "ln": "log", "sqrt": "sqrt", "abs": "abs"}
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
-_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "θ": "theta",
-          "λ": "lambda", "μ": "mu", "ν": "nu", "π": "pi", "ρ": "rho", "σ": "sigma", "τ": "tau",
-          "φ": "phi", "ϕ": "phi", "ψ": "psi", "ω": "omega", "η": "eta", "κ": "kappa", "ξ": "xi",
-          "ζ": "zeta", "χ": "chi", "Σ": "Sigma", "Π": "Pi", "Γ": "Gamma", "Λ": "Lambda"}
+_GREEK = {
+    "α": "alpha",
+    "β": "beta",
+    "γ": "gamma",
+    "δ": "delta",
+    "ε": "epsilon",
+    "θ": "theta",
+    "λ": "lambda",
+    "μ": "mu",
+    "ν": "nu",
+    "π": "pi",
+    "ρ": "rho",
+    "σ": "sigma",
+    "τ": "tau",
+    "φ": "phi",
+    "ϕ": "phi",
+    "ψ": "psi",
+    "ω": "omega",
+    "η": "eta",
+    "κ": "kappa",
+    "ξ": "xi",
+    "ζ": "zeta",
+    "χ": "chi",
+    "Σ": "Sigma",
+    "Π": "Pi",
+    "Γ": "Gamma",
+    "Λ": "Lambda",
+}
 _SUPER = {"²": "^2", "³": "^3", "¹": "^1"}
 _SUB = {chr(0x2080 + i): str(i) for i in range(10)}
 _OPS = {"·": "*", "×": "*", "∗": "*", "−": "-", "–": "-", "÷": "/", "⁄": "/"}
-
-
-class InvalidAnswer(EmsymError, ValueError):
-    """A typed answer that cannot be read; the message is for the student."""
-
-    def __init__(self, message: str, column: int | None = None, source: str | None = None):
-        self.reason = message
-        self.column = column
-        if column is not None and source is not None and len(source) <= 200:
-            message = f"column {column}: {message}\n  {source}\n  {' ' * (column - 1)}^"
-        elif column is not None:
-            message = f"column {column}: {message}"
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -121,8 +132,12 @@ def _tokens(src: str, cols: list[int], original: str):
             j = i
             while j < n and (src[j] in DIGITS or src[j] == "."):
                 j += 1
-            if j < n and src[j] in "eE" and j + 1 < n and (src[j + 1] in DIGITS or
-                                                            (src[j + 1] in "+-" and j + 2 < n and src[j + 2] in DIGITS)):
+            if (
+                j < n
+                and src[j] in "eE"
+                and j + 1 < n
+                and (src[j + 1] in DIGITS or (src[j + 1] in "+-" and j + 2 < n and src[j + 2] in DIGITS))
+            ):
                 j += 2
                 while j < n and src[j] in DIGITS:
                     j += 1
@@ -130,10 +145,14 @@ def _tokens(src: str, cols: list[int], original: str):
             if lit.count(".") > 1:
                 raise InvalidAnswer(f"the number {lit!r} has more than one decimal point", col, original)
             if sum(c in DIGITS for c in lit) > LIMITS["number_digits"]:
-                raise InvalidAnswer(f"the number is too long (more than {LIMITS['number_digits']} digits)", col, original)
+                raise InvalidAnswer(
+                    f"the number is too long (more than {LIMITS['number_digits']} digits)", col, original
+                )
             value = float(lit)
             if not math.isfinite(value) or abs(value) > LIMITS["number_value"]:
-                raise InvalidAnswer(f"the number {lit} is too large (the limit is {LIMITS['number_value']:g})", col, original)
+                raise InvalidAnswer(
+                    f"the number {lit} is too large (the limit is {LIMITS['number_value']:g})", col, original
+                )
             yield ("num", (value, lit), col, space)
             i = j
             space = False
@@ -149,7 +168,7 @@ def _tokens(src: str, cols: list[int], original: str):
                     k = src.find("}", j)
                     if k < 0:
                         raise InvalidAnswer("a subscript '{' is not closed", cols[j], original)
-                    sub = src[j + 1:k].replace(",", "").replace(" ", "")
+                    sub = src[j + 1 : k].replace(",", "").replace(" ", "")
                     if not sub or not (sub.isascii() and sub.isalnum()):
                         raise InvalidAnswer("a subscript should be letters and digits, e.g. x_{1}", cols[j], original)
                     j = k + 1
@@ -351,8 +370,13 @@ def _constant(tree) -> float | None:
         if a is None or b is None:
             return None
         try:
-            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else math.inf,
-                    "^": math.pow(a, b) if a > 0 or float(b).is_integer() else math.nan}[kind]
+            return {
+                "+": a + b,
+                "-": a - b,
+                "*": a * b,
+                "/": a / b if b else math.inf,
+                "^": math.pow(a, b) if a > 0 or float(b).is_integer() else math.nan,
+            }[kind]
         except (OverflowError, ValueError, ZeroDivisionError):
             return math.inf
     return None

@@ -31,9 +31,9 @@ import sys
 from pathlib import Path
 
 from ..exceptions import EmsymError
-from .grader import Verdict
 from ..safeio import LIMITS as _IO_LIMITS
 from ..safeio import bounded_lines
+from .grader import Verdict
 from .parser import DIGITS
 
 LINE_LIMIT = _IO_LIMITS["line_bytes"]
@@ -65,10 +65,20 @@ class _NumericPart:
         for other in self.r.details.get("other_labels", []):
             if self.g.within(got, float(other)):
                 if self.r.part.spec.get("permutable"):
-                    return Verdict("correct", 1.0, "Correct, up to the numbering of the components "
-                                   "(the question allows any order).", v.reading)
-                return Verdict("incorrect", 0.0, "Incorrect: that is the value for another component; check "
-                               "which component the question asks about.", v.reading, "labels-swapped")
+                    return Verdict(
+                        "correct",
+                        1.0,
+                        "Correct, up to the numbering of the components (the question allows any order).",
+                        v.reading,
+                    )
+                return Verdict(
+                    "incorrect",
+                    0.0,
+                    "Incorrect: that is the value for another component; check "
+                    "which component the question asks about.",
+                    v.reading,
+                    "labels-swapped",
+                )
         for key, msg, value in self.r.details.get("mistakes", []):
             if self.g.within(got, float(value)):
                 return Verdict("incorrect", 0.0, f"Incorrect: {msg}", v.reading, key)
@@ -82,21 +92,28 @@ class _AssignmentPart:
     def grade(self, answer) -> Verdict:
         tokens = [t for t in re.split(r"[\s,;]+", str(answer).strip()) if t]
         if not tokens or len(str(answer)) > 1000:
-            return Verdict("invalid", 0.0, "Could not read the answer: give one component number per point, "
-                           "e.g. 2, 2, 1.")
+            return Verdict(
+                "invalid", 0.0, "Could not read the answer: give one component number per point, e.g. 2, 2, 1."
+            )
         if not all(_small_int(t) for t in tokens):
             bad = next(t for t in tokens if not _small_int(t))
             return Verdict("invalid", 0.0, f"Could not read the answer: {bad[:20]!r} is not a component number.")
         got = [int(t) for t in tokens]
         if len(got) != len(self.want):
-            return Verdict("invalid", 0.0, f"Could not read the answer: {len(self.want)} numbers expected (one per "
-                           f"point), got {len(got)}.")
+            return Verdict(
+                "invalid",
+                0.0,
+                f"Could not read the answer: {len(self.want)} numbers expected (one per point), got {len(got)}.",
+            )
         right = sum(a == b for a, b in zip(got, self.want))
         if right == len(got):
             return Verdict("correct", 1.0, "Correct.")
         wrong = [str(i + 1) for i, (a, b) in enumerate(zip(got, self.want)) if a != b]
-        return Verdict("incorrect", right / len(got), f"Incorrect: {right} of {len(got)} right; look again at "
-                       f"point(s) {', '.join(wrong)}.")
+        return Verdict(
+            "incorrect",
+            right / len(got),
+            f"Incorrect: {right} of {len(got)} right; look again at point(s) {', '.join(wrong)}.",
+        )
 
 
 class _ChoicePart:
@@ -114,14 +131,17 @@ class _ChoicePart:
             elif _small_int(t) and 1 <= int(t) <= n:
                 chosen.add(int(t))
             else:
-                return Verdict("invalid", 0.0, f"Could not read the answer: {t[:20]!r} is not an option "
-                               f"(a-{chr(96 + n)}).")
+                return Verdict(
+                    "invalid", 0.0, f"Could not read the answer: {t[:20]!r} is not an option (a-{chr(96 + n)})."
+                )
         if not chosen:
             return Verdict("invalid", 0.0, "Could not read the answer: give the letter(s) of the option(s).")
         if chosen == self.want:
             return Verdict("correct", 1.0, "Correct.")
-        notes = [f"({chr(96 + c)}) {self.options[c - 1].get('explanation', 'is not right')}"
-                 for c in sorted(chosen - self.want)]
+        notes = [
+            f"({chr(96 + c)}) {self.options[c - 1].get('explanation', 'is not right')}"
+            for c in sorted(chosen - self.want)
+        ]
         missing = sorted(self.want - chosen)
         msg = "Incorrect." + (" " + " ".join(notes) if notes else "")
         if missing:
@@ -133,10 +153,9 @@ class ExerciseGraders:
     """Graders for every part of the exercises under a path (a file or a folder)."""
 
     def __init__(self, path):
-        from ..exercise import exercise_files, load_exercise, ExerciseError
-        from ..solve import solve
-
         from .. import __version__
+        from ..exercise import ExerciseError, exercise_files, load_exercise
+        from ..solve import solve
 
         self.graders: dict[tuple[str, str], object] = {}
         self.problems: list[str] = []
@@ -178,7 +197,9 @@ class ExerciseGraders:
             return None, f"no exercise {exercise!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
         if (exercise, part) not in self.graders:
             close = difflib.get_close_matches(part, self.exercises[exercise], n=1)
-            return None, f"exercise {exercise!r} has no part {part!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            return None, f"exercise {exercise!r} has no part {part!r}" + (
+                f" (did you mean {close[0]!r}?)" if close else ""
+            )
         return self.graders[(exercise, part)], None
 
     def grade(self, exercise: str, part: str, answer: str) -> Verdict:
@@ -191,8 +212,11 @@ class ExerciseGraders:
         try:
             return g.grade(answer)
         except Exception as exc:  # a bug in emsym, not the student's fault: say so, keep the row
-            return Verdict("invalid", 0.0, f"Not graded: emsym could not grade this answer ({type(exc).__name__}); "
-                           "please report it.")
+            return Verdict(
+                "invalid",
+                0.0,
+                f"Not graded: emsym could not grade this answer ({type(exc).__name__}); please report it.",
+            )
 
 
 # -- batches ----------------------------------------------------------------------------------
@@ -203,13 +227,16 @@ _DELIMITERS = (",", ";", "\t")
 def _header(line: bytes | None, path) -> tuple[str, dict]:
     """(delimiter, {column: index}) from line 1; comma, semicolon or tab, whichever names the columns."""
     if line is None:
-        raise EmsymError(f"{path}: line 1 is longer than the limit ({LINE_LIMIT:,} bytes); expected the header "
-                         "student,exercise,part,answer")
+        raise EmsymError(
+            f"{path}: line 1 is longer than the limit ({LINE_LIMIT:,} bytes); expected the header "
+            "student,exercise,part,answer"
+        )
     try:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise EmsymError(f"{path}: line 1 is not UTF-8 text; save the file as UTF-8 (CSV UTF-8 in a spreadsheet)") \
-            from None
+        raise EmsymError(
+            f"{path}: line 1 is not UTF-8 text; save the file as UTF-8 (CSV UTF-8 in a spreadsheet)"
+        ) from None
     for delim in _DELIMITERS:
         try:
             header = [h.strip().lower() for h in next(csv.reader([text], delimiter=delim, strict=True))]
@@ -219,8 +246,10 @@ def _header(line: bytes | None, path) -> tuple[str, dict]:
             return delim, {c: header.index(c) for c in _COLUMNS} | {"_width": len(header)}
     if not text.strip():
         raise EmsymError(f"{path}: the submissions file is empty; expected a header student,exercise,part,answer")
-    raise EmsymError(f"{path}: line 1 should name the columns {', '.join(_COLUMNS)} separated by commas (or "
-                     f"semicolons or tabs), but got {text[:80]!r}")
+    raise EmsymError(
+        f"{path}: line 1 should name the columns {', '.join(_COLUMNS)} separated by commas (or "
+        f"semicolons or tabs), but got {text[:80]!r}"
+    )
 
 
 def _read_rows(path):
@@ -259,13 +288,16 @@ def _read_rows(path):
             try:
                 fields = next(csv.reader([text], delimiter=delim, strict=True))
             except csv.Error as exc:
-                problem = ("a quote is not closed on this line (an answer must be on one line)"
-                           if "end of data" in str(exc) else f"the CSV is malformed here ({exc})")
+                problem = (
+                    "a quote is not closed on this line (an answer must be on one line)"
+                    if "end of data" in str(exc)
+                    else f"the CSV is malformed here ({exc})"
+                )
                 yield row_no, raw, None, f"row {row_no}: {problem}"
                 continue
             got = {c: (fields[i] if i < len(fields) else "") for c, i in idx.items()}
             if len(fields) != width:
-                hint = (f"; an answer containing '{delim}' must be in double quotes" if len(fields) > width else "")
+                hint = f"; an answer containing '{delim}' must be in double quotes" if len(fields) > width else ""
                 yield row_no, raw, got, f"row {row_no}: expected {width} fields ({names}), got {len(fields)}{hint}"
                 continue
             yield row_no, raw, got, None
@@ -346,15 +378,18 @@ def grade_submissions(graders: ExerciseGraders, submissions, out=None, fmt: str 
                 targets = {Path(out) / name / "results.json": doc for name, doc in text.items()}
                 existing = [str(t) for t in targets if t.exists()]
                 if existing:
-                    raise EmsymError(f"{existing[0]} already exists ({len(existing)} result file(s) in all); emsym "
-                                     "does not overwrite graded results: remove them or choose another --out")
+                    raise EmsymError(
+                        f"{existing[0]} already exists ({len(existing)} result file(s) in all); emsym "
+                        "does not overwrite graded results: remove them or choose another --out"
+                    )
                 for target, doc in targets.items():
                     write_atomic(target, doc)
             else:
                 write_atomic(out, text)
         except OSError as exc:
             raise EmsymError(f"{out}: cannot write the output: {exc.strerror}") from None
-        journal_path.unlink(missing_ok=True)
+        if journal_path is not None:
+            journal_path.unlink(missing_ok=True)
     return {"rows": len(results), "resumed": resumed, "text": text}
 
 
@@ -386,8 +421,14 @@ def _format(results: list[dict], fmt: str):
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["row", "student", "exercise", "part", "verdict", "score", "feedback"])
         for r in results:
-            w.writerow([r["row"], *(spreadsheet_safe(r[c]) for c in ("student", "exercise", "part", "verdict")),
-                        r["score"], spreadsheet_safe(r["feedback"])])
+            w.writerow(
+                [
+                    r["row"],
+                    *(spreadsheet_safe(r[c]) for c in ("student", "exercise", "part", "verdict")),
+                    r["score"],
+                    spreadsheet_safe(r["feedback"]),
+                ]
+            )
         return buf.getvalue()
     if fmt == "gradescope":
         by_student: dict[str, list] = {}
@@ -400,12 +441,23 @@ def _format(results: list[dict], fmt: str):
 
 def _gradescope(rows: list[dict]) -> dict:
     """Gradescope's results.json for one submission: one test per answered part."""
-    tests = [{"name": f"{r['exercise']} / {r['part']}", "score": r["score"], "max_score": 1.0,
-              "status": "passed" if r["verdict"] == "correct" else "failed",
-              "output": f"**{r['verdict']}**: {r['feedback']}", "output_format": "md"} for r in rows]
-    return {"score": sum(t["score"] for t in tests), "output_format": "md",
-            "output": f"{sum(r['verdict'] == 'correct' for r in rows)} of {len(rows)} answers correct.",
-            "tests": tests}
+    tests = [
+        {
+            "name": f"{r['exercise']} / {r['part']}",
+            "score": r["score"],
+            "max_score": 1.0,
+            "status": "passed" if r["verdict"] == "correct" else "failed",
+            "output": f"**{r['verdict']}**: {r['feedback']}",
+            "output_format": "md",
+        }
+        for r in rows
+    ]
+    return {
+        "score": sum(t["score"] for t in tests),
+        "output_format": "md",
+        "output": f"{sum(r['verdict'] == 'correct' for r in rows)} of {len(rows)} answers correct.",
+        "tests": tests,
+    }
 
 
 def terminal_progress(stream=sys.stderr):
@@ -423,4 +475,5 @@ def terminal_progress(stream=sys.stderr):
                 stream.write("\n")
             stream.flush()
             state["last"] = pct
+
     return show
