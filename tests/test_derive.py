@@ -117,10 +117,18 @@ def test_every_update_has_recorded_steps_in_sympy_and_latex():
         assert wanted in titles
     for u in d.updates:
         steps = d.steps_for(u.name)
-        assert any(s.title.startswith("Differentiate") for s in steps)
-        assert any(s.title.startswith("Solve for") or s.title.startswith("Update of") for s in steps)
+        titles = [s.title for s in steps]
+        objective = "L" if u.name.startswith("pi") else "Q"  # the weights go through the Lagrangian
+        assert titles[:3] == [
+            f"Differentiate {objective} with respect to {u.name}",
+            "Set the derivative to zero",
+            f"Solve for {u.name}",
+        ]
+        assert titles[-1] == f"M-step update of {u.name}"
         assert all(s.latex and s.plain and isinstance(s.expr, sp.Basic) for s in steps)
-    assert r"\gamma_{n1}" in d.update("mu_1").latex or r"\gamma_{n1}" in d.steps_for("mu_1")[-1].latex
+    # PRML (9.17): mu_k = (1/N_k) sum_n gamma(z_nk) x_n
+    assert d.update("mu_1").latex == r"\frac{\sum_{n=1}^{N} x_{n} \gamma_{n1}}{N_{1}}"
+    assert d.steps_for("mu_1")[-1].latex == r"\mu_{1} = " + d.update("mu_1").latex
 
 
 def test_derivation_is_a_plain_dict_for_json():

@@ -233,7 +233,7 @@ def test_hostile_strings_are_harmless(text):
     start = time.perf_counter()
     v = MU.grade(text)
     assert time.perf_counter() - start < 1.0
-    assert v.verdict in {"correct", "incorrect", "invalid"} and 0 <= v.score <= 1
+    assert v.verdict in {"incorrect", "invalid"} and v.score == 0  # never accepted, never a crash
     assert not os.path.exists("/tmp/emsym-pwned")
 
 
