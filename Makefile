@@ -28,8 +28,8 @@ test: lint browser
 
 # ruff (lint and format) and mypy, configured in pyproject.toml; part of `make test`.
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check emsym tests benchmarks conftest.py
-	$(BIN)/ruff format --check emsym tests benchmarks conftest.py
+	$(BIN)/ruff check emsym tests benchmarks tools conftest.py
+	$(BIN)/ruff format --check emsym tests benchmarks tools conftest.py
 	$(BIN)/mypy
 
 # The HTML-sheet test drives headless Chromium. Install Debian's package where we can (root

@@ -334,7 +334,7 @@ class CompiledModel:
                 break
         return new
 
-    def update_one(self, name: str, X: np.ndarray, R: np.ndarray, params: dict):
+    def update_one(self, name: str, X: np.ndarray, R: np.ndarray, params: dict) -> Any:
         """The derived update of one parameter at the given values of the others."""
         env = {"X": X, "R": R, "params": params, "memo": {}}
         fn = dict(self._updates)[name]

@@ -17,6 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +169,7 @@ def _num(v, where, positive=False):
     return float(v)
 
 
-def parse_init_components(raw, dim: int, where: str = "init") -> list[dict]:
+def parse_init_components(raw: Any, dim: int, where: str = "init") -> list[dict]:
     if not isinstance(raw, dict) or "components" not in raw:
         raise DataError(
             f"{where}: expected a mapping with the key 'components' (a list, one entry per "

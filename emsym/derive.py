@@ -853,7 +853,7 @@ class _Deriver:
         return updates, ("ECM" if cyclic else "EM"), notes
 
 
-def derive(spec: ModelSpec, numeric=frozenset()) -> Derivation:
+def derive(spec: ModelSpec, numeric: frozenset[str] = frozenset()) -> Derivation:
     """Derive the EM updates of a model variant (uncached; see ``emsym.cache``).
 
     A parameter whose stationarity condition sympy cannot solve gets a numeric M-step (the

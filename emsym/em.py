@@ -22,6 +22,7 @@ log p(x_n, z_n) instead of log p(x_n) to the objective (semi-supervised EM).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -243,7 +244,7 @@ def run_em(
     exact_m_step: bool = False,
     hard: bool = False,
     silhouette_points: int | None = None,
-    callback=None,
+    callback: Callable[[int, float], None] | None = None,
 ) -> EMResult:
     """Run EM with the derived updates.
 

@@ -29,6 +29,8 @@ previous covariances, as for mclust's own iterative M-steps).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import sympy as sp
 
@@ -249,7 +251,7 @@ def q_sigma(W, N, S) -> float:
     return float(total)
 
 
-def constrained_covariances(name: str, W: np.ndarray, N: np.ndarray, old: np.ndarray):
+def constrained_covariances(name: str, W: np.ndarray, N: np.ndarray, old: np.ndarray) -> tuple[np.ndarray, int]:
     """The M-step for the covariances of mclust model ``name``.
 
     W : (K, d, d) scatter matrices at the new means; N : (K,) counts; old : (K, d, d)
@@ -272,6 +274,7 @@ def constrained_covariances(name: str, W: np.ndarray, N: np.ndarray, old: np.nda
         q = q_sigma(W, N, S) if np.all(np.isfinite(S)) else -np.inf
         if best is None or q > best_q:
             best, best_q = S, q
+    assert best is not None  # starts is never empty
     return best, total
 
 
@@ -322,7 +325,7 @@ def _ascend(name: str, W: np.ndarray, N: np.ndarray, old: np.ndarray):
     return (S + np.swapaxes(S, 1, 2)) / 2, passes
 
 
-def perturbations(name: str, S: np.ndarray, eps: float):
+def perturbations(name: str, S: np.ndarray, eps: float) -> Iterator[tuple[str, np.ndarray]]:
     """Feasible perturbations of a block of covariances: (label, perturbed (K, d, d)) pairs.
 
     Volumes scale by exp(eps) (all at once when equal), shapes move by exp(eps) along
@@ -370,7 +373,7 @@ def perturbations(name: str, S: np.ndarray, eps: float):
                     yield f"orientation {grp} plane {i},{j}", build(lam, D_, A)
 
 
-def random_covariances(name: str, K: int, d: int, rng) -> np.ndarray:
+def random_covariances(name: str, K: int, d: int, rng: np.random.Generator) -> np.ndarray:
     """K covariances that satisfy model ``name`` (for ``emsym check``'s synthetic data)."""
     v, s, o = tuple(name)
 

@@ -9,8 +9,12 @@ by side.  matplotlib is imported only when a sheet asks for figures.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # solve imports render and plots at run time
+    from .solve import Solution
 
 __all__ = ["figures"]
 
@@ -61,7 +65,7 @@ def _densities(ax, X, comps, title, style="-"):
     ax.set_xlabel("x")
 
 
-def figures(solution) -> dict[str, bytes]:
+def figures(solution: Solution) -> dict[str, bytes]:
     """name -> PNG bytes for the sheet of a solved exercise (empty when nothing to draw)."""
     run = solution.run
     ex = solution.exercise
@@ -87,6 +91,7 @@ def figures(solution) -> dict[str, bytes]:
 
         fig, ax = plt.subplots(figsize=(7, 1.8))
         fig.subplots_adjust(left=0.04, right=0.98, top=0.82, bottom=0.2)
+        assert run.responsibilities is not None  # runs for sheets keep them
         resp = run.responsibilities[:, 0]
         sc = ax.scatter(x, np.zeros_like(x), c=resp, cmap="coolwarm_r", vmin=0, vmax=1, s=60, edgecolors="black")
         fig.colorbar(sc, ax=ax, label="gamma_n1")
@@ -104,6 +109,7 @@ def figures(solution) -> dict[str, bytes]:
     else:
         fig, ax = plt.subplots(figsize=(5, 4))
         fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.1)
+        assert run.responsibilities is not None
         z = run.responsibilities.argmax(axis=1)
         ax.scatter(X[:, 0], X[:, 1], c=[f"C{k}" for k in z], s=18)
         for k, c in enumerate(run.components):

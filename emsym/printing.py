@@ -168,11 +168,11 @@ class _Latex(LatexPrinter):
         return rf"\left({u}\right)^{{T}} {a}^{{-1}} \left({u}\right)"
 
 
-def text(expr) -> str:
+def text(expr: sp.Basic) -> str:
     """Plain-text form of a sympy expression in emsym's student notation."""
     return _Text({"order": "none"}).doprint(expr)
 
 
-def latex(expr) -> str:
+def latex(expr: sp.Basic) -> str:
     """LaTeX form of a sympy expression in textbook notation."""
     return _Latex({"order": "none"}).doprint(expr)

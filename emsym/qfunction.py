@@ -20,14 +20,17 @@ k for point n; ``x[n]`` (or ``x[n, i]``) is the data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import sympy as sp
 
 from . import mclust
 from .printing import Equation, Normal, QuadForm
 from .spec import Fixed, ModelSpec
+
+Index = Union[int, sp.Symbol]  # noqa: UP007 - a runtime alias: a concrete component/point, or a symbolic index
 
 __all__ = ["MatSum", "Param", "SymbolicModel", "split_scalar"]
 
@@ -97,7 +100,7 @@ class MatSum(sp.MatrixExpr):
         return MatSum(self.function.T, self.limit)
 
 
-def split_scalar(t):
+def split_scalar(t: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     """t = c * M with c a scalar (1 when there is none) and M a matrix expression (None if t is scalar)."""
     if isinstance(t, sp.MatMul):
         scal = [a for a in t.args if not getattr(a, "is_Matrix", False)]
@@ -184,7 +187,7 @@ class SymbolicModel:
         return f"{base}_{c}"
 
     # -- one component -----------------------------------------------------------------
-    def weight(self, c) -> sp.Expr:
+    def weight(self, c: Index) -> sp.Expr:
         s = self.spec
         if s.mixing == "free":
             return self.pi_[c]
@@ -195,7 +198,7 @@ class SymbolicModel:
         assert isinstance(s.mixing, Fixed)
         return _exact(s.mixing.values[c - 1])
 
-    def mean(self, c, coord=None) -> sp.Expr:
+    def mean(self, c: Index, coord: Index | None = None) -> sp.Expr:
         """Component c's mean (its coordinate ``coord`` for vector data; a d x 1 matrix symbol
         for a full covariance, where the derivation works with whole vectors)."""
         s = self.spec
@@ -210,7 +213,7 @@ class SymbolicModel:
             return self.mu_[coord] if self.vector else self.mu_shared
         return self.mu_[c, coord] if self.vector else self.mu_[c]
 
-    def variance(self, c, coord=None) -> sp.Expr:
+    def variance(self, c: Index, coord: Index | None = None) -> sp.Expr:
         """Component c's variance (its coordinate ``coord`` for a diagonal covariance)."""
         s = self.spec
         if self.diag:
@@ -224,11 +227,11 @@ class SymbolicModel:
         return self.sigma2_[c]
 
     # -- full covariance: matrix symbols ---------------------------------------------------
-    def covariance(self, c) -> sp.MatrixSymbol:
+    def covariance(self, c: Index) -> sp.MatrixSymbol:
         """Component c's covariance matrix Sigma_c (Sigma when tied; known values when fixed)."""
         return sp.MatrixSymbol("Sigma" if self.spec.variance == "tied" else f"Sigma_{c}", self.d, self.d)
 
-    def precision(self, c) -> sp.MatrixSymbol:
+    def precision(self, c: Index) -> sp.MatrixSymbol:
         """Lambda_c = Sigma_c^-1: Q is concave in the precision, the variable the derivation uses."""
         return sp.MatrixSymbol("Lambda" if self.spec.variance == "tied" else f"Lambda_{c}", self.d, self.d)
 
@@ -237,12 +240,12 @@ class SymbolicModel:
         """Point x_n as a d x 1 matrix symbol (full covariance)."""
         return sp.MatrixSymbol("x_n", self.d, 1)
 
-    def scatter(self, c, n=None) -> sp.MatrixExpr:
+    def scatter(self, c: Index, n: Index | None = None) -> sp.MatrixExpr:
         """(x_n - mu_c)(x_n - mu_c)^T, the outer product whose gamma-weighted sum is the scatter."""
         u = self.xn - self.mean(c)
         return u * u.T
 
-    def logf_precision(self, c) -> sp.Expr:
+    def logf_precision(self, c: Index) -> sp.Expr:
         """log N(x_n | mu_c, Lambda_c^-1) with the trace trick: the form the derivation differentiates."""
         L = self.precision(c)
         return -self.d * sp.log(2 * sp.pi) / 2 + sp.log(sp.Determinant(L)) / 2 - sp.Trace(L * self.scatter(c)) / 2
@@ -256,7 +259,7 @@ class SymbolicModel:
             )
         )
 
-    def logf(self, c, n) -> sp.Expr:
+    def logf(self, c: Index, n: Index) -> sp.Expr:
         """log N(x_n | mean_c, variance_c) (times I in d dimensions), written out."""
         if self.full:  # display form; the numbers come from a Cholesky factor (see compile.py)
             u = self.xn - self.mean(c)
@@ -279,11 +282,11 @@ class SymbolicModel:
             return -self.d * sp.log(2 * sp.pi * v) / 2 - sq / (2 * v)
         return -sp.log(2 * sp.pi * v) / 2 - (self.x[n] - self.mean(c)) ** 2 / (2 * v)
 
-    def log_joint(self, c, n) -> sp.Expr:
+    def log_joint(self, c: Index, n: Index) -> sp.Expr:
         """log p(x_n, z_n = c) = log w_c + log f_c(x_n)."""
         return sp.log(self.weight(c)) + self.logf(c, n)
 
-    def normal(self, c, point) -> sp.Expr:
+    def normal(self, c: Index, point: sp.Expr) -> sp.Expr:
         """Display form N(x | mean_c, variance_c)."""
         if self.full:
             return Normal(point, self.mean(c), self.covariance(c))
@@ -302,7 +305,7 @@ class SymbolicModel:
             return Normal(point, mean, self.variance(c), sp.true)
         return Normal(point, self.mean(c), self.variance(c))
 
-    def mean_display(self, c) -> sp.Expr:
+    def mean_display(self, c: Index) -> sp.Expr:
         s = self.spec
         if not self.vector or self.full:
             return self.mean(c)
@@ -313,16 +316,16 @@ class SymbolicModel:
         return self.mu_[c]
 
     # -- sums over components and points --------------------------------------------------
-    def over_components(self, f) -> sp.Expr:
+    def over_components(self, f: Callable[[Index], sp.Expr]) -> sp.Expr:
         """sum over components of f(c): an explicit sum for a concrete K, a Sum for K."""
         if self.general:
             return sp.Sum(f(self.j), (self.j, 1, self.K))
         return sp.Add(*[f(c) for c in self.comps])
 
-    def over_points(self, f) -> sp.Expr:
+    def over_points(self, f: Callable[[Index], sp.Expr]) -> sp.Expr:
         return sp.Sum(f(self.n), (self.n, 1, self.N))
 
-    def point(self, n) -> sp.Expr:
+    def point(self, n: Index) -> sp.Expr:
         if self.full:
             return self.xn
         return sp.Symbol("x_" + str(n), real=True) if self.vector else self.x[n]
@@ -348,7 +351,7 @@ class SymbolicModel:
             lambda n: sp.log(self.over_components(lambda c: self.weight(c) * self.normal(c, self.point(n))))
         )
 
-    def posterior(self, c) -> Equation:
+    def posterior(self, c: Index) -> Equation:
         """E-step: gamma_{nc} = w_c N_c(x_n) / sum_j w_j N_j(x_n)."""
         n, x = self.n, self.point(self.n)
 
@@ -361,9 +364,9 @@ class SymbolicModel:
             den = sp.Add(*[term(j) for j in self.comps], evaluate=False)
         return Equation(self.gamma[n, c], sp.Mul(term(c), sp.Pow(den, -1, evaluate=False), evaluate=False))
 
-    def count(self, c) -> sp.Sum:
+    def count(self, c: Index) -> sp.Sum:
         """N_c = sum_n gamma_nc, the effective number of points of component c."""
         return sp.Sum(self.gamma[self.n, c], (self.n, 1, self.N))
 
-    def count_symbol(self, c) -> sp.Symbol:
+    def count_symbol(self, c: Index) -> sp.Symbol:
         return sp.Symbol(f"N_{c}", positive=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
@@ -17,6 +18,9 @@ from .derive import Derivation
 from .printing import latex
 from .safeio import write_atomic
 from .texsafe import clean_mathml, math_problem
+
+if TYPE_CHECKING:  # solve imports render and plots at run time
+    from .solve import Solution
 
 __all__ = ["FORMATS", "data_dir", "render_derivation", "render_sheet", "template_dirs", "write_atomic"]
 
@@ -136,7 +140,9 @@ def _tex_keep_math(text) -> str:
     )
 
 
-def render_sheet(solution, fmt: str = "md", figures: dict | None = None, figure_links: dict | None = None) -> str:
+def render_sheet(
+    solution: Solution, fmt: str = "md", figures: dict | None = None, figure_links: dict | None = None
+) -> str:
     """A worked solution sheet: fmt 'md', 'html' (self-contained) or 'tex'.
 
     ``figures`` maps a figure name to PNG bytes (embedded in HTML); ``figure_links`` maps it

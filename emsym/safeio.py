@@ -105,7 +105,7 @@ def _regular(path: Path, fh, what: str, error: Callable[[str], Exception]) -> os
     return info
 
 
-def open_text(path: str | os.PathLike, what: str, error: Callable[[str], Exception]):
+def open_text(path: str | os.PathLike, what: str, error: Callable[[str], Exception]) -> io.TextIOWrapper:
     """A regular file opened for reading as strict UTF-8 text (BOM dropped; no newline translation)."""
     path = Path(path)
     try:
@@ -320,7 +320,7 @@ def _finite(value: Any, where: str = "") -> None:
             _finite(v, f"{where}[{i}]")
 
 
-def dumps(value: Any, error: Callable[[str], Exception], **kwargs) -> str:
+def dumps(value: Any, error: Callable[[str], Exception], **kwargs: Any) -> str:
     """Strict JSON: a NaN or an infinity is an ``error`` naming where it is, never 'NaN' in the output."""
     try:
         return json.dumps(value, allow_nan=False, **kwargs)

@@ -126,6 +126,11 @@ def test_every_update_has_recorded_steps_in_sympy_and_latex():
         ]
         assert titles[-1] == f"M-step update of {u.name}"
         assert all(s.latex and s.plain and isinstance(s.expr, sp.Basic) for s in steps)
+    # PRML (9.20)-(9.22): the Lagrangian, the multiplier lambda = -N, and pi_k = N_k / N
+    steps = {s.title: s.plain for s in d.steps if s.param is None}
+    assert steps["Lagrangian for the mixing weights"] == "L = Q + lambda*(-1 + pi_1 + pi_2)"
+    assert steps["Solve for the multiplier"] == "lambda = -N"
+    assert d.update("pi_1").text == "N_1/N"
     # PRML (9.17): mu_k = (1/N_k) sum_n gamma(z_nk) x_n
     assert d.update("mu_1").latex == r"\frac{\sum_{n=1}^{N} x_{n} \gamma_{n1}}{N_{1}}"
     assert d.steps_for("mu_1")[-1].latex == r"\mu_{1} = " + d.update("mu_1").latex

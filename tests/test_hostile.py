@@ -79,6 +79,16 @@ def test_symbolic_confirmation_of_a_huge_expansion_is_not_attempted():
     assert time.process_time() - start < 2.0  # was 34 s; a generous bound, far above the ~10 ms it takes
 
 
+def test_the_size_bound_itself_refuses_the_bomb():
+    from emsym.grading.grader import _symbolic_ok, symbolically_equal
+    from emsym.grading.parser import parse
+
+    bomb = parse("N_k/N*((((N_k+N)*(hatN_k+hatN))^4)^4)^3/(((N_k*hatN_k+N_k*hatN+N*hatN_k+N*hatN)^4)^4)^3").tree
+    assert len(list(parse("x").tree)) and not _symbolic_ok(bomb)  # 39 nodes: only the size bound stops it
+    assert symbolically_equal(bomb, parse("N_k/N").tree) is None
+    assert _symbolic_ok(parse("(gamma_k1*x_1 + gamma_k2*x_2)/(gamma_k1 + gamma_k2)").tree)
+
+
 def test_small_answers_are_still_confirmed_symbolically():
     g = FormulaGrader("(gamma_k1*x_1 + gamma_k2*x_2)/(gamma_k1 + gamma_k2)")
     assert "confirmed symbolically" in g.grade("(x_1*gamma_k1 + gamma_k2*x_2)/(gamma_k2 + gamma_k1)").feedback

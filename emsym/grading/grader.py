@@ -25,6 +25,7 @@ import difflib
 import math
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -418,7 +419,7 @@ def _amount(text: str, spec) -> float:
     return value
 
 
-def parse_tolerance(spec) -> tuple[str, float]:
+def parse_tolerance(spec: str | float) -> tuple[str, float]:
     """('abs', a), ('rel', r) or ('sig', n) from 0.05, '1%', '1e-6', 'nearest tenth', '3 significant figures'.
 
     n significant figures allow half a unit in the n-th significant place of the expected value.
@@ -475,20 +476,26 @@ class FormulaGrader:
     """
 
     def __init__(
-        self, expected: str, where=(), tolerance=None, domains: dict | None = None, seed: int = 0, symbolic: bool = True
-    ):
+        self,
+        expected: str,
+        where: Iterable[str] = (),
+        tolerance: str | float | None = None,
+        domains: dict | None = None,
+        seed: int = 0,
+        symbolic: bool = True,
+    ) -> None:
         try:
             self.expected = parse(expected)
         except InvalidAnswer as exc:
             raise GraderError(f"the expected answer {expected!r} cannot be read: {exc}") from None
-        self.conditions = []
+        self.conditions: list[tuple[str, Parsed, Parsed]] = []
         for cond in where:
             cond = cond.replace("==", "=")
             if cond.count("=") != 1:
                 raise GraderError(f"side condition {cond!r} should have the form 'LHS = RHS'")
-            lhs, rhs = cond.split("=")
+            left, right = cond.split("=")
             try:
-                self.conditions.append((cond.strip(), parse(lhs), parse(rhs)))
+                self.conditions.append((cond.strip(), parse(left), parse(right)))
             except InvalidAnswer as exc:
                 raise GraderError(f"side condition {cond!r} cannot be read: {exc}") from None
         names = set(self.expected.names)
@@ -596,7 +603,7 @@ class FormulaGrader:
         raise GraderError(f"side condition {text!r} should be linear in one of its names (emsym samples on it)")
 
     # -- grading -------------------------------------------------------------------------
-    def grade(self, answer) -> Verdict:
+    def grade(self, answer: str) -> Verdict:
         """Grade one typed answer; never raises for anything a student types."""
         try:
             return self._grade(answer)
@@ -684,7 +691,7 @@ class FormulaGrader:
         allowed = ", ".join(sorted(self.names))
         return f"Could not read the answer: {'; '.join(parts)}. The names you can use are: {allowed}."
 
-    def number(self, answer) -> float | None:
+    def number(self, answer: str) -> float | None:
         """The value of a typed number (an expression without names), or None if it is not one."""
         try:
             parsed = parse(str(answer))

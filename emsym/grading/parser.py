@@ -385,7 +385,7 @@ def _constant(tree) -> float | None:
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
 
 
-def to_text(tree, parent: int = 0, parent_op: str | None = None, right: bool = False) -> str:
+def to_text(tree: tuple, parent: int = 0, parent_op: str | None = None, right: bool = False) -> str:
     """Canonical text of a tree, with only the brackets it needs.
 
     A child needs brackets when it binds looser than its parent, or equally tight on the

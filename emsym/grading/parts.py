@@ -28,7 +28,9 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import EmsymError
 from ..safeio import LIMITS as _IO_LIMITS
@@ -152,7 +154,7 @@ class _ChoicePart:
 class ExerciseGraders:
     """Graders for every part of the exercises under a path (a file or a folder)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike):
         from .. import __version__
         from ..exercise import ExerciseError, exercise_files, load_exercise
         from ..solve import solve
@@ -190,7 +192,7 @@ class ExerciseGraders:
                     g = kind
                 self.graders[(sol.exercise.id, r.part.id)] = g
 
-    def lookup(self, exercise: str, part: str):
+    def lookup(self, exercise: str, part: str) -> tuple[Any, str | None]:
         """The grader, or an error message naming what is unknown."""
         if exercise not in self.exercises:
             close = difflib.get_close_matches(exercise, list(self.exercises), n=1)
@@ -311,7 +313,13 @@ def _key(fingerprint: str, row_no: int, raw: bytes) -> str:
     return h.hexdigest()[:32]
 
 
-def grade_submissions(graders: ExerciseGraders, submissions, out=None, fmt: str = "csv", progress=None) -> dict:
+def grade_submissions(
+    graders: ExerciseGraders,
+    submissions: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    fmt: str = "csv",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Grade every row of a submissions CSV; write ``out`` (or return the text) in csv, json or gradescope.
 
     With ``out``, graded rows are journalled beside it (``OUT.partial.jsonl``) and a rerun of the
@@ -407,7 +415,7 @@ def folder_name(student: str) -> str:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def spreadsheet_safe(cell) -> str:
+def spreadsheet_safe(cell: object) -> str:
     """A CSV cell a spreadsheet shows as text: one starting with = + - @ (a formula) gets a leading '."""
     text = str(cell)
     return "'" + text if text.startswith(_FORMULA_START) else text
