@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--expected", metavar="EXPR", help="the expected answer, e.g. 'N_k/N'")
     g.add_argument("--part", metavar="ID", help="the part of EXERCISE to grade --answer against")
-    g.add_argument("--answer", metavar="TEXT", help="one typed answer")
+    g.add_argument("--answer", metavar="TEXT", help="one typed answer (one starting with '-' works too: --answer -x_1)")
     g.add_argument(
         "--answers",
         metavar="FILE",
@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         metavar="FILE",
         help="with --submissions: write the results here (an interrupted "
-        "run resumes); for gradescope with several students, a folder",
+        "run resumes); for gradescope with several students, a folder; '-' or none: standard output",
     )
     g.add_argument(
         "--where",
@@ -148,7 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--format", default="md", help="md, html, tex or json, or several joined by commas (e.g. md,html); default md"
     )
-    v.add_argument("--out", metavar="DIR", help="write one sheet per exercise into DIR (needed for a folder)")
+    v.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write one sheet per exercise into DIR (needed for several sheets); '-' or none: standard output",
+    )
     v.add_argument("--no-figures", action="store_true", help="skip the matplotlib figures")
 
     a = sub.add_parser("validate", help="check exercise files against the schema")
@@ -304,6 +308,8 @@ def cmd_grade(args) -> int:
         graders = ExerciseGraders(args.exercise)
         for line in graders.problems:
             print(f"emsym: error: {line}", file=sys.stderr)
+        if args.out == "-":
+            args.out = None  # '-' is standard output, as everywhere
         try:
             done = grade_submissions(graders, args.submissions, out=args.out, fmt=fmt, progress=terminal_progress())
         except KeyboardInterrupt:
@@ -409,9 +415,13 @@ def cmd_solve(args) -> int:
     if not files:
         raise EmsymError(f"{args.path}: no exercise files (*.yaml) found")
     sheets = [f for f in formats if f != "json"]
-    if args.out is None and (len(files) > 1 or len(sheets) > 1 or (sheets and "json" in formats)):
-        raise EmsymError("give --out DIR to write several sheets (one folder, one file per exercise and format)")
-    out = Path(args.out) if args.out else None
+    out = None if args.out in (None, "-") else Path(args.out)
+    # Standard output holds one document: one sheet, or the JSON of every exercise.
+    if out is None and sheets and (len(files) > 1 or len(sheets) > 1 or "json" in formats):
+        raise EmsymError(
+            "standard output holds one document: give --out DIR to write several sheets (one file per exercise "
+            "and format), or use --format json for one JSON document of every exercise"
+        )
     tty = sys.stderr.isatty()
     failures, results = 0, []
     for i, f in enumerate(files, 1):
@@ -535,13 +545,30 @@ def _undecodable(argv: list[str]) -> str | None:
     return None
 
 
+# Options whose value is typed text that may start with '-' ("--answer -x_1"): argparse would
+# read such a value as an option, so "--answer VALUE" is joined into "--answer=VALUE" first.
+_TEXT_OPTIONS = ("--answer", "--expected", "--where", "--tolerance")
+
+
+def _join_text_values(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _TEXT_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") and argv[i + 1] != "--":
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     bad = _undecodable(argv)
     if bad:
         print(f"emsym: error: {bad}", file=sys.stderr)
         return 2
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_text_values(argv))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EmsymWarning)
         try:

@@ -310,8 +310,13 @@ def _check_fixed(spec_kw: dict, where: str) -> None:
             v = _number(raw, at)
             if key == "variance" and v <= 0:
                 raise SpecError(f"{at} should be a variance > 0, but got {raw!r}")
-            if key == "mixing" and v < 0:
-                raise SpecError(f"{at} should be a weight >= 0, but got {raw!r}")
+            if key == "mixing" and v <= 0:
+                # A component of weight 0 generates no point: its other parameters cannot be estimated
+                # and its log-weight is -infinity. The model is the one without that component.
+                raise SpecError(
+                    f"{at} should be a weight > 0, but got {raw!r}; a component of weight 0 is not part of the "
+                    "mixture: remove it (and its entries in the other fixed lists) and lower 'components'"
+                )
             vals.append(v)
         if key == "mixing" and sum(vals) != 1:
             total = float(sum(vals))

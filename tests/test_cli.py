@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from emsym.cli import main
+
+EXERCISES = Path(__file__).resolve().parent.parent / "exercises"
 
 
 @pytest.fixture
@@ -286,3 +289,49 @@ def test_latex_derivation_compiles(capsys, tmp_path, preset):
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "d.pdf").stat().st_size > 1000
+
+
+# -- issue 13: commands a teacher can use as they are ------------------------------------------
+@pytest.mark.parametrize("answer", ["-x_1", "-(x_1-mu_k)^2/2"])
+def test_answers_starting_with_a_minus(capsys, answer):
+    assert main(["grade", "--expected", answer, "--answer", answer, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "correct"
+    assert main(["grade", "--expected", answer, f"--answer={answer}", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "correct"
+
+
+def test_a_fixed_weight_of_zero_is_one_clear_line(tmp_path, capsys):
+    f = tmp_path / "m.yaml"
+    f.write_text("components: 2\nmixing: {fixed: [0, 1]}\n")
+    assert main(["check", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'mixing.fixed[0]' should be a weight > 0" in err and "remove it" in err
+
+
+def test_solve_json_for_a_folder_goes_to_stdout(capsys):
+    assert main(["solve", str(EXERCISES), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["exercises"]) == len(list(EXERCISES.glob("*.yaml"))) and doc["failed"] == 0
+    assert main(["solve", str(EXERCISES), "--format", "md", "--out", "-"]) == 2
+    assert "standard output holds one document" in capsys.readouterr().err
+    assert main(["solve", str(EXERCISES / "nyu-q4-m-step.yaml"), "--format", "md", "--out", "-"]) == 0
+    assert capsys.readouterr().out.startswith("# ")
+
+
+def test_submissions_out_dash_is_stdout(tmp_path, capsys):
+    subs = tmp_path / "s.csv"
+    subs.write_text("student,exercise,part,answer\nann,mit-686x-em,training-1,b\n")
+    assert main(["grade", str(EXERCISES / "mit-686x-em.yaml"), "--submissions", str(subs), "--out", "-"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith("Correct.")
+    assert not (tmp_path / "-").exists() and not Path("-").exists()
+
+
+def test_output_files_follow_the_umask(tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        assert main(["solve", str(EXERCISES / "nyu-q4-m-step.yaml"), "--format", "md", "--out", str(tmp_path)]) == 0
+    finally:
+        os.umask(old)
+    capsys.readouterr()
+    sheet = tmp_path / "nyu-q4-m-step.md"
+    assert sheet.stat().st_mode & 0o777 == 0o644
