@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-output
 
-.PHONY: demo test lint bench browser clean
+.PHONY: demo test lint bench browser latex clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/python -m emsym.demo $(DEMO)
 
-test: lint browser
+test: lint browser latex
 	$(BIN)/python -m pytest
 
 # ruff (lint and format) and mypy, configured in pyproject.toml; part of `make test`.
@@ -41,6 +41,17 @@ browser:
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	        || echo "could not install chromium: the browser test will be skipped"; \
 	    else echo "chromium not found and not installable here: the browser test will be skipped"; fi; }
+
+# The LaTeX sheet and derivation tests compile with pdflatex (and read the PDF with poppler's
+# pdftotext). Install Debian's packages where we can; elsewhere those tests are skipped with the reason.
+latex:
+	@command -v pdflatex >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 || \
+	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	      echo "installing texlive and poppler-utils for the LaTeX tests (apt-get)"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq texlive-latex-base \
+	         texlive-latex-recommended poppler-utils) >/dev/null 2>&1 \
+	        || echo "could not install texlive: the LaTeX tests will be skipped"; \
+	    else echo "pdflatex not found and not installable here: the LaTeX tests will be skipped"; fi; }
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_derive.py

@@ -386,9 +386,9 @@ def _grade_expected(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .exercise import validate_path
+    from .solve import validate
 
-    good, problems = validate_path(args.path)
+    good, problems = validate(args.path)
     for line in problems:
         print(line)
     if problems:

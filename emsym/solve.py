@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from .exceptions import DataError, EmsymError, EmsymWarning
 from .exercise import Exercise, ExerciseError, Part, fill_notation, notation_slots
 from .printing import Normal, latex, text
 
-__all__ = ["PartResult", "Solution", "solve"]
+__all__ = ["PartResult", "Solution", "solve", "validate"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ class _Context:
         self.init = None
         if ex.init is not None and self.model is not None:
             try:
-                self.init = self.model.params_from_components(ex.init, where=f"{ex.path}: init")
+                line, col = ex.marks.get(("init",), (1, 1))
+                self.init = self.model.params_from_components(ex.init, where=f"{ex.path}:{line}:{col}: init")
             except DataError as exc:
                 raise ExerciseError([str(exc)]) from None
         self._runs: dict = {}
@@ -632,5 +634,24 @@ def solve(ex: Exercise) -> Solution:
     except EmsymError as exc:
         if isinstance(exc, ExerciseError):
             raise
-        raise ExerciseError([f"{ex.path}: {exc}"]) from None
+        line, col = ex.marks.get(("model",), (1, 1))
+        raise ExerciseError([f"{ex.path}:{line}:{col}: {exc}"]) from None
     return Solution(ex, ctx.derivation, parts, tables, run, iters or ())
+
+
+def validate(path: str | os.PathLike) -> tuple[list[Solution], list[str]]:
+    """Every exercise under PATH checked as ``solve`` would use it: the schema, then solving it.
+
+    ``emsym validate`` therefore refuses exactly what ``emsym solve`` refuses (a ``names`` list that
+    misses a symbol of the computed answer, starting weights that do not sum to 1, ...), each
+    problem as FILE:LINE:COL.
+    """
+    from .exercise import exercise_files, load_exercise
+
+    good, problems = [], []
+    for f in exercise_files(path):
+        try:
+            good.append(solve(load_exercise(f)))
+        except ExerciseError as exc:
+            problems.extend(exc.problems)
+    return good, problems

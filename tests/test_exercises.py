@@ -223,6 +223,10 @@ def test_latex_sheet_compiles(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
+    if shutil.which("pdftotext"):  # what a reader sees: captions, not LaTeX leftovers
+        text = subprocess.run(["pdftotext", "mit-686x-em.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
+        captions = [line for line in text.splitlines() if line.startswith("Figure ")]
+        assert len(captions) == 4 and all(re.match(r"Figure \d: [A-Z]", c) for c in captions), captions
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -276,3 +280,33 @@ def test_html_sheet_shows_math_and_plots_in_a_browser(tmp_path):
     shot = tmp_path / "sheet.png"
     subprocess.run(flags + [f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("names: [gamma_k1, gamma_k2, x_1, x_2]\n", "names: [gamma_k1, x_1, x_2]\n", r":\d+:5: parts.mstep-mu: names:"),
+        (
+            "  - {weight: 0.5, mean: 7, variance: 4}",
+            "  - {weight: 0.6, mean: 7, variance: 4}",
+            r":10:1: init: the weights",
+        ),
+    ],
+)
+def test_validate_refuses_what_solve_refuses(tmp_path, capsys, old, new, message):
+    text = (EXERCISES / "mit-686x-em.yaml").read_text(encoding="utf-8")
+    assert old in text
+    f = tmp_path / "ex.yaml"
+    f.write_text(text.replace(old, new, 1), encoding="utf-8")
+    assert main(["validate", str(f)]) == 2
+    out = capsys.readouterr().out
+    assert re.search(str(f).replace(".", r"\.") + message, out), out
+    assert main(["solve", str(f)]) == 2
+
+
+def test_validate_refuses_untied_starting_variances_in_a_tied_model(tmp_path, capsys):
+    text = (EXERCISES / "own-tied-variance.yaml").read_text(encoding="utf-8")
+    f = tmp_path / "ex.yaml"
+    f.write_text(text.replace("  - {weight: 0.3, mean: 0, variance: 1}", "  - {weight: 0.3, mean: 0, variance: 2}"))
+    assert main(["validate", str(f)]) == 2
+    assert f"{f}:6:1: init: the model's variance is tied" in capsys.readouterr().out
