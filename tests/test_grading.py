@@ -301,3 +301,17 @@ def test_formula_tolerance_and_double_equals():
     with pytest.raises(GraderError):
         FormulaGrader("x_1 + x_2", tolerance="nearest tenth")
     assert FormulaGrader("(g_1 + g_2)/2", where=["g_1 + g_3 == 1"]).grade("(g_1+g_2)/2").verdict == "correct"
+
+
+def test_a_missing_division_by_n_is_named_as_such():
+    v = FormulaGrader("N_k/N").grade("N_k")
+    assert v.mistake == "not-divided" and "division by N (the number of points) is missing" in v.feedback
+    v = FormulaGrader("pi_k*N_k/(pi_1*N_1 + pi_2*N_2)").grade("pi_k*N_k")
+    assert v.mistake == "not-normalised"
+
+
+def test_a_misspelled_name_beside_another_is_not_advice_about_star():
+    g = FormulaGrader("(gamma_k1*x_1 + gamma_k2*x_2)/(gamma_k1 + gamma_k2)")
+    v = g.grade("(gama_k1 x_1 + gamma_k2 x_2)/(gamma_k1 + gamma_k2)")
+    assert v.verdict == "invalid" and "unknown name 'gama_k1' (did you mean 'gamma_k1'?)" in v.feedback
+    assert "'*'" not in v.feedback

@@ -227,6 +227,9 @@ def _mistakes(expected):
                 else "the division by N_k (the sum of the responsibilities) is missing."
             )
             out.append(("not-divided", msg, num))
+        elif len(_terms(den)) == 1:  # one factor such as N: a missing division, not a normalisation
+            what = " (the number of points)" if to_text(den) in ("N", "n") else ""
+            out.append(("not-divided", f"the division by {to_text(den)}{what} is missing.", num))
         else:
             out.append(
                 (

@@ -32,6 +32,7 @@ emsym.exceptions.InvalidAnswer: column 6: unexpected ')'
 
 from __future__ import annotations
 
+import difflib
 import math
 import unicodedata
 from dataclasses import dataclass
@@ -288,6 +289,11 @@ class _Parser:
             known = self.names is None or all(n in self.names or n in CONSTANTS for n in (prev[1], tok[1]))
             if known:
                 return
+            unknown = next(n for n in (prev[1], tok[1]) if n not in self.names and n not in CONSTANTS)
+            close = difflib.get_close_matches(unknown, sorted(self.names), n=1, cutoff=0.6)
+            if close:  # a misspelled name, not a missing '*'
+                at = prev if unknown == prev[1] else tok
+                self.fail(f"unknown name {unknown!r} (did you mean {close[0]!r}?)", at)
             self.fail(f"write '*' between {prev[1]!r} and {tok[1]!r}", tok)
         if p == "name" and t == "(":
             if tok[3] and self.names is not None and prev[1] in self.names:
