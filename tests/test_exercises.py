@@ -224,7 +224,9 @@ def test_latex_sheet_compiles(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
     if shutil.which("pdftotext"):  # what a reader sees: captions, not LaTeX leftovers
-        text = subprocess.run(["pdftotext", "mit-686x-em.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["pdftotext", "mit-686x-em.pdf", "-"], cwd=tmp_path, capture_output=True, text=True
+        ).stdout
         captions = [line for line in text.splitlines() if line.startswith("Figure ")]
         assert len(captions) == 4 and all(re.match(r"Figure \d: [A-Z]", c) for c in captions), captions
 
@@ -310,3 +312,32 @@ def test_validate_refuses_untied_starting_variances_in_a_tied_model(tmp_path, ca
     f.write_text(text.replace("  - {weight: 0.3, mean: 0, variance: 1}", "  - {weight: 0.3, mean: 0, variance: 2}"))
     assert main(["validate", str(f)]) == 2
     assert f"{f}:6:1: init: the model's variance is tied" in capsys.readouterr().out
+
+
+def test_every_formula_prompt_and_its_grader_agree_on_names(solved):
+    """The names a formula part lists are the names its prompt offers and its grader accepts (NYU Q6
+    asked for r_1 and sigma2_0 while its grader knew only g_12 and s2_1)."""
+    seen = 0
+    for sol in solved.values():
+        for r in sol.parts:
+            if r.part.kind != "formula":
+                continue
+            seen += 1
+            names = r.part.spec["names"]
+            assert set(names) <= r.grader.parse_names, (sol.exercise.id, r.part.id)
+            missing = [n for n in names if not re.search(rf"\b{re.escape(n)}\b", r.part.prompt)]
+            assert not missing, (sol.exercise.id, r.part.id, missing)
+            for name in names:  # each name, typed alone, is read (never "unknown name")
+                assert not r.grader.grade(name).feedback.startswith("Could not read"), (r.part.id, name)
+    assert seen >= 7
+
+
+def test_nyu_q6_accepts_the_sources_names():
+    sol = solve(load_exercise(EXERCISES / "nyu-q6-shared-mean-bernoulli.yaml"))
+    g = next(r for r in sol.parts if r.part.id == "mu-formula").grader
+    source = (
+        "(x_1*(r_1*sigma2_0 + (1 - r_1)*sigma2_1) + x_2*(r_2*sigma2_0 + (1 - r_2)*sigma2_1))"
+        "/((r_1*sigma2_0 + (1 - r_1)*sigma2_1) + (r_2*sigma2_0 + (1 - r_2)*sigma2_1))"
+    )
+    assert g.grade(source).verdict == "correct"
+    assert g.grade("(x_1*r_1 + x_2*r_2)/(r_1 + r_2)").verdict == "incorrect"  # ignores the variances

@@ -57,7 +57,7 @@ class Verdict:
 
 # -- names and domains ------------------------------------------------------------------
 _POSITIVE = {"sigma", "sigma2", "s", "s2", "var", "v", "n", "N", "nk", "Nk", "K", "d", "tau", "lambda2", "det", "Sigma"}
-_UNIT = {"pi", "theta", "gamma", "r", "w", "p", "q", "alpha", "phi", "tau_", "resp", "omega"}
+_UNIT = {"pi", "theta", "gamma", "g", "r", "w", "p", "q", "alpha", "phi", "tau_", "resp", "omega"}
 
 
 def _base(name: str) -> str:
