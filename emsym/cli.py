@@ -318,6 +318,13 @@ def cmd_grade(args) -> int:
                     "emsym: interrupted; run the same command again to resume (graded rows are kept)", file=sys.stderr
                 )
             raise
+        if done["not_graded"]:  # the TA's to fix: not the students' answers
+            rows = ", ".join(map(str, done["not_graded"][:20])) + (" ..." if len(done["not_graded"]) > 20 else "")
+            print(
+                f"emsym: warning: {len(done['not_graded'])} row(s) of {args.submissions} were not graded (unknown "
+                f"exercise or part, or a malformed line; not scored): rows {rows}",
+                file=sys.stderr,
+            )
         if args.out is None:
             text = done["text"]
             sys.stdout.write(

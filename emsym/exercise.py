@@ -171,10 +171,10 @@ def _text(c: _Check, d: dict, key, kp, required=True):
     return v
 
 
-_TOP_REQUIRED = ("id", "title", "source", "model", "parts")
-_TOP_OPTIONAL = ("statement", "data", "labels", "init", "responsibilities", "notes")
+_TOP_REQUIRED = ("id", "title", "model", "parts")  # `source` is optional: an instructor's own exercise
+_TOP_OPTIONAL = ("source", "statement", "data", "labels", "init", "responsibilities", "notes")
 SOURCE_KEYS = ("course", "institution", "author", "year", "seed", "question", "url")
-_PART_COMMON = ("id", "kind", "prompt", "published", "published_note")
+_PART_COMMON = ("id", "kind", "prompt", "published", "published_note", "marks")
 _PART_KEYS = {
     "numeric": (("quantity",), ("tolerance", "permutable")),
     "formula": (("quantity", "names"), ("points", "notation", "where", "tolerance")),
@@ -274,6 +274,10 @@ def _read_part(c: _Check, raw, kp, seen: set) -> Part | None:
     seen.add(pid)
     prompt = _text(c, raw, "prompt", kp)
     spec = {k: v for k, v in raw.items() if k not in _PART_COMMON}
+    marks = raw.get("marks", 1)
+    if not (_is_num(marks) and 0 < marks <= 1000):
+        c.bad(kp + ("marks",), "the part's weight in a score: a number > 0 (at most 1000; default 1)", marks)
+    spec["marks"] = marks
     before = len(c.problems)
     if "quantity" in raw:
         q = _quantity(c, raw["quantity"], kp + ("quantity",))

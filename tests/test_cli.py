@@ -322,7 +322,11 @@ def test_submissions_out_dash_is_stdout(tmp_path, capsys):
     subs = tmp_path / "s.csv"
     subs.write_text("student,exercise,part,answer\nann,mit-686x-em,training-1,b\n")
     assert main(["grade", str(EXERCISES / "mit-686x-em.yaml"), "--submissions", str(subs), "--out", "-"]) == 0
-    assert capsys.readouterr().out.splitlines()[1].endswith("Correct.")
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["verdict"], r["feedback"], r["graded"]) for r in rows] == [("correct", "Correct.", "auto")]
     assert not (tmp_path / "-").exists() and not Path("-").exists()
 
 

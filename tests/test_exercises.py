@@ -341,3 +341,24 @@ def test_nyu_q6_accepts_the_sources_names():
     )
     assert g.grade(source).verdict == "correct"
     assert g.grade("(x_1*r_1 + x_2*r_2)/(r_1 + r_2)").verdict == "incorrect"  # ignores the variances
+
+
+def test_source_is_optional_and_marks_are_validated(tmp_path):
+    text = (EXERCISES / "own-fixed-means.yaml").read_text(encoding="utf-8")
+    assert "source: {author: emsym, year: 2026}\n" in text
+    f = tmp_path / "ex.yaml"
+    f.write_text(text.replace("source: {author: emsym, year: 2026}\n", ""), encoding="utf-8")
+    assert load_exercise(f).source == {}
+    f.write_text(text.replace("    kind: numeric\n", "    kind: numeric\n    marks: 0\n", 1), encoding="utf-8")
+    with pytest.raises(ExerciseError, match=r"marks: expected the part's weight in a score: a number > 0"):
+        load_exercise(f)
+
+
+def test_choice_prompts_say_how_to_answer(solved):
+    sol = solved["mit-686x-em"]
+    for fmt, needle in (
+        ("md", "*Answer with the letter of the correct option"),
+        ("html", "<em>Answer with the letter of the correct option"),
+        ("tex", r"\emph{Answer with the letter of the correct option"),
+    ):
+        assert render_sheet(sol, fmt).count(needle) == 3  # the three training questions

@@ -172,3 +172,43 @@ def test_cli_part_and_submissions(tmp_path, capsys):
     import io
 
     assert len(list(csv.reader(io.StringIO(capsys.readouterr().out)))) == 1 + len(ROWS)
+
+
+def test_gradescope_charges_only_auto_graded_parts_weighted_by_marks(tmp_path):
+    text = (EXERCISES / "mit-686x-em.yaml").read_text(encoding="utf-8")
+    assert "  - id: loglik\n    kind: numeric\n" in text
+    text = text.replace("  - id: loglik\n    kind: numeric\n", "  - id: loglik\n    kind: numeric\n    marks: 3\n", 1)
+    (tmp_path / "mit.yaml").write_text(text, encoding="utf-8")
+    g = ExerciseGraders(tmp_path / "mit.yaml")
+    subs = _subs(
+        tmp_path,
+        [
+            "ann,mit-686x-em,loglik,-24.5\n",
+            "ann,mit-686x-em,training-1,a\n",
+            "ann,nyu-q2-em-basics,why,because\n",
+            "ann,mit-686x-em,no-such-part,1\n",
+        ],
+    )
+    doc = json.loads(grade_submissions(g, subs, fmt="gradescope")["text"])
+    tests = {t["name"]: t for t in doc["tests"]}
+    assert tests["mit-686x-em / loglik"]["score"] == 3 and tests["mit-686x-em / loglik"]["max_score"] == 3
+    assert tests["mit-686x-em / training-1"]["score"] == 0 and tests["mit-686x-em / training-1"]["max_score"] == 1
+    unknown = [t for n, t in tests.items() if "no-such-part" in n or "nyu-q2" in n]
+    assert unknown and all("score" not in t and t["visibility"] == "hidden" for t in unknown)
+    assert doc["score"] == 3
+
+
+def test_hand_marked_parts_are_not_failed_tests(graders, tmp_path):
+    part = "why"  # nyu-q1: an explain part
+    subs = _subs(tmp_path, [f"ann,nyu-q1-kmeans-vs-gmm,{part},my explanation\n"])
+    done = grade_submissions(graders, subs, fmt="gradescope")
+    test = json.loads(done["text"])["tests"][0]
+    assert "score" not in test and "status" not in test and "marked by hand" in test["output"]
+    assert done["not_graded"] == []
+
+
+def test_rows_the_ta_got_wrong_are_reported_not_scored(tmp_path, capsys):
+    subs = _subs(tmp_path, ["ann,mit-686x-em,loglik,-24.5\n", "ann,mit-686x-en,loglik,1\n", "bob,mit-686x-em\n"])
+    assert main(["grade", str(EXERCISES / "mit-686x-em.yaml"), "--submissions", str(subs)]) == 0
+    err = capsys.readouterr().err
+    assert "2 row(s)" in err and "rows 3, 4" in err and "not scored" in err

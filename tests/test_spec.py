@@ -37,7 +37,7 @@ def test_fixed_values_are_exact():
         ),
         ({"variance": {"fixed": [1, 0]}}, r"'variance.fixed\[1\]' should be a variance > 0, but got 0"),
         ({"mixing": {"fixed": [0.5, 0.6]}}, r"weights should sum to 1, but they sum to 1.1"),
-        ({"mixing": {"fixed": [1.5, -0.5]}}, r"'mixing.fixed\[1\]' should be a weight >= 0"),
+        ({"mixing": {"fixed": [1.5, -0.5]}}, r"'mixing.fixed\[1\]' should be a weight > 0"),
         ({"variance": [1, 4]}, r"bare list .* write variance: \{fixed: \[1, 4\]\}"),
         ({"components": 0}, r"'components' should be a whole number >= 1 or 'K'"),
         ({"components": "K", "mean": {"fixed": [1, 2]}}, r"needs a whole number of components"),

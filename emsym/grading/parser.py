@@ -286,11 +286,11 @@ class _Parser:
         if p == ")" and t in ("(", "name"):
             return
         if p == "name" and t == "name" and tok[3]:
-            known = self.names is None or all(n in self.names or n in CONSTANTS for n in (prev[1], tok[1]))
-            if known:
+            names = self.names
+            if names is None or all(n in names or n in CONSTANTS for n in (prev[1], tok[1])):
                 return
-            unknown = next(n for n in (prev[1], tok[1]) if n not in self.names and n not in CONSTANTS)
-            close = difflib.get_close_matches(unknown, sorted(self.names), n=1, cutoff=0.6)
+            unknown = next(n for n in (prev[1], tok[1]) if n not in names and n not in CONSTANTS)
+            close = difflib.get_close_matches(unknown, sorted(names), n=1, cutoff=0.6)
             if close:  # a misspelled name, not a missing '*'
                 at = prev if unknown == prev[1] else tok
                 self.fail(f"unknown name {unknown!r} (did you mean {close[0]!r}?)", at)

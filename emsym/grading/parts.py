@@ -160,6 +160,7 @@ class ExerciseGraders:
         from ..solve import solve
 
         self.graders: dict[tuple[str, str], object] = {}
+        self.marks: dict[tuple[str, str], float] = {}  # a part's weight in a score (the exercise's `marks:`)
         self.problems: list[str] = []
         self.exercises: dict[str, list[str]] = {}
         files = exercise_files(path)
@@ -191,6 +192,12 @@ class ExerciseGraders:
                 else:
                     g = kind
                 self.graders[(sol.exercise.id, r.part.id)] = g
+                self.marks[(sol.exercise.id, r.part.id)] = float(r.part.spec.get("marks", 1))
+
+    def status(self, exercise: str, part: str) -> str:
+        """'auto' (graded here), 'manual' (a person reads it) or 'unknown' (no such exercise or part)."""
+        g = self.graders.get((exercise, part))
+        return "unknown" if g is None else "manual" if isinstance(g, str) else "auto"
 
     def lookup(self, exercise: str, part: str) -> tuple[Any, str | None]:
         """The grader, or an error message naming what is unknown."""
@@ -365,11 +372,20 @@ def grade_submissions(
                 resumed += 1
             else:
                 base = {c: (fields or {}).get(c, "") for c in ("student", "exercise", "part")}
+                ex_id, part_id = base["exercise"].strip(), base["part"].strip()
                 if problem is not None:
                     v = Verdict("invalid", 0.0, f"Not graded: {problem}.")
+                    graded = "unknown"  # the row itself is broken: the TA's to fix, not the student's fault
                 else:
-                    v = graders.grade(fields["exercise"].strip(), fields["part"].strip(), fields["answer"])
-                res = {"row": row_no, **base, **v.to_dict()}
+                    v = graders.grade(ex_id, part_id, fields["answer"])
+                    graded = graders.status(ex_id, part_id)
+                res = {
+                    "row": row_no,
+                    **base,
+                    **v.to_dict(),
+                    "graded": graded,
+                    "marks": graders.marks.get((ex_id, part_id), 1.0),
+                }
                 if journal is not None:
                     journal.write(json.dumps({"key": key, "result": res}) + "\n")
                     journal.flush()
@@ -398,7 +414,8 @@ def grade_submissions(
             raise EmsymError(f"{out}: cannot write the output: {exc.strerror}") from None
         if journal_path is not None:
             journal_path.unlink(missing_ok=True)
-    return {"rows": len(results), "resumed": resumed, "text": text}
+    not_graded = [r["row"] for r in results if r.get("graded") == "unknown"]
+    return {"rows": len(results), "resumed": resumed, "text": text, "not_graded": not_graded}
 
 
 def folder_name(student: str) -> str:
@@ -427,7 +444,7 @@ def _format(results: list[dict], fmt: str):
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["row", "student", "exercise", "part", "verdict", "score", "feedback"])
+        w.writerow(["row", "student", "exercise", "part", "verdict", "score", "feedback", "graded", "marks"])
         for r in results:
             w.writerow(
                 [
@@ -435,6 +452,8 @@ def _format(results: list[dict], fmt: str):
                     *(spreadsheet_safe(r[c]) for c in ("student", "exercise", "part", "verdict")),
                     r["score"],
                     spreadsheet_safe(r["feedback"]),
+                    r.get("graded", "auto"),
+                    r.get("marks", 1.0),
                 ]
             )
         return buf.getvalue()
@@ -447,23 +466,43 @@ def _format(results: list[dict], fmt: str):
     raise ValueError(fmt)
 
 
-def _gradescope(rows: list[dict]) -> dict:
-    """Gradescope's results.json for one submission: one test per answered part."""
-    tests = [
-        {
-            "name": f"{r['exercise']} / {r['part']}",
-            "score": r["score"],
-            "max_score": 1.0,
+def _gradescope_test(r: dict) -> dict:
+    """One Gradescope test for one answered part, weighted by the part's marks.
+
+    A part a person marks (explain, derivation) is listed without a score, so it is neither passed
+    nor failed; a row the TA's file got wrong (unknown exercise or part, a malformed line) is
+    hidden from the student and carries no score -- it is reported to the TA instead.
+    """
+    test: dict[str, Any] = {"name": f"{r['exercise']} / {r['part']}", "output_format": "md"}
+    graded = r.get("graded", "auto")
+    if graded == "auto":
+        marks = float(r.get("marks", 1.0))
+        test |= {
+            "score": round(r["score"] * marks, 6),
+            "max_score": marks,
             "status": "passed" if r["verdict"] == "correct" else "failed",
             "output": f"**{r['verdict']}**: {r['feedback']}",
-            "output_format": "md",
         }
-        for r in rows
-    ]
+    elif graded == "manual":
+        test["output"] = "This part is marked by hand; your answer has been recorded."
+    else:
+        test |= {
+            "visibility": "hidden",
+            "output": f"Not graded (a problem with the submissions file, not the answer): {r['feedback']}",
+        }
+    return test
+
+
+def _gradescope(rows: list[dict]) -> dict:
+    """Gradescope's results.json for one submission: one test per answered part."""
+    tests = [_gradescope_test(r) for r in rows]
+    auto = [r for r in rows if r.get("graded", "auto") == "auto"]
+    manual = sum(r.get("graded") == "manual" for r in rows)
+    note = f"; {manual} answer(s) to be marked by hand" if manual else ""
     return {
-        "score": sum(t["score"] for t in tests),
+        "score": round(sum(t.get("score", 0.0) for t in tests), 6),
         "output_format": "md",
-        "output": f"{sum(r['verdict'] == 'correct' for r in rows)} of {len(rows)} answers correct.",
+        "output": f"{sum(r['verdict'] == 'correct' for r in auto)} of {len(auto)} auto-graded answers correct{note}.",
         "tests": tests,
     }
 
