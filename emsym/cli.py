@@ -146,7 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("solve", help="solve exercise files and render worked solution sheets")
     v.add_argument("path", metavar="PATH", help="an exercise YAML file or a folder of them")
     v.add_argument(
-        "--format", default="md", help="md, html, tex or json, or several joined by commas (e.g. md,html); default md"
+        "--format",
+        default="md",
+        help="md, html, tex, pdf (through pdflatex) or json, or several joined by commas (e.g. md,html); default md",
     )
     v.add_argument(
         "--out",
@@ -154,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
         help="write one sheet per exercise into DIR (needed for several sheets); '-' or none: standard output",
     )
     v.add_argument("--no-figures", action="store_true", help="skip the matplotlib figures")
+    v.add_argument(
+        "--questions-only",
+        action="store_true",
+        help="write question sheets (the problem and every prompt, no answers) to hand out before the solutions",
+    )
 
     a = sub.add_parser("validate", help="check exercise files against the schema")
     a.add_argument("path", metavar="PATH", help="an exercise YAML file or a folder of them")
@@ -409,15 +416,16 @@ def cmd_solve(args) -> int:
     from pathlib import Path
 
     from .exercise import ExerciseError, exercise_files, load_exercise
-    from .render import FORMATS, render_sheet, write_atomic
-    from .solve import solve
+    from .render import FORMATS
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    bad = [f for f in formats if f not in (*FORMATS, "json")]
+    bad = [f for f in formats if f not in (*FORMATS, "pdf", "json")]
     if bad or not formats:
         raise EmsymError(
-            f"--format should be md, html, tex or json (or several joined by commas), but got {args.format!r}"
+            f"--format should be md, html, tex, pdf or json (or several joined by commas), but got {args.format!r}"
         )
+    if args.questions_only and "json" in formats:
+        raise EmsymError("--questions-only writes question sheets (md, html, tex or pdf); json holds the solutions")
     files = exercise_files(args.path)
     if not files:
         raise EmsymError(f"{args.path}: no exercise files (*.yaml) found")
@@ -433,50 +441,93 @@ def cmd_solve(args) -> int:
     failures, results = 0, []
     for i, f in enumerate(files, 1):
         try:
-            sol = solve(load_exercise(f))
+            if args.questions_only:
+                ex = load_exercise(f)
+                for fmt in sheets:
+                    _emit(out, f"{ex.id}-questions", fmt, *_question_sheet(ex, fmt))
+                done = f"question sheet ({len(ex.parts)} parts)"
+            else:
+                sol = _solve_one(load_exercise(f), sheets, out, args.no_figures)
+                results.append(sol.to_dict())
+                errata = len(sol.errata)
+                done = f"{len(sol.parts)} parts solved" + (
+                    f", {errata} {'erratum' if errata == 1 else 'errata'}" if errata else ""
+                )
         except ExerciseError as exc:
             failures += 1
             for line in exc.problems:
                 print(f"emsym: error: {line}", file=sys.stderr)
             continue
-        results.append(sol.to_dict())
-        figs = {}
-        if sheets and not args.no_figures:
-            from .plots import figures
-
-            figs = figures(sol)
-        ex_id = sol.exercise.id
-        for fmt in sheets:
-            links = {}
-            if out is not None and fmt in ("md", "tex") and figs:
-                for name, png in figs.items():
-                    rel = f"{ex_id}_files/{name}.png"
-                    write_atomic(out / rel, png)
-                    links[name] = rel
-            text = render_sheet(sol, fmt, figures=figs, figure_links=links)
-            if out is None:
-                sys.stdout.write(text)
-            else:
-                write_atomic(out / f"{ex_id}.{fmt}", text)
-        errata = len(sol.errata)
         if tty or out is not None:
-            print(
-                f"[{i}/{len(files)}] {ex_id}: {len(sol.parts)} parts solved"
-                + (f", {errata} {'erratum' if errata == 1 else 'errata'}" if errata else ""),
-                file=sys.stderr,
-            )
+            print(f"[{i}/{len(files)}] {f.stem}: {done}", file=sys.stderr)
     if "json" in formats:
         doc = json.dumps({"exercises": results, "failed": failures}, indent=2)
         if out is None:
             print(doc)
         else:
-            write_atomic(out / "solutions.json", doc)
+            _write(out / "solutions.json", doc)
     if out is not None:
+        written = len(files) - failures
         print(
-            f"{len(results)} sheet(s) written to {out}/" + (f"; {failures} exercise(s) failed" if failures else ""),
-            file=sys.stderr,
+            f"{written} exercise(s) written to {out}/" + (f"; {failures} failed" if failures else ""), file=sys.stderr
         )
     return 2 if failures else 0
+
+
+def _question_sheet(ex, fmt: str) -> tuple[str | bytes, dict]:
+    from .render import compile_pdf, render_questions
+
+    if fmt == "pdf":
+        return compile_pdf(render_questions(ex, "tex"), name=f"{ex.id}-questions"), {}
+    return render_questions(ex, fmt), {}
+
+
+def _solve_one(ex, sheets: list[str], out, no_figures: bool):
+    """Solve one exercise and write its sheets; figures go beside Markdown and LaTeX, inside HTML and PDF."""
+    from .render import compile_pdf, render_sheet
+    from .solve import solve
+
+    sol = solve(ex)
+    figs = {}
+    if sheets and not no_figures:
+        from .plots import figures
+
+        figs = figures(sol)
+    links = {name: f"{ex.id}_files/{name}.png" for name in figs}
+    for fmt in sheets:
+        if fmt == "pdf":
+            tex = render_sheet(sol, "tex", figures=figs, figure_links=links)
+            pdf = compile_pdf(tex, {links[n]: png for n, png in figs.items()}, name=ex.id)
+            _emit(out, ex.id, fmt, pdf, {})
+            continue
+        shown_links = links if out is not None and fmt in ("md", "tex") else {}
+        text = render_sheet(sol, fmt, figures=figs, figure_links=shown_links)
+        _emit(out, ex.id, fmt, text, {links[n]: figs[n] for n in shown_links})
+    return sol
+
+
+def _emit(out, stem: str, fmt: str, content: str | bytes, extra: dict) -> None:
+    """One sheet to OUT/STEM.FMT (with its figure files), or to standard output."""
+    if out is None:
+        if isinstance(content, bytes):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(content)
+        else:
+            sys.stdout.write(content)
+        return
+    for rel, blob in extra.items():
+        _write(out / rel, blob)
+    _write(out / f"{stem}.{fmt}", content)
+
+
+def _write(path, content: str | bytes) -> None:
+    from .safeio import check_writable_target, write_atomic
+
+    check_writable_target(path, EmsymError)
+    try:
+        write_atomic(path, content)
+    except OSError as exc:
+        raise EmsymError(f"{path}: cannot write the output: {exc.strerror}") from None
 
 
 def cmd_presets(args) -> int:

@@ -9,6 +9,7 @@ can restyle output without touching Python.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,16 @@ from .texsafe import clean_mathml, math_problem
 if TYPE_CHECKING:  # solve imports render and plots at run time
     from .solve import Solution
 
-__all__ = ["FORMATS", "data_dir", "render_derivation", "render_sheet", "template_dirs", "write_atomic"]
+__all__ = [
+    "FORMATS",
+    "compile_pdf",
+    "data_dir",
+    "render_derivation",
+    "render_questions",
+    "render_sheet",
+    "template_dirs",
+    "write_atomic",
+]
 
 FORMATS = {"md": "md", "html": "html", "tex": "tex"}  # sheet format -> template suffix
 
@@ -138,6 +148,100 @@ def _tex_keep_math(text) -> str:
         p if p.startswith("$") and p.endswith("$") and len(p) > 2 and math_problem(p[1:-1]) is None else tex_escape(p)
         for p in parts
     )
+
+
+def _how_to_answer(part) -> str:
+    """What a student types for a part, as a question sheet says it."""
+    if part.kind == "choice":
+        return (
+            "Answer with the letters of every correct option (e.g. a, c)."
+            if part.spec.get("multiple")
+            else "Answer with the letter of the correct option (e.g. b)."
+        )
+    if part.kind == "formula":
+        return f"Answer with a formula in the names {', '.join(part.spec['names'])}."
+    if part.kind == "numeric":
+        return "Answer with a number."
+    if part.kind == "assignment":
+        return "Answer with one component number per point, in order (e.g. 2, 2, 1)."
+    return "Answer in words and formulas; this part is marked by hand."
+
+
+def _start_values(component: dict) -> str:
+    parts = []
+    for key in ("weight", "mean", "variance"):
+        v = component.get(key)
+        if v is not None:
+            parts.append(f"{key} {_plain_number(v)}")
+    return ", ".join(parts)
+
+
+def _plain_number(v) -> str:
+    import numpy as np
+
+    a = np.asarray(v, dtype=float)
+    if a.size == 1:  # a 1-d mean is a one-element vector
+        return f"{float(a.reshape(-1)[0]):g}"
+    return "[" + ", ".join(_plain_number(e) for e in a) + "]"
+
+
+def render_questions(exercise, fmt: str = "md") -> str:
+    """A question sheet for an exercise: the problem and every part's prompt, without answers.
+
+    It needs no solving, so it is quick; hand it out before the worked sheet (``render_sheet``).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"sheet format should be one of {', '.join(FORMATS)}, not {fmt!r}")
+    env = _env(autoescape=(fmt == "html"), strict=False)
+    env.filters["inline"] = lambda text: jinja2.utils.markupsafe.Markup(_inline_html(text))
+    env.filters["texmath"] = _tex_keep_math
+    env.filters["startvalues"] = _start_values
+    from .exercise import SOURCE_KEYS
+
+    source = {k: exercise.source.get(k) for k in SOURCE_KEYS}
+    return env.get_template(f"sheet/questions.{FORMATS[fmt]}.j2").render(
+        ex=exercise, source=source, model=_model_view(exercise.model), how=_how_to_answer
+    )
+
+
+def compile_pdf(tex: str, files: dict[str, bytes] | None = None, name: str = "sheet") -> bytes:
+    """PDF bytes from a LaTeX document through pdflatex, in a scratch folder (``files``: figures by name).
+
+    Raises ``EmsymError`` with what to install when pdflatex is missing, and with the end of
+    pdflatex's log when the document does not compile.
+    """
+    import shutil
+    import subprocess
+
+    from .exceptions import EmsymError
+
+    if shutil.which("pdflatex") is None:
+        raise EmsymError(
+            "--format pdf needs pdflatex, which is not installed (Debian: apt-get install "
+            "texlive-latex-base texlive-latex-recommended); or write --format tex and compile it yourself"
+        )
+    with tempfile.TemporaryDirectory(prefix="emsym-pdf-") as tmp:
+        folder = Path(tmp)
+        for rel, blob in (files or {}).items():
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob)
+        (folder / f"{name}.tex").write_text(tex, encoding="utf-8")
+        try:
+            proc = subprocess.run(
+                ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", f"{name}.tex"],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        except subprocess.TimeoutExpired:
+            raise EmsymError(f"{name}: pdflatex took more than 300 s") from None
+        pdf = folder / f"{name}.pdf"
+        if proc.returncode != 0 or not pdf.is_file():
+            tail = "\n".join(line for line in proc.stdout.splitlines()[-12:] if line.strip())
+            raise EmsymError(f"{name}: pdflatex failed:\n{tail}")
+        return pdf.read_bytes()
 
 
 def render_sheet(

@@ -362,3 +362,59 @@ def test_choice_prompts_say_how_to_answer(solved):
         ("tex", r"\emph{Answer with the letter of the correct option"),
     ):
         assert render_sheet(sol, fmt).count(needle) == 3  # the three training questions
+
+
+def test_question_sheets_hold_every_prompt_and_no_answer(tmp_path):
+    status = main(
+        [
+            "solve",
+            str(EXERCISES / "mit-686x-em.yaml"),
+            "--questions-only",
+            "--format",
+            "md,html,tex",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert status == 0
+    ex = load_exercise(EXERCISES / "mit-686x-em.yaml")
+    solution = solve(ex)
+    for fmt in ("md", "html", "tex"):
+        text = (tmp_path / f"mit-686x-em-questions.{fmt}").read_text(encoding="utf-8")
+        assert all(p.id in text for p in ex.parts)
+        assert "Answer with a number" in text and "correct" not in text.lower().replace("correct option", "")
+        for r in solution.parts:  # no computed answer leaks into the question sheet
+            if r.part.kind == "numeric":
+                assert r.shown not in text, (fmt, r.part.id, r.shown)
+    assert main(["solve", str(EXERCISES), "--questions-only", "--format", "json"]) == 2
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (Debian: texlive-latex-base)")
+def test_pdf_sheets_compile_through_pdflatex(tmp_path):
+    assert (
+        main(["solve", str(EXERCISES / "nyu-q6-shared-mean-bernoulli.yaml"), "--format", "pdf", "--out", str(tmp_path)])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "solve",
+                str(EXERCISES / "nyu-q6-shared-mean-bernoulli.yaml"),
+                "--format",
+                "pdf",
+                "--questions-only",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    for name in ("nyu-q6-shared-mean-bernoulli.pdf", "nyu-q6-shared-mean-bernoulli-questions.pdf"):
+        assert (tmp_path / name).read_bytes().startswith(b"%PDF-")
+
+
+def test_pdf_without_pdflatex_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pdflatex on this PATH
+    assert main(["solve", str(EXERCISES / "nyu-q4-m-step.yaml"), "--format", "pdf", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--format pdf needs pdflatex" in err and "Traceback" not in err
