@@ -65,15 +65,23 @@ _TEX = {
     "{": r"\{",
     "}": r"\}",
     "~": r"\textasciitilde{}",
+    # in LaTeX's default OT1 text font these print as an em-dash and inverted punctuation
+    "|": r"\textbar{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
     "^": r"\textasciicircum{}",
 }
 
 
+# Where a line may break inside typed formulas such as (gamma_k1*x_1 + ...)/(...) or log|Sigma_k|.
+_BREAK_AFTER = frozenset("*/=,|")
+
+
 def tex_escape(value) -> str:
-    """Plain text made safe for LaTeX."""
+    """Plain text made safe for LaTeX; long formulas in it may break after * / = , |."""
     if isinstance(value, dict):
         value = ", ".join(f"{k}: {v}" for k, v in value.items())
-    return "".join(_TEX.get(ch, ch) for ch in str(value))
+    return "".join(_TEX.get(ch, ch) + ("\\allowbreak{}" if ch in _BREAK_AFTER else "") for ch in str(value))
 
 
 def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:

@@ -418,3 +418,22 @@ def test_pdf_without_pdflatex_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert main(["solve", str(EXERCISES / "nyu-q4-m-step.yaml"), "--format", "pdf", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--format pdf needs pdflatex" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (Debian: texlive-latex-base)")
+def test_every_latex_sheet_fits_the_page(tmp_path):
+    """No text or equation runs into the margin: pdflatex reports no overfull line in any bundled sheet."""
+    assert main(["solve", str(EXERCISES), "--format", "tex", "--no-figures", "--out", str(tmp_path)]) == 0
+    overfull = {}
+    for tex in sorted(tmp_path.glob("*.tex")):
+        proc = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, (tex.name, proc.stdout[-1500:])
+        log = tex.with_suffix(".log").read_text(encoding="latin-1")
+        overfull[tex.stem] = re.findall(r"Overfull \\hbox \((\d+\.\d+)pt too wide\)", log)
+    assert len(overfull) == len(FILES) and not any(overfull.values()), {k: v for k, v in overfull.items() if v}
