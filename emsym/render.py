@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
+from markupsafe import Markup
 
 from .derive import Derivation
 from .printing import latex
@@ -97,6 +98,11 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     )
     env.filters["tex"] = tex_escape
     env.filters["latex"] = latex
+    # sheet filters: author text with $...$ math for HTML (MathML, sanitised) and for LaTeX (whitelisted)
+    env.filters["mathml"] = lambda tex, display=False: Markup(_mathml(tex, display))
+    env.filters["inline"] = lambda text: Markup(_inline_html(text))
+    env.filters["texmath"] = _tex_keep_math
+    env.filters["startvalues"] = _start_values
     return env
 
 
@@ -201,9 +207,6 @@ def render_questions(exercise, fmt: str = "md") -> str:
     if fmt not in FORMATS:
         raise ValueError(f"sheet format should be one of {', '.join(FORMATS)}, not {fmt!r}")
     env = _env(autoescape=(fmt == "html"), strict=False)
-    env.filters["inline"] = lambda text: jinja2.utils.markupsafe.Markup(_inline_html(text))
-    env.filters["texmath"] = _tex_keep_math
-    env.filters["startvalues"] = _start_values
     from .exercise import SOURCE_KEYS
 
     source = {k: exercise.source.get(k) for k in SOURCE_KEYS}
@@ -265,9 +268,6 @@ def render_sheet(
     if fmt not in FORMATS:
         raise ValueError(f"sheet format should be one of {', '.join(FORMATS)}, not {fmt!r}")
     env = _env(autoescape=(fmt == "html"), strict=False)
-    env.filters["mathml"] = lambda tex, display=False: jinja2.utils.markupsafe.Markup(_mathml(tex, display))
-    env.filters["inline"] = lambda text: jinja2.utils.markupsafe.Markup(_inline_html(text))
-    env.filters["texmath"] = _tex_keep_math
     figs = []
     for name, png in (figures or {}).items():
         src = (
