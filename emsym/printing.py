@@ -51,12 +51,23 @@ class QuadForm(sp.Function):
     nargs = 2  # (u, A)
 
 
+def _negative(term: sp.Basic) -> bool:
+    """A term printed with a minus sign: -mu_k, or a matrix product with a negative scalar (-N_k Lambda_k mu_k)."""
+    if term.could_extract_minus_sign():
+        return True
+    return isinstance(term, sp.MatMul) and any(not a.is_Matrix and a.could_extract_minus_sign() for a in term.args)
+
+
+def _positive_first(terms: list) -> list:
+    """x_n - mu_k as a textbook writes it, not sympy's -mu_k + x_n (a stable sort: order kept otherwise)."""
+    return sorted(terms, key=_negative)
+
+
 def _matadd(printer, expr, plus: str, minus: str) -> str:
-    """x_n - mu_k rather than sympy's -mu_k + x_n: positive terms first."""
-    terms = sorted(expr.args, key=lambda t: t.could_extract_minus_sign())
+    """Matrix sums with positive terms first and '- A', never '+ -A'."""
     parts = []
-    for i, t in enumerate(terms):
-        neg = t.could_extract_minus_sign()
+    for i, t in enumerate(_positive_first(list(expr.args))):
+        neg = _negative(t)
         term = -t if neg else t
         body = printer._print(term)
         if isinstance(term, sp.MatAdd):
@@ -68,6 +79,9 @@ def _matadd(printer, expr, plus: str, minus: str) -> str:
 
 class _Text(StrPrinter):
     printmethod = "_emsym_text"  # Indexed has its own _sympystr, which would win otherwise
+
+    def _as_ordered_terms(self, expr, order=None):
+        return _positive_first(super()._as_ordered_terms(expr, order=order))
 
     def _print_Indexed(self, expr):
         return f"{self._print(expr.base.label)}_{_index_text(expr.indices)}"
@@ -126,6 +140,9 @@ _GREEK_SQ = {"sigma2": r"{\sigma^{2}}"}  # braced: (sigma^2)^2 must not be a dou
 
 
 class _Latex(LatexPrinter):
+    def _as_ordered_terms(self, expr, order=None):
+        return _positive_first(super()._as_ordered_terms(expr, order=order))
+
     def _print_Symbol(self, expr, style="plain"):
         name = expr.name
         if name in _GREEK_SQ:

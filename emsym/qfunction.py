@@ -15,7 +15,7 @@ k for point n; ``x[n]`` (or ``x[n, i]``) is the data.
 ['pi_1', 'pi_2', 'mu_1', 'mu_2', 'sigma2_1', 'sigma2_2']
 >>> from emsym.printing import text
 >>> text(m.logf(1, m.n))
-'-log(2*pi*sigma2_1)/2 - (-mu_1 + x_n)**2/(2*sigma2_1)'
+'-log(2*pi*sigma2_1)/2 - (x_n - mu_1)**2/(2*sigma2_1)'
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def test_every_update_has_recorded_steps_in_sympy_and_latex():
         assert all(s.latex and s.plain and isinstance(s.expr, sp.Basic) for s in steps)
     # PRML (9.20)-(9.22): the Lagrangian, the multiplier lambda = -N, and pi_k = N_k / N
     steps = {s.title: s.plain for s in d.steps if s.param is None}
-    assert steps["Lagrangian for the mixing weights"] == "L = Q + lambda*(-1 + pi_1 + pi_2)"
+    assert steps["Lagrangian for the mixing weights"] == "L = Q + lambda*(pi_1 + pi_2 - 1)"
     assert steps["Solve for the multiplier"] == "lambda = -N"
     assert d.update("pi_1").text == "N_1/N"
     # PRML (9.17): mu_k = (1/N_k) sum_n gamma(z_nk) x_n
@@ -169,3 +169,14 @@ def test_labelled_model_splits_the_objective():
     limits = {str(sm.limits[0][1:]) for sm in sums}
     assert "(1, M)" in limits and "(M + 1, N)" in limits
     assert [u.text for u in d.updates] == [u.text for u in plain.updates]
+
+
+def test_sums_print_as_a_textbook_writes_them():
+    """(x_n - mu_k), not sympy's (-mu_k + x_n); '- N_k Lambda_k mu_k', never '+ -N_k ...'."""
+    d = derive(load_spec("standard"))
+    assert d.update("sigma2_1").text == "sum_{n=1}^{N} ((x_n - mu_1)**2*gamma_n1)/N_1"
+    assert r"\left(x_{n} - \mu_{1}\right)^{2}" in d.update("sigma2_1").latex
+    full = derive(load_spec("full"))
+    plains = [s.plain for s in full.steps_for("mu_k")]
+    assert "Lambda_k*sum_{n=1}^{N} (gamma_nk*x_n) - N_k*Lambda_k*mu_k = 0" in plains
+    assert not any("+ -" in s.plain or "+ -" in s.latex for s in full.steps)
