@@ -103,6 +103,7 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     env.filters["inline"] = lambda text: Markup(_inline_html(text))
     env.filters["texmath"] = _tex_keep_math
     env.filters["startvalues"] = _start_values
+    env.filters["param"] = _param_tex
     return env
 
 
@@ -162,6 +163,13 @@ def _tex_keep_math(text) -> str:
         p if p.startswith("$") and p.endswith("$") and len(p) > 2 and math_problem(p[1:-1]) is None else tex_escape(p)
         for p in parts
     )
+
+
+def _param_tex(name: str) -> str:
+    """LaTeX of one of emsym's parameter names (sigma2_2 -> sigma^2_2), for headings in math."""
+    import sympy as sp
+
+    return latex(sp.Symbol(name))
 
 
 def _how_to_answer(part) -> str:

@@ -437,3 +437,11 @@ def test_every_latex_sheet_fits_the_page(tmp_path):
         log = tex.with_suffix(".log").read_text(encoding="latin-1")
         overfull[tex.stem] = re.findall(r"Overfull \\hbox \((\d+\.\d+)pt too wide\)", log)
     assert len(overfull) == len(FILES) and not any(overfull.values()), {k: v for k, v in overfull.items() if v}
+
+
+def test_update_headings_are_math(solved):
+    sol = solved["nyu-q6-shared-mean-bernoulli"]
+    assert r"**Update of ${\sigma^{2}_{2}}$**" in render_sheet(sol, "md")
+    assert r"\subsection*{Update of ${\sigma^{2}_{2}}$}" in render_sheet(sol, "tex")
+    html = render_sheet(sol, "html")
+    assert "<h3>Update of <math" in html and "Update of sigma2_2" not in html
