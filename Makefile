@@ -43,13 +43,14 @@ browser:
 	    else echo "chromium not found and not installable here: the browser test will be skipped"; fi; }
 
 # The LaTeX sheet and derivation tests compile with pdflatex (and read the PDF with poppler's
-# pdftotext). Install Debian's packages where we can; elsewhere those tests are skipped with the reason.
+# pdftotext), and the Markdown sheets must survive pandoc. Install Debian's packages where we can;
+# elsewhere those tests are skipped with the reason.
 latex:
-	@command -v pdflatex >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 || \
+	@command -v pdflatex >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 && command -v pandoc >/dev/null 2>&1 || \
 	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	      echo "installing texlive and poppler-utils for the LaTeX tests (apt-get)"; \
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq texlive-latex-base \
-	         texlive-latex-recommended poppler-utils) >/dev/null 2>&1 \
+	         texlive-latex-recommended poppler-utils pandoc) >/dev/null 2>&1 \
 	        || echo "could not install texlive: the LaTeX tests will be skipped"; \
 	    else echo "pdflatex not found and not installable here: the LaTeX tests will be skipped"; fi; }
 

@@ -445,3 +445,19 @@ def test_update_headings_are_math(solved):
     assert r"\subsection*{Update of ${\sigma^{2}_{2}}$}" in render_sheet(sol, "tex")
     html = render_sheet(sol, "html")
     assert "<h3>Update of <math" in html and "Update of sigma2_2" not in html
+
+
+@pytest.mark.skipif(shutil.which("pandoc") is None, reason="pandoc is not installed (Debian: pandoc)")
+def test_markdown_sheets_survive_pandoc(tmp_path):
+    """pandoc reads every $...$ of every Markdown sheet as math (it refuses '$ x $' with inner spaces)."""
+    assert main(["solve", str(EXERCISES), "--format", "md", "--no-figures", "--out", str(tmp_path)]) == 0
+    for md in sorted(tmp_path.glob("*.md")):
+        html = subprocess.run(
+            ["pandoc", "-f", "markdown", "-t", "html", "--mathml", str(md)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert "$" not in html, (md.name, html[html.index("$") - 80 : html.index("$") + 80])
+        assert "<math" in html
