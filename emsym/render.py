@@ -9,6 +9,7 @@ can restyle output without touching Python.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,6 +105,8 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     env.filters["texmath"] = _tex_keep_math
     env.filters["startvalues"] = _start_values
     env.filters["param"] = _param_tex
+    env.filters["markdown"] = lambda text: Markup(markdown_html(text))
+    env.filters["markdown_tex"] = markdown_tex
     return env
 
 
@@ -148,6 +151,92 @@ def _inline_html(text: str) -> str:
         else:
             out.append(html.escape(part).replace("\n\n", "</p><p>"))
     return "".join(out)
+
+
+# -- Markdown in exercise statements ------------------------------------------------------------
+# CommonMark through markdown-it-py with raw HTML off (it is escaped) and images off (a sheet loads
+# nothing from the network); $...$ math is set aside before parsing, so Markdown never sees its
+# underscores and stars, and put back as sanitised MathML (HTML) or whitelisted LaTeX (TeX).
+_MATH = re.compile(r"\$[^$]+\$")
+
+
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).disable("image")
+
+
+def _set_math_aside(text: str) -> tuple[str, list[str]]:
+    maths: list[str] = []
+
+    def keep(m: re.Match) -> str:
+        maths.append(m.group(0)[1:-1])
+        return f"EMSYMMATH{len(maths) - 1}X"
+
+    return _MATH.sub(keep, text or ""), maths
+
+
+_PLACEHOLDER = re.compile(r"EMSYMMATH(\d+)X")
+
+
+def markdown_html(text: str) -> str:
+    """A statement's Markdown as HTML, its math as sanitised MathML."""
+    protected, maths = _set_math_aside(text)
+    html = _markdown().render(protected)
+    return _PLACEHOLDER.sub(lambda m: _mathml(maths[int(m.group(1))]), html)
+
+
+def markdown_tex(text: str) -> str:
+    """A statement's Markdown as LaTeX (paragraphs, bold, italics, lists, code), math whitelisted."""
+    protected, maths = _set_math_aside(text)
+    out: list[str] = []
+    blocks = {
+        "bullet_list_open": "\\begin{itemize}\n",
+        "bullet_list_close": "\\end{itemize}\n",
+        "ordered_list_open": "\\begin{enumerate}\n",
+        "ordered_list_close": "\\end{enumerate}\n",
+        "list_item_open": "\\item ",
+        "heading_open": "\\paragraph{",
+        "heading_close": "}\n",
+    }
+    for tok in _markdown().parse(protected):
+        if tok.type in blocks:
+            out.append(blocks[tok.type])
+        elif tok.type == "paragraph_close":
+            out.append("\n" if tok.hidden else "\n\n")
+        elif tok.type == "inline":
+            out.append(_inline_tex(tok.children or []))
+        elif tok.type in ("code_block", "fence"):
+            out.append("".join(f"\\texttt{{{tex_escape(line)}}}\\\\\n" for line in tok.content.splitlines()))
+    text_out = "".join(out).strip()
+
+    def put_back(m: re.Match) -> str:
+        tex = maths[int(m.group(1))]
+        return f"${tex}$" if math_problem(tex) is None else tex_escape(f"${tex}$")
+
+    return _PLACEHOLDER.sub(put_back, text_out)
+
+
+_INLINE_TEX = {
+    "strong_open": "\\textbf{",
+    "strong_close": "}",
+    "em_open": "\\emph{",
+    "em_close": "}",
+    "softbreak": "\n",
+    "hardbreak": "\\\\\n",
+}
+
+
+def _inline_tex(children) -> str:
+    parts = []
+    for child in children:
+        if child.type in _INLINE_TEX:
+            parts.append(_INLINE_TEX[child.type])
+        elif child.type == "text":
+            parts.append(tex_escape(child.content))
+        elif child.type == "code_inline":
+            parts.append(f"\\texttt{{{tex_escape(child.content)}}}")
+    return "".join(parts)  # link_open/close drop the target and keep the link text
 
 
 def _tex_keep_math(text) -> str:

@@ -461,3 +461,31 @@ def test_markdown_sheets_survive_pandoc(tmp_path):
         ).stdout
         assert "$" not in html, (md.name, html[html.index("$") - 80 : html.index("$") + 80])
         assert "<math" in html
+
+
+def test_markdown_in_a_statement_is_rendered_not_shown(tmp_path):
+    text = (EXERCISES / "own-fixed-means.yaml").read_text(encoding="utf-8")
+    statement = "statement: The means are known (-1 and 3); EM estimates the weights and the variances.\n"
+    assert statement in text
+    md = (
+        "statement: |\n  The **means** are *known*: $\\mu_1 = -1$ and $\\mu_2 = 3$.\n\n"
+        "  - estimate the weights\n  - estimate the variances (`sigma2_k`)\n"
+    )
+    f = tmp_path / "ex.yaml"
+    f.write_text(text.replace(statement, md), encoding="utf-8")
+    sol = solve(load_exercise(f))
+    html = render_sheet(sol, "html")
+    assert "<strong>means</strong>" in html and "<em>known</em>" in html and "<li>estimate the weights</li>" in html
+    assert "**" not in html and "<code>sigma2_k</code>" in html and "<msub><mi>μ</mi><mn>1</mn></msub>" in html
+    tex = render_sheet(sol, "tex")
+    assert r"\textbf{means}" in tex and r"\begin{itemize}" in tex and r"$\mu_1 = -1$" in tex and "**" not in tex
+    if shutil.which("pdflatex"):
+        (tmp_path / "s.tex").write_text(render_sheet(sol, "tex", figures={}), encoding="utf-8")
+        proc = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "s.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout[-1500:]
