@@ -15,6 +15,8 @@ and ``sum_{n=1}^{N} (...)`` for sums; LaTeX uses the textbook symbols.
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.core.sympify import _sympify  # strict: sympy objects and numbers only, never text
 from sympy.printing.latex import LatexPrinter
@@ -137,6 +139,12 @@ class _Text(StrPrinter):
 
 
 _GREEK_SQ = {"sigma2": r"{\sigma^{2}}"}  # braced: (sigma^2)^2 must not be a double superscript
+# A variance typed as a name: s2_1 is s^2_1 and v2_k is v^2_k (sympy would print s_{21}).
+_SQUARED_NAME = re.compile(r"(s|v|sigma|tau)2(?:_(\w+))?")
+
+
+def _squared(name: str) -> bool:
+    return _SQUARED_NAME.fullmatch(name) is not None
 
 
 class _Latex(LatexPrinter):
@@ -147,8 +155,10 @@ class _Latex(LatexPrinter):
         name = expr.name
         if name in _GREEK_SQ:
             return _GREEK_SQ[name]
-        if name.startswith("sigma2_"):
-            return r"{\sigma^{2}_{" + name[len("sigma2_") :] + "}}"
+        m = _SQUARED_NAME.fullmatch(name)
+        if m:  # sigma2_k -> sigma^2_k, s2_1 -> s^2_1: braced, so a further power needs brackets (see _print_Pow)
+            head = super()._print_Symbol(sp.Symbol(m.group(1)), style=style)
+            return "{" + head + "^{2}" + (f"_{{{m.group(2)}}}" if m.group(2) else "") + "}"
         if name.startswith("hat") and len(name) > 3:  # hatmu_k -> \hat{\mu}_{k}
             inner = super()._print_Symbol(sp.Symbol(name[3:]), style=style)
             head, _, sub = inner.partition("_")
@@ -161,6 +171,14 @@ class _Latex(LatexPrinter):
         if base.startswith("{") and base.endswith("}"):  # {\sigma^{2}} -> {\sigma^{2}_{k}}
             return f"{base[:-1]}_{{{sub}}}}}"
         return f"{base}_{{{sub}}}"
+
+    def _print_Pow(self, expr):
+        """(sigma_k^2)^2 with brackets, never the stacked sigma^2_k^2 a double superscript gives."""
+        b = expr.base
+        name = b.name if isinstance(b, sp.Symbol) else str(b.base.label) if isinstance(b, sp.Indexed) else ""
+        if name and _squared(name) and expr.exp.is_Integer and expr.exp > 1:
+            return rf"\left({self._print(b)}\right)^{{{self._print(expr.exp)}}}"
+        return super()._print_Pow(expr)
 
     def _print_KroneckerDelta(self, expr, exp=None):
         return r"\delta_{" + "".join(self._print(a) for a in expr.args) + "}"

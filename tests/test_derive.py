@@ -180,3 +180,13 @@ def test_sums_print_as_a_textbook_writes_them():
     plains = [s.plain for s in full.steps_for("mu_k")]
     assert "Lambda_k*sum_{n=1}^{N} (gamma_nk*x_n) - N_k*Lambda_k*mu_k = 0" in plains
     assert not any("+ -" in s.plain or "+ -" in s.latex for s in full.steps)
+
+
+def test_variance_names_print_as_squares():
+    from emsym.printing import latex
+
+    s2, var = sp.Symbol("s2_1"), sp.IndexedBase("sigma2")[sp.Symbol("k")]
+    assert latex(s2) == "{s^{2}_{1}}"  # not s_{21}
+    assert latex(var**2) == r"\left({\sigma^{2}_{k}}\right)^{2}"  # not the stacked {\sigma^{2}_{k}}^{2}
+    assert latex(sp.Symbol("sigma2_2") ** 2) == r"\left({\sigma^{2}_{2}}\right)^{2}"
+    assert latex(sp.sqrt(sp.Symbol("sigma2_2"))) == r"\sqrt{{\sigma^{2}_{2}}}"
