@@ -489,3 +489,12 @@ def test_markdown_in_a_statement_is_rendered_not_shown(tmp_path):
             timeout=120,
         )
         assert proc.returncode == 0, proc.stdout[-1500:]
+
+
+@pytest.mark.parametrize("fmt, first_use", [("md", "N_{1}"), ("tex", "N_{1}"), ("html", "<msub><mi>N</mi>")])
+def test_n_k_is_defined_where_it_first_appears(solved, fmt, first_use):
+    sheet = render_sheet(solved["mit-686x-em"], fmt)
+    mstep = sheet.index("The M-step, derived")
+    definition = sheet.index("is the effective number of points of component")
+    first = sheet.index(first_use)  # in HTML the first N_k is the definition's own MathML
+    assert mstep < first and (first > definition or (fmt == "html" and first < definition < first + 400))
