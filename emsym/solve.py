@@ -522,7 +522,44 @@ def _solve_formula(ctx, part: Part) -> PartResult:
     verdict = grader.grade(str(part.published))
     agrees = verdict.verdict == "correct"
     note = None if agrees else f"the source's answer {part.published} is not equivalent to {shown} ({verdict.feedback})"
+    if not agrees:
+        _suggest_where(ctx, part, shown, where)
     return dataclasses.replace(res, agrees=agrees, erratum=note, details={"published_feedback": verdict.feedback})
+
+
+def _suggest_where(ctx: _Context, part: Part, shown: str, where: list[str]) -> None:
+    """Warn the author when the source's (textbook) answer matches only because each point's
+    responsibilities sum to 1 -- a fact emsym's derivation used to simplify -- and suggest the `where:`."""
+    from .grading import FormulaGrader, GraderError
+
+    points = part.spec.get("points")
+    if ctx.model is None or not points:
+        return
+    table = dict(_DEFAULT_NOTATION) | part.spec.get("notation", {})
+    template = next((t for key, t in table.items() if key.replace(" ", "").startswith("gamma[")), None)
+    if template is None:
+        return
+    conditions = [
+        " + ".join(fill_notation(template, {"n": str(n), "k": str(k)}) for k in range(1, ctx.model.K + 1)) + " = 1"
+        for n in range(1, points + 1)
+    ]
+    missing = [c for c in conditions if c not in where]
+    if not missing:
+        return
+    try:
+        ok = FormulaGrader(shown, where=[*where, *missing]).grade(str(part.published)).verdict == "correct"
+    except GraderError:
+        return
+    if ok:
+        import json
+
+        warnings.warn(
+            f"{part.where}: parts.{part.id}: the source's answer {part.published} equals the computed answer "
+            f"{shown} only when each point's responsibilities sum to 1; add where: {json.dumps([*where, *missing])} "
+            "so that students who write it that way are marked correct",
+            EmsymWarning,
+            stacklevel=2,
+        )
 
 
 def _solve_derivation(ctx, part: Part) -> PartResult:

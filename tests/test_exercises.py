@@ -498,3 +498,19 @@ def test_n_k_is_defined_where_it_first_appears(solved, fmt, first_use):
     definition = sheet.index("is the effective number of points of component")
     first = sheet.index(first_use)  # in HTML the first N_k is the definition's own MathML
     assert mstep < first and (first > definition or (fmt == "html" and first < definition < first + 400))
+
+
+def test_validate_suggests_the_where_a_textbook_form_needs(tmp_path, capsys):
+    text = (EXERCISES / "mit-686x-em.yaml").read_text(encoding="utf-8")
+    where = '    where: ["gamma_11 + gamma_21 = 1", "gamma_12 + gamma_22 = 1"]\n'
+    published = '    published: "(gamma_k1 + gamma_k2) / 2"\n'
+    assert where in text and published in text
+    unsimplified = '    published: "(gamma_k1 + gamma_k2)/(gamma_11 + gamma_21 + gamma_12 + gamma_22)"\n'
+    f = tmp_path / "ex.yaml"
+    f.write_text(text.replace(where, "").replace(published, unsimplified), encoding="utf-8")
+    assert main(["validate", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert f"{f}:51:5: parts.mstep-pi: the source's answer" in err
+    assert 'add where: ["gamma_11 + gamma_21 = 1", "gamma_12 + gamma_22 = 1"]' in err
+    assert main(["validate", str(EXERCISES / "mit-686x-em.yaml")]) == 0  # with the where: no warning
+    assert "warning" not in capsys.readouterr().err
