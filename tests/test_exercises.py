@@ -514,3 +514,10 @@ def test_validate_suggests_the_where_a_textbook_form_needs(tmp_path, capsys):
     assert 'add where: ["gamma_11 + gamma_21 = 1", "gamma_12 + gamma_22 = 1"]' in err
     assert main(["validate", str(EXERCISES / "mit-686x-em.yaml")]) == 0  # with the where: no warning
     assert "warning" not in capsys.readouterr().err
+
+
+def test_html_sheets_have_a_print_stylesheet(solved):
+    """On paper nothing scrolls: display math must not keep its screen scrollbar when printed."""
+    html = render_sheet(solved["gt-gmm-full-covariance"], "html")
+    style = html[html.index("@media print") :]
+    assert re.search(r'math\[display="block"\] \{ overflow: visible;', style)
