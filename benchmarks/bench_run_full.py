@@ -70,18 +70,19 @@ def main() -> None:
         str(csv),
         "--init",
         str(init),
-        "--max-iter",
+        "--iterations",
         str(args.iterations),
-        "--tol",
-        "0",
         "--format",
         "json",
     ]
     ref = [sys.executable, str(HERE / "sklearn_reference.py"), str(csv), str(init), str(args.iterations), "full"]
     cold = alternate({"cold": emsym}, 1, env)["cold"][0]  # derives and fills the cache
     res = alternate({"emsym": emsym, "sklearn": ref}, args.repeats, env)
-    ours = json.loads(res["emsym"][1])["components"]
-    theirs = json.loads(res["sklearn"][1])["components"]
+    ours_doc, theirs_doc = json.loads(res["emsym"][1]), json.loads(res["sklearn"][1])
+    print(f"iterations: emsym {ours_doc['iterations']}, scikit-learn {theirs_doc['iterations']}")
+    if ours_doc["iterations"] != theirs_doc["iterations"]:
+        sys.exit("unequal work: the two sides ran different numbers of iterations; no ratio is reported")
+    ours, theirs = ours_doc["components"], theirs_doc["components"]
     err = 0.0
     for a, b in zip(ours, theirs):
         for f in ("weight", "mean", "covariance"):

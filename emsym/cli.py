@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="P",
         help="... and no parameter moves by more than P on the data's scale (default 1e-10)",
     )
+    r.add_argument(
+        "--iterations",
+        type=int,
+        metavar="N",
+        help="run exactly N iterations: no stopping rule (overrides --max-iter, --tol and --param-tol)",
+    )
     r.add_argument("--seed", type=int, default=0, help="seed of the default k-means++ initialisation")
     r.add_argument(
         "--variance-floor",
@@ -224,6 +230,8 @@ def cmd_run(args) -> int:
         raise EmsymError(f"--param-tol should be >= 0, but got {args.param_tol}")
     if args.max_iter < 0:
         raise EmsymError(f"--max-iter should be >= 0, but got {args.max_iter}")
+    if args.iterations is not None and args.iterations < 0:
+        raise EmsymError(f"--iterations should be >= 0, but got {args.iterations}")
     data = load_data(args.data)
     if data.X.shape[1] != spec.dim:
         raise EmsymError(
@@ -256,6 +264,7 @@ def cmd_run(args) -> int:
         hard=args.hard,
         silhouette_points=5000 if args.silhouette else None,
         callback=progress,
+        iterations=args.iterations,
     )
     if progress:
         progress.done()
@@ -265,10 +274,16 @@ def cmd_run(args) -> int:
     n = data.X.shape[0]
     lab = "" if data.labels is None else f" ({int((data.labels > 0).sum())} labelled)"
     print(f"Model: {spec.label()} ({model.derivation.method}); data: {args.data}, {n} points{lab}")
-    if args.max_iter == 0:
-        print(f"No iteration (--max-iter 0): log-likelihood at the initial values {result.loglik[0]:.10g}")
+    if result.iterations == 0:
+        print(f"No iteration: log-likelihood at the initial values {result.loglik[0]:.10g}")
     else:
-        state = "converged" if result.converged else "stopped (not converged)"
+        state = (
+            "ran (--iterations: no stopping rule)"
+            if args.iterations is not None
+            else "converged"
+            if result.converged
+            else "stopped (not converged)"
+        )
         print(
             f"{state} after {result.iterations} iteration{'s' if result.iterations != 1 else ''}; "
             f"log-likelihood {result.loglik[0]:.10g} -> "

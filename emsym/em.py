@@ -245,6 +245,7 @@ def run_em(
     hard: bool = False,
     silhouette_points: int | None = None,
     callback: Callable[[int, float], None] | None = None,
+    iterations: int | None = None,
 ) -> EMResult:
     """Run EM with the derived updates.
 
@@ -277,6 +278,10 @@ def run_em(
         points (a seeded sample: the coefficient costs O(n^2)).
     callback : callable, optional
         Called as ``callback(iteration, loglik)`` after each iteration (progress).
+    iterations : int, optional
+        Run exactly this many iterations: no stopping rule and no ``ConvergenceWarning``
+        (overrides ``max_iter``, ``tol`` and ``param_tol``) -- for benchmarks that must compare
+        equal work, and for "after N iterations" questions.
     """
     X = np.asarray(X, dtype=float)
     if X.ndim == 1:
@@ -295,6 +300,10 @@ def run_em(
         bad = np.flatnonzero((labels < 0) | (labels > model.K))
         if bad.size:
             raise DataError(f"labels: point {bad[0] + 1} has label {labels[bad[0]]}, expected 1..{model.K} or empty")
+    if iterations is not None:
+        if iterations < 0:
+            raise DataError(f"iterations should be >= 0, but got {iterations}")
+        max_iter = iterations
     if max_iter < 0:
         raise DataError(f"max_iter should be >= 0, but got {max_iter}")
     with np.errstate(over="ignore", invalid="ignore"):
@@ -320,10 +329,14 @@ def run_em(
         trace.append(_finite_loglik(runner.e_step(params), it))
         if callback is not None:
             callback(it, trace[-1])
-        if abs(trace[-1] - trace[-2]) <= tol and _moved(model, before, params, spread) <= param_tol:
+        if (
+            iterations is None
+            and abs(trace[-1] - trace[-2]) <= tol
+            and _moved(model, before, params, spread) <= param_tol
+        ):
             converged = True
             break
-    if max_iter > 0 and not converged:
+    if max_iter > 0 and not converged and iterations is None:
         warnings.warn(
             f"EM did not converge in {max_iter} iterations (last change of the log-likelihood "
             f"{trace[-1] - trace[-2]:.3g}, tol {tol:g}; largest parameter move "

@@ -339,3 +339,22 @@ def test_output_files_follow_the_umask(tmp_path, capsys):
     capsys.readouterr()
     sheet = tmp_path / "nyu-q4-m-step.md"
     assert sheet.stat().st_mode & 0o777 == 0o644
+
+
+def test_run_iterations_runs_exactly_n_without_a_warning(tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    data.write_text("x\n-1\n0\n4\n5\n6\n")
+    init = tmp_path / "i.yaml"
+    init.write_text("components:\n  - {weight: 0.5, mean: 6, variance: 1}\n  - {weight: 0.5, mean: 7, variance: 4}\n")
+    base = ["run", "standard", "--data", str(data), "--init", str(init), "--format", "json"]
+    assert main(base) == 0
+    converged = json.loads(capsys.readouterr().out)
+    assert converged["converged"] and converged["iterations"] < 400
+    assert main([*base, "--iterations", "400"]) == 0  # past convergence: no stopping rule fires
+    out = capsys.readouterr()
+    exact = json.loads(out.out)
+    assert exact["iterations"] == 400 and len(exact["loglik"]) == 401 and out.err == ""
+    assert main([*base, "--iterations", "3", "--max-iter", "1"]) == 0  # --iterations wins
+    assert json.loads(capsys.readouterr().out)["iterations"] == 3
+    assert main([*base, "--iterations", "-1"]) == 2
+    assert "--iterations should be >= 0" in capsys.readouterr().err
