@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import pdflatex
 
 from emsym.cli import main
 
@@ -280,13 +281,7 @@ def test_latex_derivation_compiles(capsys, tmp_path, preset):
     status, out, _ = run_cli(capsys, "derive", preset, "--format", "latex")
     assert status == 0
     (tmp_path / "d.tex").write_text(out)
-    proc = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = pdflatex(tmp_path, "d.tex")
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "d.pdf").stat().st_size > 1000
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import pdflatex
 
 from emsym.cache import get_derivation
 from emsym.cli import main
@@ -215,13 +216,7 @@ def test_solve_json_reports_published_and_agreement(capsys):
 def test_latex_sheet_compiles(tmp_path):
     status = main(["solve", str(EXERCISES / "mit-686x-em.yaml"), "--format", "tex", "--out", str(tmp_path)])
     assert status == 0
-    proc = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "mit-686x-em.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = pdflatex(tmp_path, "mit-686x-em.tex")
     assert proc.returncode == 0, proc.stdout[-2000:]
     if shutil.which("pdftotext"):  # what a reader sees: captions, not LaTeX leftovers
         text = subprocess.run(
@@ -426,13 +421,7 @@ def test_every_latex_sheet_fits_the_page(tmp_path):
     assert main(["solve", str(EXERCISES), "--format", "tex", "--no-figures", "--out", str(tmp_path)]) == 0
     overfull = {}
     for tex in sorted(tmp_path.glob("*.tex")):
-        proc = subprocess.run(
-            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = pdflatex(tmp_path, tex.name)
         assert proc.returncode == 0, (tex.name, proc.stdout[-1500:])
         log = tex.with_suffix(".log").read_text(encoding="latin-1")
         overfull[tex.stem] = re.findall(r"Overfull \\hbox \((\d+\.\d+)pt too wide\)", log)
@@ -481,13 +470,7 @@ def test_markdown_in_a_statement_is_rendered_not_shown(tmp_path):
     assert r"\textbf{means}" in tex and r"\begin{itemize}" in tex and r"$\mu_1 = -1$" in tex and "**" not in tex
     if shutil.which("pdflatex"):
         (tmp_path / "s.tex").write_text(render_sheet(sol, "tex", figures={}), encoding="utf-8")
-        proc = subprocess.run(
-            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "s.tex"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = pdflatex(tmp_path, "s.tex")
         assert proc.returncode == 0, proc.stdout[-1500:]
 
 
