@@ -35,7 +35,9 @@ import sympy
 from . import __version__
 from .derive import Derivation, derive
 from .exceptions import EmsymWarning
-from .spec import ModelSpec
+from .family_derive import derive_family
+from .family_spec import FamilySpec
+from .spec import Spec
 
 __all__ = ["cache_dir", "cache_path", "clear_memory", "get_derivation"]
 
@@ -50,7 +52,19 @@ def cache_dir() -> Path:
     return Path(base) / "emsym"
 
 
-_STAGES = ("spec.py", "qfunction.py", "derive.py", "mclust.py", "printing.py")
+_STAGES = (
+    "spec.py",
+    "options.py",
+    "family_spec.py",
+    "priors.py",
+    "qfunction.py",
+    "family_model.py",
+    "derive.py",
+    "family_derive.py",
+    "mclust.py",
+    "printing.py",
+    *(f"families/{f.name}" for f in sorted((Path(__file__).resolve().parent / "families").glob("*.py"))),
+)
 
 
 def _code_fingerprint() -> str:
@@ -68,11 +82,11 @@ def _code_fingerprint() -> str:
 _FINGERPRINT = _code_fingerprint()
 
 
-def _key(spec: ModelSpec) -> str:
+def _key(spec: Spec) -> str:
     return hashlib.sha256(f"{__version__}|{sympy.__version__}|{_FINGERPRINT}|{spec.key()}".encode()).hexdigest()
 
 
-def cache_path(spec: ModelSpec) -> Path:
+def cache_path(spec: Spec) -> Path:
     return cache_dir() / f"{_key(spec)}.pickle"
 
 
@@ -139,7 +153,7 @@ def _tag(key: bytes, payload: bytes) -> bytes:
     return hmac.new(key, payload, hashlib.sha256).hexdigest().encode()
 
 
-def _read(path: Path, spec: ModelSpec) -> Derivation | None:
+def _read(path: Path, spec: Spec) -> Derivation | None:
     key = _secret(path.parent, create=False)
     if key is None:
         return None
@@ -176,17 +190,23 @@ def _write(path: Path, d: Derivation) -> None:
             os.unlink(tmp)
 
 
-def get_derivation(spec: ModelSpec, use_cache: bool = True) -> Derivation:
+def _derive(spec: Spec) -> Derivation:
+    if isinstance(spec, FamilySpec):
+        return derive_family(spec)
+    return derive(spec)
+
+
+def get_derivation(spec: Spec, use_cache: bool = True) -> Derivation:
     """``derive(spec)``, from the memory or disk cache when possible."""
     if not use_cache:
-        return derive(spec)
+        return _derive(spec)
     key = _key(spec)
     d = _MEMORY.get(key)
     if d is None:
         path = cache_dir() / f"{key}.pickle"
         d = _read(path, spec)
         if d is None:
-            d = derive(spec)
+            d = _derive(spec)
             _write(path, d)
         _MEMORY[key] = d
     if d.spec.name != spec.name or d.spec.description != spec.description:

@@ -7,7 +7,7 @@
     weights along directions that keep sum_k pi_k = 1) and no small perturbation increases
     Q; for an exact M-step (method EM) the final point is also jointly stationary and no
     random feasible perturbation of all parameters increases Q;
-(b) the log-likelihood never decreases over EM iterations;
+(b) the log-likelihood (the log posterior for MAP-EM) never decreases over EM iterations;
 (c) where scikit-learn has the same model (free weights and means, free or tied variance
     in 1-d, free spherical variances in d dimensions), EM from the same initial values
     gives the same parameters as ``sklearn.mixture.GaussianMixture`` (reg_covar=0) to 1e-6.
@@ -23,10 +23,10 @@ import numpy as np
 
 from . import mclust
 from .cache import get_derivation
-from .compile import CompiledModel
+from .compile import CompiledModel, compile_derivation
 from .derive import Derivation
 from .em import default_init, run_em
-from .spec import ModelSpec
+from .spec import ModelSpec, Spec
 
 __all__ = ["CheckItem", "CheckReport", "check"]
 
@@ -43,7 +43,7 @@ class CheckItem:
 
 @dataclass(frozen=True)
 class CheckReport:
-    spec: ModelSpec
+    spec: Spec
     method: str
     note: str
     items: tuple[CheckItem, ...]
@@ -62,86 +62,12 @@ class CheckReport:
         }
 
 
-def _truth(model: CompiledModel, rng: np.random.Generator) -> dict:
-    """Random true parameters that respect the model's constraints."""
-    spec, K, d = model.spec, model.K, model.d
-    w = rng.dirichlet(np.full(K, 4.0))
-    tied_cov = _random_covariance(d, rng, 1.0) if model.full else None
-    block = mclust.random_covariances(spec.covariance, K, d, rng) if any(p.block for p in model.params) else None
-    comps = []
-    for k in range(K):
-        comps.append(
-            {
-                "weight": float(w[k])
-                if spec.mixing == "free"
-                else ((0.35 if k == 0 else 0.65) if spec.mixing == "bernoulli" else None),
-                "mean": (np.zeros(d) if spec.mean == "shared" else 4.0 * k + rng.normal(0, 0.5, d))
-                if isinstance(spec.mean, str)
-                else None,
-                "variance": (
-                    block[k]
-                    if block is not None
-                    else _random_covariance(d, rng, 1.0)
-                    if model.full and spec.variance == "free"
-                    else tied_cov
-                    if model.full and spec.variance == "tied"
-                    else (np.ones(d) if model.diag else 1.0)
-                    if spec.variance == "tied"
-                    else (rng.uniform(0.5, 2.0, d) if model.diag else float(rng.uniform(0.5, 2.0))) * (1 + k)
-                )
-                if isinstance(spec.variance, str)
-                else None,
-            }
-        )
-    return model.params_from_components(comps, where="check truth")
-
-
-def _random_covariance(d: int, rng, scale: float) -> np.ndarray:
-    """A random symmetric positive definite matrix with eigenvalues in [0.5, 2] * scale."""
-    Qm, _ = np.linalg.qr(rng.normal(size=(d, d)))
-    return scale * (Qm * rng.uniform(0.5, 2.0, d)) @ Qm.T
-
-
-def _sample(model: CompiledModel, params: dict, n: int, rng) -> np.ndarray:
-    comps = model.components(params)
-    z = rng.choice(model.K, size=n, p=np.array([c["weight"] for c in comps]))
-    X = np.empty((n, model.d))
-    for k, c in enumerate(comps):
-        idx = z == k
-        X[idx] = c["mean"] + rng.standard_normal((idx.sum(), model.d)) @ np.linalg.cholesky(c["covariance"]).T
-    return X
-
-
 def _e_step(model: CompiledModel, XT: np.ndarray, params: dict) -> np.ndarray:
     L = model.log_joint(XT, params)
     L -= L.max(axis=0)
     np.exp(L, out=L)
     L /= L.sum(axis=0)
     return L
-
-
-def _directions(model: CompiledModel, names: list[str], params: dict):
-    """Feasible unit perturbations of the named parameters: (label, {name: delta})."""
-    free_w = [p.name for p in model.params if p.domain == "simplex"]
-    for name in names:
-        v = params[name]
-        if name in free_w:
-            for other in free_w:
-                if other != name:
-                    yield f"{name} - {other}", {name: 1.0, other: -1.0}
-        elif np.ndim(v) == 2:  # a covariance matrix: symmetric directions E_ij + E_ji
-            for i in range(len(v)):
-                for j in range(i + 1):
-                    e = np.zeros_like(v)
-                    e[i, j] = e[j, i] = 1.0
-                    yield f"{name}[{i},{j}]", {name: e}
-        elif np.ndim(v):
-            for i in range(len(v)):
-                e = np.zeros(len(v))
-                e[i] = 1.0
-                yield f"{name}[{i}]", {name: e}
-        else:
-            yield name, {name: 1.0}
 
 
 def _block_pairs(model: CompiledModel, name: str, params: dict, h: float):
@@ -171,7 +97,7 @@ def _stationary(model, XT, R, params, names, n) -> tuple[float, float]:
         for _, up, down in _block_pairs(model, name, params, 1e-3):
             rise = max(rise, (model.Q(XT, R, up) - q0) / abs(q0), (model.Q(XT, R, down) - q0) / abs(q0))
     names = [k for k in names if k not in blocks]
-    for _, delta in _directions(model, names, params):
+    for _, delta in model.directions(names, params):
         scale = max(1.0, max(abs(float(np.max(np.abs(params[k])))) for k in delta))
         h = 1e-5 * scale
         g = (model.Q(XT, R, _shift(params, delta, h)) - model.Q(XT, R, _shift(params, delta, -h))) / (2 * h)
@@ -250,7 +176,7 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
     return err, f"{iters} iterations from the same initial values, covariance_type='{cov_type}'"
 
 
-def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivation | None = None) -> CheckReport:
+def check(spec: Spec, *, n: int = 500, seed: int = 0, derivation: Derivation | None = None) -> CheckReport:
     """Run the numeric proof (see the module docstring) and return a ``CheckReport``.
 
     ``derivation`` checks given updates (e.g. a hand derivation, or a deliberately wrong
@@ -267,10 +193,10 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
         spec = concrete
     if derivation is None:
         derivation = get_derivation(spec)
-    model = CompiledModel(derivation)
+    model = compile_derivation(derivation)
     rng = np.random.default_rng(seed)
-    truth = _truth(model, rng)
-    X = _sample(model, truth, n, rng)
+    truth = model.random_truth(rng)
+    X = model.sample(truth, n, rng)
     XT = np.ascontiguousarray(X.T)
     items: list[CheckItem] = []
 
@@ -278,7 +204,7 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
     R = _e_step(model, XT, old)
     current = dict(old)
     grad_tol, rise_tol = 1e-6, 1e-12
-    simplex = [p.name for p in model.params if p.domain == "simplex"]
+    simplex = [p.name for p in model.params if p.domain == "simplex" and p.kind == "weight"]
     for u in derivation.updates:
         current[u.name] = model.update_one(u.name, XT, R, current)
         if u.name in simplex and u.name != simplex[-1]:
@@ -304,7 +230,7 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
         worst = -np.inf
         for _ in range(40):
             delta: dict[str, Any] = {}
-            for _, dd in _directions(model, [k for k in names if k not in blocks], current):
+            for _, dd in model.directions([k for k in names if k not in blocks], current):
                 coef = rng.normal()  # one coefficient per feasible direction keeps sum pi = 1
                 for k, v in dd.items():
                     delta[k] = delta.get(k, 0) + coef * v
@@ -324,18 +250,20 @@ def check(spec: ModelSpec, *, n: int = 500, seed: int = 0, derivation: Derivatio
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run = run_em(model, X, old, max_iter=100, tol=-1.0)
-    drops = np.diff(run.loglik)
+    objective = run.logpost if run.logpost is not None else run.loglik  # MAP-EM: the log posterior
+    what = "log posterior (MAP-EM)" if run.logpost is not None else "log-likelihood"
+    drops = np.diff(objective)
     worst_drop = float(-drops.min()) if drops.size else 0.0
-    ok = worst_drop <= 1e-9 * (1 + abs(run.loglik[-1]))
+    ok = worst_drop <= 1e-9 * (1 + abs(objective[-1]))
     items.append(
         CheckItem(
-            "log-likelihood never decreases",
+            f"{what} never decreases",
             ok,
-            f"{len(drops)} iterations, from {run.loglik[0]:.6g} to {run.loglik[-1]:.6g}; "
+            f"{len(drops)} iterations, from {objective[0]:.6g} to {objective[-1]:.6g}; "
             f"largest decrease {max(worst_drop, 0):.1e}",
         )
     )
-    case = _sklearn_case(spec)
+    case = _sklearn_case(spec) if isinstance(spec, ModelSpec) else None
     if case is None:
         items.append(CheckItem("agrees with scikit-learn", None, "skipped: scikit-learn has no such model"))
     else:

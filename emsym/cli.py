@@ -214,11 +214,16 @@ def cmd_check(args) -> int:
 
 def cmd_run(args) -> int:
     from .cache import get_derivation
-    from .compile import CompiledModel
+    from .compile import compile_derivation
     from .data import load_data, load_init_components
     from .em import run_em
+    from .family_spec import FamilySpec
 
     spec = _spec_for(args)
+    data = None
+    if isinstance(spec, FamilySpec) and spec.general_d and not spec.general_k:
+        data = load_data(args.data)  # a vector family takes its number of coordinates from the data
+        spec = spec.instantiate(dim=data.X.shape[1])
     if not spec.concrete:
         raise EmsymError(
             f"model {spec.label()!r} has components {spec.components!r} and dim {spec.dim!r}; "
@@ -232,7 +237,7 @@ def cmd_run(args) -> int:
         raise EmsymError(f"--max-iter should be >= 0, but got {args.max_iter}")
     if args.iterations is not None and args.iterations < 0:
         raise EmsymError(f"--iterations should be >= 0, but got {args.iterations}")
-    data = load_data(args.data)
+    data = data or load_data(args.data)
     if data.X.shape[1] != spec.dim:
         raise EmsymError(
             f"{args.data}: the model is {spec.dim}-dimensional, but the data has "
@@ -244,10 +249,13 @@ def cmd_run(args) -> int:
             f"{args.data}: line {bad + 2}, column 'label': expected 1..{spec.components} or empty, "
             f"got {int(data.labels[bad])}"
         )
-    model = CompiledModel(get_derivation(spec))
+    model = compile_derivation(get_derivation(spec))
+    model.check_data(data.X, args.data)
     init = None
     if args.init:
-        init = model.params_from_components(load_init_components(args.init, spec.dim), where=args.init)
+        fields = spec.family.parameter_names if isinstance(spec, FamilySpec) else None
+        comps = load_init_components(args.init, int(spec.dim), fields)
+        init = model.params_from_components(comps, where=args.init)
     progress = _Progress() if sys.stderr.isatty() and args.format == "text" else None
     result = run_em(
         model,
@@ -289,6 +297,34 @@ def cmd_run(args) -> int:
             f"log-likelihood {result.loglik[0]:.10g} -> "
             f"{result.loglik[-1]:.10g}"
         )
+    if result.logpost is not None:
+        print(f"log posterior (MAP-EM, up to a constant) {result.logpost[0]:.10g} -> {result.logpost[-1]:.10g}")
+    if isinstance(spec, FamilySpec):
+        _family_table(result, spec)
+    else:
+        _gaussian_table(result, model)
+    print(
+        f"free parameters {result.n_params}; BIC {result.bic:.6g}; AIC {result.aic:.6g}"
+        + (f"; silhouette {result.silhouette:.4f}" if result.silhouette is not None else "")
+    )
+    if result.responsibilities is not None:
+        print("responsibilities (one row per point):")
+        for row in result.responsibilities:
+            print("  " + "  ".join(f"{v:.6f}" for v in row))
+    return 0
+
+
+def _family_table(result, spec) -> None:
+    names = spec.family.parameter_names
+    print(f"{'component':>9}  {'weight':>12}  " + "  ".join(f"{n:>12}" for n in names))
+    for k, c in enumerate(result.components, start=1):
+        cells = [
+            f"{c[n]:>12.8g}" if np.ndim(c[n]) == 0 else "[" + ", ".join(f"{v:.6g}" for v in c[n]) + "]" for n in names
+        ]
+        print(f"{k:>9}  {c['weight']:>12.8g}  " + "  ".join(cells))
+
+
+def _gaussian_table(result, model) -> None:
     full = model.full
     print(f"{'component':>9}  {'weight':>12}  {'mean':>24}  {'covariance (rows)' if full else 'variance':>12}")
     for k, c in enumerate(result.components, start=1):
@@ -301,15 +337,6 @@ def cmd_run(args) -> int:
         print(f"{k:>9}  {c['weight']:>12.8g}  {mean:>24}  {var:>12}")
     if not full:  # a full model's parameters are the table above
         print("parameters: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in result.params.items()))
-    print(
-        f"free parameters {result.n_params}; BIC {result.bic:.6g}; AIC {result.aic:.6g}"
-        + (f"; silhouette {result.silhouette:.4f}" if result.silhouette is not None else "")
-    )
-    if result.responsibilities is not None:
-        print("responsibilities (one row per point):")
-        for row in result.responsibilities:
-            print("  " + "  ".join(f"{v:.6f}" for v in row))
-    return 0
 
 
 def cmd_grade(args) -> int:

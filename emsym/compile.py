@@ -26,11 +26,14 @@ from . import mclust
 from .derive import Derivation
 from .exceptions import DataError, NotPositiveDefinite
 from .qfunction import MatSum, split_scalar
-from .spec import Fixed
+from .seeding import kmeanspp, overall_variance
+from .spec import Fixed, ModelSpec
 
 __all__ = ["CompiledModel", "compile_derivation"]
 
 Fn = Callable[[dict[str, Any]], Any]
+
+VARIANCE_FLOOR_FACTOR = 1e-6
 
 
 class _Compiler:
@@ -262,7 +265,7 @@ class CompiledModel:
                 "only a spec with a whole number of components and dimension compiles; use spec.instantiate()"
             )
         self.derivation = derivation
-        self.spec = derivation.spec
+        self.spec: ModelSpec = derivation.spec  # type: ignore[assignment]
         m = derivation.model
         self.K: int = int(self.spec.components)
         self.d: int = int(self.spec.dim)
@@ -394,6 +397,170 @@ class CompiledModel:
                 cov = np.diag(np.broadcast_to(var, (self.d,))) if self.diag else float(var[0]) * np.eye(self.d)
             out.append({"weight": float(w[k]), "mean": mean, "covariance": cov})
         return out
+
+    # -- the protocol the runner and the check use (emsym.family_compile has the same) ---------
+    def default_init(self, X: np.ndarray, seed: int = 0, labels: np.ndarray | None = None) -> dict:
+        """k-means++ means, the overall data variance, equal weights (SUTD notes, section 1.4).
+
+        A shared mean starts at the data mean; with free variances and a shared mean the
+        variances start spread from 1/2 to 2 times the overall variance (see the comment).
+        With labelled points (``labels``, 1..K, 0 = unknown), a component that has labelled
+        points starts at their mean, so the labels and the starting point agree.
+        """
+        rng = np.random.default_rng(seed)
+        means = kmeanspp(X, self.K, rng)
+        if labels is not None:
+            for k in range(self.K):
+                own = labels == k + 1
+                if own.any():
+                    means[k] = X[own].mean(axis=0)
+        var = overall_variance(X)
+        grand = X.mean(axis=0)
+        spec = self.spec
+        # With a shared mean, equal weights and equal variances make the components identical,
+        # a fixed point EM never leaves; spread the free variances (x1/2 .. x2) to break the tie.
+        shared_free = spec.mean == "shared" and spec.variance == "free"
+        spread = np.geomspace(0.5, 2.0, self.K) if shared_free else np.ones(self.K)
+        comps = []
+        for k in range(self.K):
+            comps.append(
+                {
+                    "weight": 1.0 / self.K if spec.mixing in ("free", "bernoulli") else None,
+                    "mean": (grand if spec.mean == "shared" else means[k]) if isinstance(spec.mean, str) else None,
+                    "variance": var * spread[k] if isinstance(spec.variance, str) else None,
+                }
+            )
+        return self.params_from_components(comps, where="default init")
+
+    def check_data(self, X: np.ndarray, where: str = "data") -> None:
+        """Any finite real data fits a Gaussian (finiteness is checked by the runner)."""
+
+    def floor(self, spread: float, variance_floor: float | None) -> float:
+        """The variance floor: by default 1e-6 times the overall variance of the data."""
+        floor = variance_floor if variance_floor is not None else VARIANCE_FLOOR_FACTOR * spread
+        if floor <= 0:
+            raise DataError("data: all points are identical (zero variance); a mixture cannot be fitted")
+        return floor
+
+    def log_prior(self, params: dict) -> float:
+        return 0.0
+
+    def guard(self, old: dict, new: dict, floor: float, warn) -> dict:
+        """Keep the previous value of a non-finite update; hold variances (eigenvalues) at the floor."""
+        for p in self.params:
+            v = new[p.name]
+            if not np.all(np.isfinite(v)):
+                new[p.name] = old[p.name]
+                warn(
+                    f"{p.name}: the update is not finite (a component with no points, N_k = 0); kept the previous value"
+                )
+            elif p.matrix or p.block:
+                mats = v if p.block else v[None]
+                lows = np.linalg.eigvalsh(mats)[:, 0]
+                if np.any(lows < floor):  # lift the smallest eigenvalue to the floor: Sigma + (floor - low) I
+                    lift = np.maximum(floor - lows, 0.0)
+                    fixed = mats + lift[:, None, None] * np.eye(mats.shape[-1])
+                    new[p.name] = fixed if p.block else fixed[0]
+                    low = float(lows.min())
+                    warn(
+                        f"{p.name} became (nearly) singular: smallest eigenvalue {low:.3g} is below the floor "
+                        f"{floor:.3g} (a component collapsing onto a point or a subspace); added "
+                        f"{float(lift.max()):.3g} I so the smallest eigenvalue is the floor"
+                    )
+            elif p.kind == "variance" and np.any(np.asarray(v) < floor):
+                low = float(np.min(v))
+                new[p.name] = np.maximum(v, floor) if np.ndim(v) else floor
+                warn(
+                    f"{p.name} fell to {low:.3g}, below the variance floor {floor:.3g} "
+                    f"(a component collapsing onto a point); set to the floor"
+                )
+        return new
+
+    def moved(self, old: dict, new: dict, spread: float) -> float:
+        """The largest parameter change of one iteration on the data's scale (for the stopping rule)."""
+        if old is new:
+            return 0.0
+        a, b = self.components(old), self.components(new)
+        sd = np.sqrt(spread)
+        return max(
+            max(
+                abs(x["weight"] - y["weight"]),
+                float(np.max(np.abs(x["mean"] - y["mean"]))) / sd,
+                float(np.max(np.abs(x["covariance"] - y["covariance"]))) / spread,
+            )
+            for x, y in zip(a, b)
+        )
+
+    def random_truth(self, rng: np.random.Generator) -> dict:
+        """Random true parameters that respect the model's constraints."""
+        spec, K, d = self.spec, self.K, self.d
+        w = rng.dirichlet(np.full(K, 4.0))
+        tied_cov = self._random_covariance(d, rng, 1.0) if self.full else None
+        block = mclust.random_covariances(spec.covariance, K, d, rng) if any(p.block for p in self.params) else None
+        comps = []
+        for k in range(K):
+            comps.append(
+                {
+                    "weight": float(w[k])
+                    if spec.mixing == "free"
+                    else ((0.35 if k == 0 else 0.65) if spec.mixing == "bernoulli" else None),
+                    "mean": (np.zeros(d) if spec.mean == "shared" else 4.0 * k + rng.normal(0, 0.5, d))
+                    if isinstance(spec.mean, str)
+                    else None,
+                    "variance": (
+                        block[k]
+                        if block is not None
+                        else self._random_covariance(d, rng, 1.0)
+                        if self.full and spec.variance == "free"
+                        else tied_cov
+                        if self.full and spec.variance == "tied"
+                        else (np.ones(d) if self.diag else 1.0)
+                        if spec.variance == "tied"
+                        else (rng.uniform(0.5, 2.0, d) if self.diag else float(rng.uniform(0.5, 2.0))) * (1 + k)
+                    )
+                    if isinstance(spec.variance, str)
+                    else None,
+                }
+            )
+        return self.params_from_components(comps, where="check truth")
+
+    @staticmethod
+    def _random_covariance(d: int, rng, scale: float) -> np.ndarray:
+        """A random symmetric positive definite matrix with eigenvalues in [0.5, 2] * scale."""
+        Qm, _ = np.linalg.qr(rng.normal(size=(d, d)))
+        return scale * (Qm * rng.uniform(0.5, 2.0, d)) @ Qm.T
+
+    def sample(self, params: dict, n: int, rng) -> np.ndarray:
+        comps = self.components(params)
+        z = rng.choice(self.K, size=n, p=np.array([c["weight"] for c in comps]))
+        X = np.empty((n, self.d))
+        for k, c in enumerate(comps):
+            idx = z == k
+            X[idx] = c["mean"] + rng.standard_normal((idx.sum(), self.d)) @ np.linalg.cholesky(c["covariance"]).T
+        return X
+
+    def directions(self, names: list[str], params: dict):
+        """Feasible unit perturbations of the named parameters: (label, {name: delta})."""
+        free_w = [p.name for p in self.params if p.domain == "simplex"]
+        for name in names:
+            v = params[name]
+            if name in free_w:
+                for other in free_w:
+                    if other != name:
+                        yield f"{name} - {other}", {name: 1.0, other: -1.0}
+            elif np.ndim(v) == 2:  # a covariance matrix: symmetric directions E_ij + E_ji
+                for i in range(len(v)):
+                    for j in range(i + 1):
+                        e = np.zeros_like(v)
+                        e[i, j] = e[j, i] = 1.0
+                        yield f"{name}[{i},{j}]", {name: e}
+            elif np.ndim(v):
+                for i in range(len(v)):
+                    e = np.zeros(len(v))
+                    e[i] = 1.0
+                    yield f"{name}[{i}]", {name: e}
+            else:
+                yield name, {name: 1.0}
 
     def _value(self, v, vector: bool = False):
         """A parameter value in the runner's form: float, or a (d,) array for a vector parameter."""
@@ -630,5 +797,10 @@ def _numeric_update(derivative: Fn, param) -> Fn:
     return update
 
 
-def compile_derivation(derivation: Derivation) -> CompiledModel:
-    return CompiledModel(derivation)
+def compile_derivation(derivation: Derivation):
+    """The numeric model of a derivation: ``CompiledModel`` for a Gaussian, ``FamilyCompiledModel`` otherwise."""
+    if derivation.spec.family == "gaussian":
+        return CompiledModel(derivation)
+    from .family_compile import FamilyCompiledModel
+
+    return FamilyCompiledModel(derivation)

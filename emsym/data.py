@@ -25,7 +25,7 @@ from .exceptions import DataError
 from .safeio import load_yaml, open_text, read_text, utf8_error_line
 from .spec import suggest
 
-__all__ = ["Dataset", "load_data", "load_init_components", "parse_init_components"]
+__all__ = ["Dataset", "load_data", "load_init_components", "parse_family_init", "parse_init_components"]
 
 
 @dataclass(frozen=True)
@@ -154,22 +154,17 @@ def _slow_parse(fh, path, header, label_col):
 _INIT_KEYS = ("weight", "mean", "variance", "covariance")
 
 
-def load_init_components(path: str | os.PathLike, dim: int) -> list[dict]:
-    """Read an init file into per-component dicts (weight, mean (d,), variance)."""
+def load_init_components(path: str | os.PathLike, dim: int, fields: tuple[str, ...] | None = None) -> list[dict]:
+    """Read an init file into per-component dicts: (weight, mean (d,), variance) for a Gaussian, or
+    (weight, <parameter>...) for another family when ``fields`` names its parameters."""
     path = Path(path)
     raw, _ = load_yaml(read_text(path, "init file", DataError), str(path), DataError, "YAML or JSON")
+    if fields is not None:
+        return parse_family_init(raw, fields, str(path))
     return parse_init_components(raw, dim, str(path))
 
 
-def _num(v, where, positive=False):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise DataError(f"{where} should be a finite number, but got {v!r}")
-    if positive and v <= 0:
-        raise DataError(f"{where} should be > 0, but got {v!r}")
-    return float(v)
-
-
-def parse_init_components(raw: Any, dim: int, where: str = "init") -> list[dict]:
+def _components(raw: Any, where: str) -> list:
     if not isinstance(raw, dict) or "components" not in raw:
         raise DataError(
             f"{where}: expected a mapping with the key 'components' (a list, one entry per "
@@ -181,6 +176,44 @@ def parse_init_components(raw: Any, dim: int, where: str = "init") -> list[dict]
     comps = raw["components"]
     if not isinstance(comps, list) or not comps:
         raise DataError(f"{where}: 'components' should be a non-empty list, but got {comps!r}")
+    return comps
+
+
+def parse_family_init(raw: Any, fields: tuple[str, ...], where: str = "init") -> list[dict]:
+    """Per-component dicts {weight, <parameter>: float or (d,) array}; shapes and domains are checked
+    against the model by ``FamilyCompiledModel.params_from_components``."""
+    keys = ("weight", *fields)
+    out = []
+    for k, c in enumerate(_components(raw, where)):
+        at = f"{where}: components[{k}]"
+        if not isinstance(c, dict):
+            raise DataError(f"{at} should be a mapping with {', '.join(keys)}, but got {c!r}")
+        entry: dict = dict.fromkeys(keys)
+        for key, v in c.items():
+            if key not in keys:
+                raise DataError(f"{at}: unknown key {key!r}{suggest(str(key), keys)} (valid: {', '.join(keys)})")
+            if v is None:
+                continue
+            if isinstance(v, list):
+                entry[key] = np.array([_num(e, f"{at}.{key}[{i}]") for i, e in enumerate(v)])
+            else:
+                entry[key] = _num(v, f"{at}.{key}")
+        if entry["weight"] is not None and entry["weight"] < 0:
+            raise DataError(f"{at}.weight should be >= 0, but got {c['weight']!r}")
+        out.append(entry)
+    return out
+
+
+def _num(v, where, positive=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise DataError(f"{where} should be a finite number, but got {v!r}")
+    if positive and v <= 0:
+        raise DataError(f"{where} should be > 0, but got {v!r}")
+    return float(v)
+
+
+def parse_init_components(raw: Any, dim: int, where: str = "init") -> list[dict]:
+    comps = _components(raw, where)
     out = []
     for k, c in enumerate(comps):
         at = f"{where}: components[{k}]"

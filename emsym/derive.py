@@ -24,6 +24,7 @@ N_2/N
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
@@ -33,7 +34,10 @@ from .printing import Equation, latex, text
 from .qfunction import MatSum, Param, SymbolicModel, split_scalar
 from .spec import ModelSpec
 
-__all__ = ["Derivation", "Step", "Update", "derive", "linearise"]
+if TYPE_CHECKING:
+    from .family_spec import FamilySpec
+
+__all__ = ["Derivation", "Deriver", "Step", "Update", "derive", "linearise", "solve_for", "with_counts"]
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,8 @@ class Update:
 class Derivation:
     """The result of ``derive``: the model, every step, and the ordered updates."""
 
-    spec: ModelSpec
-    model: SymbolicModel
+    spec: ModelSpec | FamilySpec
+    model: Any  # SymbolicModel (Gaussian) or emsym.family_model.FamilyModel
     steps: tuple[Step, ...]
     updates: tuple[Update, ...]
     method: str  # "EM" (exact M-step) or "ECM" (conditional maximisation)
@@ -206,7 +210,7 @@ def linearise(expr: sp.Expr) -> sp.Expr:
     return expr.func(*[linearise(a) for a in expr.args])
 
 
-def _count_of(e: sp.Basic, model: SymbolicModel):
+def _count_of(e: sp.Basic, model: Any):
     """The component index c when e is sum_n gamma[n, c] over all points, else None."""
     if (
         isinstance(e, sp.Sum)
@@ -220,7 +224,7 @@ def _count_of(e: sp.Basic, model: SymbolicModel):
     return None
 
 
-def _normalise(expr: sp.Expr, model: SymbolicModel) -> sp.Expr:
+def _normalise(expr: sp.Expr, model: Any) -> sp.Expr:
     """Replace sum_k N_k by N, using sum_k gamma_nk = 1 for every point n."""
     if model.general:
 
@@ -258,7 +262,7 @@ def _normalise(expr: sp.Expr, model: SymbolicModel) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.Add), fold)
 
 
-def _with_counts(expr: sp.Expr, model: SymbolicModel) -> sp.Expr:
+def _with_counts(expr: sp.Expr, model: Any) -> sp.Expr:
     """Display form: write N_c for sum_n gamma_nc."""
     return expr.replace(lambda e: _count_of(e, model) is not None, lambda e: model.count_symbol(_count_of(e, model)))
 
@@ -748,8 +752,12 @@ class _Deriver:
         return (-1 / a) * self._over(cs, lambda c: sp.MatAdd(*[c_ * M for c_, M in B[c]]).doit())
 
     def run(self) -> Derivation:
-        m = self.m
         self.model_steps()
+        self.parameter_steps()
+        return self.result()
+
+    def parameter_steps(self):
+        m = self.m
         weights = [p for p in m.params if p.kind == "weight"]
         if weights and weights[0].domain == "simplex":
             self.free_weights(weights)
@@ -765,6 +773,9 @@ class _Deriver:
                 self.matrix_stationary(p)
                 continue
             self.finish(p, self.stationary(p, m.Q))
+
+    def result(self) -> Derivation:
+        m = self.m
         updates, method, notes = self.order()
         for u in updates:
             if u.numeric or u.block:
@@ -851,6 +862,11 @@ class _Deriver:
             if later and a not in numeric:
                 notes.append(f"{a} is evaluated at the new {', '.join(later)}; together they are the joint maximiser.")
         return updates, ("ECM" if cyclic else "EM"), notes
+
+
+Deriver = _Deriver  # the generic stages, reused by emsym.family_derive
+solve_for = _solve
+with_counts = _with_counts
 
 
 def derive(spec: ModelSpec, numeric: frozenset[str] = frozenset()) -> Derivation:

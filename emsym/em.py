@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compile import CompiledModel
+from .compile import VARIANCE_FLOOR_FACTOR, CompiledModel
 from .exceptions import CollapseWarning, ConvergenceWarning, DataError
+from .seeding import overall_variance
 
-__all__ = ["EMResult", "default_init", "overall_variance", "run_em", "silhouette"]
-
-VARIANCE_FLOOR_FACTOR = 1e-6
+__all__ = ["VARIANCE_FLOOR_FACTOR", "EMResult", "default_init", "overall_variance", "run_em", "silhouette"]
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,14 @@ class EMResult:
     params : dict
         The variant's own parameters (``theta``, ``mu``, ``sigma2_1``, ...).
     components : list of dict
-        Per component: ``weight``, ``mean`` (d,), ``covariance`` (d, d).
+        Per component: ``weight`` and the family's parameters -- for a Gaussian ``mean`` (d,) and
+        ``covariance`` (d, d); ``rate`` for Poisson and exponential; ``p`` (d,) for Bernoulli,
+        multinomial and categorical.
     loglik : tuple of float
         At the initial values, then after each iteration (length iterations + 1).
+    logpost : tuple of float or None
+        MAP-EM: log-likelihood + log prior (up to a constant) at the same points -- the objective
+        MAP-EM never decreases.
     iterations : int
     converged : bool
     responsibilities : ndarray of shape (n, K) or None
@@ -64,6 +68,7 @@ class EMResult:
     n_points: int = 0
     n_params: int = 0
     silhouette: float | None = None
+    logpost: tuple | None = None
 
     @property
     def bic(self) -> float:
@@ -80,10 +85,7 @@ class EMResult:
             return np.asarray(v).tolist() if np.ndim(v) else float(v)
 
         out = {
-            "components": [
-                {"weight": c["weight"], "mean": c["mean"].tolist(), "covariance": c["covariance"].tolist()}
-                for c in self.components
-            ],
+            "components": [{key: num(v) for key, v in c.items()} for c in self.components],
             "params": {k: num(v) for k, v in self.params.items()},
             "loglik": list(self.loglik),
             "iterations": self.iterations,
@@ -92,6 +94,8 @@ class EMResult:
             "bic": self.bic,
             "aic": self.aic,
         }
+        if self.logpost is not None:
+            out["log_posterior"] = list(self.logpost)
         if self.silhouette is not None:
             out["silhouette"] = self.silhouette
         if self.responsibilities is not None:
@@ -101,55 +105,10 @@ class EMResult:
         return out
 
 
-def overall_variance(X: np.ndarray) -> float:
-    """1/(d n) sum_n ||x_n - mean||^2 -- the SUTD notes' initial variance; X is (n, d)."""
-    return float(np.mean((X - X.mean(axis=0)) ** 2))
-
-
-def _kmeanspp(X: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding: each new centre drawn with probability proportional to D(x)^2."""
-    n = X.shape[0]
-    centres = [X[rng.integers(n)]]
-    d2 = np.sum((X - centres[0]) ** 2, axis=1)
-    for _ in range(1, K):
-        total = d2.sum()
-        idx = rng.integers(n) if total <= 0 else int(np.searchsorted(np.cumsum(d2), rng.random() * total))
-        centres.append(X[min(idx, n - 1)])
-        d2 = np.minimum(d2, np.sum((X - centres[-1]) ** 2, axis=1))
-    return np.array(centres)
-
-
-def default_init(model: CompiledModel, X: np.ndarray, seed: int = 0, labels: np.ndarray | None = None) -> dict:
-    """k-means++ means, the overall data variance, equal weights (SUTD notes, section 1.4).
-
-    A shared mean starts at the data mean; with free variances and a shared mean the
-    variances start spread from 1/2 to 2 times the overall variance (see the comment).
-    With labelled points (``labels``, 1..K, 0 = unknown), a component that has labelled
-    points starts at their mean, so the labels and the starting point agree.
-    """
-    rng = np.random.default_rng(seed)
-    means = _kmeanspp(X, model.K, rng)
-    if labels is not None:
-        for k in range(model.K):
-            own = labels == k + 1
-            if own.any():
-                means[k] = X[own].mean(axis=0)
-    var = overall_variance(X)
-    grand = X.mean(axis=0)
-    spec = model.spec
-    # With a shared mean, equal weights and equal variances make the components identical,
-    # a fixed point EM never leaves; spread the free variances (x1/2 .. x2) to break the tie.
-    spread = np.geomspace(0.5, 2.0, model.K) if spec.mean == "shared" and spec.variance == "free" else np.ones(model.K)
-    comps = []
-    for k in range(model.K):
-        comps.append(
-            {
-                "weight": 1.0 / model.K if spec.mixing in ("free", "bernoulli") else None,
-                "mean": (grand if spec.mean == "shared" else means[k]) if isinstance(spec.mean, str) else None,
-                "variance": var * spread[k] if isinstance(spec.variance, str) else None,
-            }
-        )
-    return model.params_from_components(comps, where="default init")
+def default_init(model, X: np.ndarray, seed: int = 0, labels: np.ndarray | None = None) -> dict:
+    """The model's default starting point (``model.default_init``): for a Gaussian, k-means++ means, the
+    overall data variance and equal weights (SUTD notes, section 1.4); for another family, its own start."""
+    return model.default_init(np.asarray(X, dtype=float).reshape(len(X), -1), seed, labels)
 
 
 class _Runner:
@@ -194,34 +153,7 @@ class _Runner:
         return float(logp.sum())
 
     def guard(self, old: dict, new: dict) -> dict:
-        for p in self.model.params:
-            v = new[p.name]
-            if not np.all(np.isfinite(v)):
-                new[p.name] = old[p.name]
-                self.warn(
-                    f"{p.name}: the update is not finite (a component with no points, N_k = 0); kept the previous value"
-                )
-            elif p.matrix or p.block:
-                mats = v if p.block else v[None]
-                lows = np.linalg.eigvalsh(mats)[:, 0]
-                if np.any(lows < self.floor):  # lift the smallest eigenvalue to the floor: Sigma + (floor - low) I
-                    lift = np.maximum(self.floor - lows, 0.0)
-                    fixed = mats + lift[:, None, None] * np.eye(mats.shape[-1])
-                    new[p.name] = fixed if p.block else fixed[0]
-                    low = float(lows.min())
-                    self.warn(
-                        f"{p.name} became (nearly) singular: smallest eigenvalue {low:.3g} is below the floor "
-                        f"{self.floor:.3g} (a component collapsing onto a point or a subspace); added "
-                        f"{float(lift.max()):.3g} I so the smallest eigenvalue is the floor"
-                    )
-            elif p.kind == "variance" and np.any(np.asarray(v) < self.floor):
-                low = float(np.min(v))
-                new[p.name] = np.maximum(v, self.floor) if np.ndim(v) else self.floor
-                self.warn(
-                    f"{p.name} fell to {low:.3g}, below the variance floor {self.floor:.3g} "
-                    f"(a component collapsing onto a point); set to the floor"
-                )
-        return new
+        return self.model.guard(old, new, self.floor, self.warn)
 
     def warn(self, msg: str):
         if msg.split(":")[0] not in {m.split(":")[0] for m in self.messages}:
@@ -262,7 +194,7 @@ def run_em(
         Converged when the total log-likelihood changes by at most ``tol`` and no parameter
         moves by more than ``param_tol`` on the data's scale (weights absolutely, means
         relative to the data's standard deviation, variances relative to its variance; see
-        ``_moved``).  The likelihood flattens near its maximum before the parameters settle:
+        ``model.moved``).  The likelihood flattens near its maximum before the parameters settle:
         stopping on it alone leaves them about sqrt(tol / n) off.
     labels : ndarray of shape (n,), optional
         Component numbers 1..K for labelled points, 0 for unknown.
@@ -306,6 +238,7 @@ def run_em(
         max_iter = iterations
     if max_iter < 0:
         raise DataError(f"max_iter should be >= 0, but got {max_iter}")
+    model.check_data(X)
     with np.errstate(over="ignore", invalid="ignore"):
         spread = overall_variance(X)
     if not np.isfinite(spread):
@@ -314,12 +247,11 @@ def run_em(
             "squares overflow double precision); rescale the data, e.g. divide every column by its "
             "largest value"
         )
-    floor = variance_floor if variance_floor is not None else VARIANCE_FLOOR_FACTOR * spread
-    if floor <= 0:
-        raise DataError("data: all points are identical (zero variance); a mixture cannot be fitted")
+    floor = model.floor(spread, variance_floor)
     params = dict(init) if init is not None else default_init(model, X, seed, labels)
     runner = _Runner(model, X, labels, floor, hard=hard)
     trace = [_finite_loglik(runner.e_step(params), 0)]
+    prior = [model.log_prior(params)]  # MAP-EM: the objective is trace + prior; all zeros otherwise
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
@@ -327,12 +259,13 @@ def run_em(
         new = model.m_step(runner.XT, runner.R, params, exact=exact_m_step)
         params = runner.guard(params, new)
         trace.append(_finite_loglik(runner.e_step(params), it))
+        prior.append(model.log_prior(params))
         if callback is not None:
             callback(it, trace[-1])
         if (
             iterations is None
-            and abs(trace[-1] - trace[-2]) <= tol
-            and _moved(model, before, params, spread) <= param_tol
+            and abs(trace[-1] + prior[-1] - trace[-2] - prior[-2]) <= tol
+            and model.moved(before, params, spread) <= param_tol
         ):
             converged = True
             break
@@ -340,7 +273,7 @@ def run_em(
         warnings.warn(
             f"EM did not converge in {max_iter} iterations (last change of the log-likelihood "
             f"{trace[-1] - trace[-2]:.3g}, tol {tol:g}; largest parameter move "
-            f"{_moved(model, before, params, spread):.3g}, param_tol {param_tol:g}); raise --max-iter "
+            f"{model.moved(before, params, spread):.3g}, param_tol {param_tol:g}); raise --max-iter "
             f"or loosen --tol / --param-tol",
             ConvergenceWarning,
             stacklevel=2,
@@ -360,6 +293,7 @@ def run_em(
         n_points=n,
         n_params=model.n_free,
         silhouette=sil,
+        logpost=tuple(a + b for a, b in zip(trace, prior)) if model.spec.priors else None,
     )
 
 
@@ -372,22 +306,6 @@ def _finite_loglik(value: float, iteration: int) -> float:
             "everywhere); rescale the data or choose other initial values"
         )
     return value
-
-
-def _moved(model: CompiledModel, old: dict, new: dict, spread: float) -> float:
-    """The largest parameter change of one iteration on the data's scale (for the stopping rule)."""
-    if old is new:
-        return 0.0
-    a, b = model.components(old), model.components(new)
-    sd = np.sqrt(spread)
-    return max(
-        max(
-            abs(x["weight"] - y["weight"]),
-            float(np.max(np.abs(x["mean"] - y["mean"]))) / sd,
-            float(np.max(np.abs(x["covariance"] - y["covariance"]))) / spread,
-        )
-        for x, y in zip(a, b)
-    )
 
 
 def silhouette(X: np.ndarray, labels: np.ndarray, max_points: int = 5000, seed: int = 0) -> float | None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from .exceptions import EmsymError, ExerciseError, SpecError
 from .safeio import load_yaml, read_text
-from .spec import PRESETS, ModelSpec, load_spec, spec_from_dict
+from .spec import PRESETS, Spec, load_spec, spec_from_dict
 from .texsafe import math_problem, math_segments
 
 __all__ = [
@@ -77,7 +77,7 @@ class Exercise:
     id: str
     title: str
     source: dict
-    model: ModelSpec
+    model: Spec
     statement: str
     parts: tuple[Part, ...]
     data: tuple | None = None  # tuple of points (floats, or tuples for d > 1)

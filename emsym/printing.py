@@ -94,6 +94,11 @@ class _Text(StrPrinter):
             body = f"sum_{{{self._print(var)}={self._print(a)}}}^{{{self._print(b)}}} ({body})"
         return body
 
+    def _print_factorial(self, expr):
+        arg = expr.args[0]
+        inner = self._print(arg)
+        return f"{inner}!" if arg.is_Atom or isinstance(arg, sp.Indexed) else f"({inner})!"
+
     def _print_KroneckerDelta(self, expr):
         a, b = (self._print(x) for x in expr.args)
         return f"delta_{a}{b}" if len(a) == len(b) == 1 else f"delta({a}, {b})"

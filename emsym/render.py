@@ -111,8 +111,27 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
 
 
 def _model_view(spec) -> dict:
-    """The spec's options as a reader writes them: 'fixed [1, 4]', not a Python dict."""
-    return {k: (f"fixed {v['fixed']}" if isinstance(v, dict) else v) for k, v in spec.to_dict().items()}
+    """The spec's options as a reader writes them: 'fixed [1, 4]', 'gamma(2, 1)', not a Python dict.
+
+    In file order; ``family`` is left out for the Gaussian (the default), ``covariance`` in one
+    dimension (where it means nothing) and ``name`` always (the title shows it).
+    """
+    out = {}
+    for key, value in spec.to_dict().items():
+        if key == "name" or (key == "family" and value == "gaussian") or (key == "covariance" and not spec.vector):
+            continue
+        if key == "family" and isinstance(value, dict):
+            value = f"density {value.get('density')}"
+        elif key == "prior":
+            value = "; ".join(
+                f"{target} ~ {kind}({', '.join(map(str, h if isinstance(h, list) else [h]))})"
+                for target, p in value.items()
+                for kind, h in p.items()
+            )
+        elif isinstance(value, dict) and "fixed" in value:
+            value = f"fixed {value['fixed']}"
+        out[key] = value
+    return out
 
 
 def render_derivation(d: Derivation, fmt: str = "text") -> str:

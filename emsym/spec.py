@@ -17,12 +17,8 @@ emsym.exceptions.SpecError: model: unknown key 'varience'; did you mean 'varianc
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import math
 import os
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,36 +26,11 @@ from typing import Any, Union
 
 from . import mclust
 from .exceptions import SpecError
+from .family_spec import FamilySpec, family_spec_from_dict
+from .options import GENERAL_D, GENERAL_K, LIMITS, Fixed, Option, _count, _number, _plain, suggest
 from .safeio import load_yaml, read_text
 
-__all__ = ["LIMITS", "PRESETS", "Fixed", "ModelSpec", "load_spec", "preset_names", "suggest"]
-
-GENERAL_K = "K"
-GENERAL_D = "d"
-
-
-@dataclass(frozen=True)
-class Fixed:
-    """Known values of one parameter kind, one entry per component (k = 1..K).
-
-    Entries are exact fractions; a vector mean is a tuple of fractions.
-    """
-
-    values: tuple
-
-    def as_list(self) -> list:
-        return [_plain(v) for v in self.values]
-
-
-Option = Union[str, Fixed]  # noqa: UP007 - a runtime alias: `str | Fixed` needs Python 3.10's types at import
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, tuple):
-        return [_plain(e) for e in v]
-    if isinstance(v, Fraction):
-        return int(v) if v.denominator == 1 else float(v)
-    return v
+__all__ = ["LIMITS", "PRESETS", "FamilySpec", "Fixed", "ModelSpec", "Spec", "load_spec", "preset_names", "suggest"]
 
 
 @dataclass(frozen=True)
@@ -163,80 +134,26 @@ class ModelSpec:
             return None
         return dataclasses.replace(self, components=GENERAL_K)
 
+    @property
+    def priors(self) -> tuple:
+        """MAP-EM priors: none for the Gaussian family so far."""
+        return ()
+
     def label(self) -> str:
         return self.name or "model"
+
+
+Spec = Union[ModelSpec, FamilySpec]  # noqa: UP007 - a runtime alias: any model a file describes
 
 
 # -- parsing ---------------------------------------------------------------------------
 _KEYS = ("family", "components", "dim", "mixing", "mean", "variance", "covariance", "labelled", "name", "description")
 _CHOICES = {
-    "family": ("gaussian",),
     "mixing": ("free", "equal", "bernoulli"),
     "mean": ("free", "shared"),
     "variance": ("free", "tied"),
     "covariance": ("full", "diag", "spherical"),
 }
-
-
-def suggest(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-# Bounds on what a model file may ask for.  The derivation is symbolic and today grows with K
-# (a cold derivation of K = 20 takes about 4 s, `emsym check` about 6 s); an exact number in a
-# fixed list must stay a number a float can hold, so '1e999999999' cannot build a huge integer.
-LIMITS = {"components": 20, "dim": 100, "number_digits": 40, "number_exponent": 300}
-_EXACT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:/[+-]?\d+)?", re.ASCII)
-
-
-def _number(value: Any, where: str) -> Fraction:
-    """An exact finite number from YAML: int, float or a string such as '1/3' (|value| < 1e300)."""
-    if isinstance(value, bool):
-        raise SpecError(f"{where} should be a number, but got {value!r}")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise SpecError(f"{where} should be a finite number, but got {value!r}")
-        out = Fraction(repr(value))
-    elif isinstance(value, int):
-        out = Fraction(value)
-    elif isinstance(value, str) and len(value) <= 100 and _EXACT.fullmatch(value.strip()):
-        text = value.strip()
-        mantissa, _, exponent = text.split("/")[0].lower().partition("e")
-        digits = sum(c.isdigit() for c in mantissa) + sum(c.isdigit() for c in text.partition("/")[2])
-        if digits > LIMITS["number_digits"] or (exponent and abs(int(exponent)) > LIMITS["number_exponent"]):
-            raise SpecError(
-                f"{where} should be a number of at most {LIMITS['number_digits']} digits with an "
-                f"exponent within +-{LIMITS['number_exponent']}, but got {value[:40]!r}"
-            )
-        try:
-            out = Fraction(text)
-        except ZeroDivisionError:
-            raise SpecError(f"{where} should be a number, but got {value!r} (a division by zero)") from None
-    else:
-        raise SpecError(f"{where} should be a number (e.g. 0.5 or '1/3'), but got {_short(value)}")
-    if abs(out) >= Fraction(10) ** LIMITS["number_exponent"]:
-        raise SpecError(
-            f"{where} should be smaller than 1e{LIMITS['number_exponent']} in size, but got {_short(value)}"
-        )
-    return out
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _count(value: Any, key: str, general: str, where: str) -> int | str:
-    if value == general:
-        return general
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(
-            f"{where}: '{key}' should be a whole number >= 1 or '{general}' (general), but got {_short(value)}"
-        )
-    if value > LIMITS[key]:
-        raise SpecError(f"{where}: '{key}' should be at most {LIMITS[key]} (emsym's limit), but got {_short(value)}")
-    return value
 
 
 def _option(data: dict, key: str, where: str) -> Option:
@@ -391,23 +308,20 @@ def _det(a: list) -> Fraction:
     return det
 
 
-def spec_from_dict(data: Any, where: str = "model") -> ModelSpec:
+def spec_from_dict(data: Any, where: str = "model") -> Spec:
     if not isinstance(data, dict):
         raise SpecError(
             f"{where}: a model should be a mapping of keys (components, dim, mixing, ...), "
             f"but got {type(data).__name__}"
         )
+    family = data.get("family", "gaussian")
+    if family != "gaussian":
+        return family_spec_from_dict(data, where)
     for key in data:
         if key not in _KEYS:
             raise SpecError(
                 f"{where}: unknown key {key!r}{suggest(key, _KEYS)} (valid keys: {', '.join(sorted(_KEYS))})"
             )
-    family = data.get("family", "gaussian")
-    if family not in _CHOICES["family"]:
-        raise SpecError(
-            f"{where}: 'family' should be 'gaussian' (the only family so far), but got "
-            f"{family!r}{suggest(family, _CHOICES['family'])}"
-        )
     kw: dict[str, Any] = {
         "family": family,
         "components": _count(data.get("components", 2), "components", GENERAL_K, where),
@@ -524,15 +438,15 @@ def preset_names() -> list[str]:
     return sorted(PRESETS)
 
 
-def _preset(name: str) -> ModelSpec:
+def _preset(name: str) -> Spec:
     data = dict(PRESETS[name])
     data["name"] = name
     return spec_from_dict(data, where=f"preset '{name}'")
 
 
-def load_spec(source: str | os.PathLike | dict | ModelSpec) -> ModelSpec:
+def load_spec(source: str | os.PathLike | dict | Spec) -> Spec:
     """A validated ``ModelSpec`` from a preset name, a YAML file path, or a dict."""
-    if isinstance(source, ModelSpec):
+    if isinstance(source, (ModelSpec, FamilySpec)):
         return source
     if isinstance(source, dict):
         return spec_from_dict(source)

@@ -1,0 +1,651 @@
+"""Compile a family derivation into numpy: every component at once.
+
+The derivation is written for a generic component k, so each expression is evaluated once for
+all components: a value is an array broadcastable to (K, d, n) -- components on axis 0,
+coordinates on axis 1, points on axis 2 -- and a sum reduces its axis.  A sum of a product of
+several arrays is one ``np.einsum`` contraction (BLAS for sum_n gamma_nk x_nl and for
+sum_i x_ni log p_ki), so a Bernoulli E-step is two matrix products, not a loop over components.
+Sums that hold no parameter are memoised: over the data for the whole run (log x_n!), over
+the responsibilities for one M-step (N_k).
+
+Parameter values (``params``) are arrays keyed by parameter name: ``pi`` (K,), a per-component
+scalar (K,), a per-component vector (K, d), a shared scalar (a float) or a shared vector (d,).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import sympy as sp
+
+from .derive import Derivation, linearise
+from .exceptions import DataError
+from .family_model import FamilyModel
+from .family_spec import FamilySpec
+from .options import Fixed
+
+__all__ = ["FamilyCompiledModel"]
+
+Fn = Callable[[dict[str, Any]], Any]
+
+# A probability or a rate that reaches 0 (or 1) makes 0 * log 0 appear in the E-step; it is held
+# this far inside its domain instead, with a CollapseWarning (a prior avoids it; see the README).
+EDGE = 1e-12
+
+
+def _as3(v) -> np.ndarray:
+    a = np.asarray(v, dtype=float)
+    return a.reshape((1,) * (3 - a.ndim) + a.shape) if a.ndim < 3 else a
+
+
+class _VCompiler:
+    """sympy -> closures over env = {X (1, d, n), R (K, 1, n), params, memo, data}."""
+
+    AXIS: ClassVar[dict[str, int]] = {"n": 2, "i": 1, "l": 1, "j": 0, "k": 0}
+
+    def __init__(self, model: FamilyModel, K: int, d: int):
+        self.m = model
+        self.K, self.d = K, d
+        self.free = {p.name for p in model.params}
+        self.names = {}  # IndexedBase / Symbol -> parameter name
+        for name, base in model.bases.items():
+            self.names[base] = name
+        self.names[model.pi_] = "pi"
+        self.names[model.w_fixed] = "pi"
+
+    def __call__(self, expr: sp.Basic) -> Fn:
+        m = self.m
+        if not expr.free_symbols and not expr.atoms(sp.Indexed):
+            value = float(expr)
+            return lambda env: value
+        if expr == m.N:
+            return lambda env: env["X"].shape[2]
+        if expr == m.K:
+            K = self.K
+            return lambda env: K
+        if expr == m.d:
+            d = self.d
+            return lambda env: d
+        if isinstance(expr, (sp.Symbol, sp.Indexed)):
+            return self.leaf(expr)
+        if isinstance(expr, sp.Add):
+            parts = [self(a) for a in expr.args]
+            return lambda env: sum((p(env) for p in parts[1:]), parts[0](env))
+        if isinstance(expr, sp.Mul):
+            parts = [self(a) for a in expr.args]
+
+            def mul(env):
+                out = parts[0](env)
+                for p in parts[1:]:
+                    out = out * p(env)
+                return out
+
+            return mul
+        if isinstance(expr, sp.Pow):
+            base, ex = self(expr.base), expr.exp
+            if ex == -1:
+                return lambda env: 1.0 / base(env)
+            if ex == 2:
+                return lambda env: np.square(base(env))
+            power = self(ex)
+            return lambda env: np.power(base(env), power(env))
+        if isinstance(expr, sp.log):
+            inner = expr.args[0]
+            if isinstance(inner, sp.factorial):
+                arg = self(inner.args[0])
+                return lambda env: _log_factorial(arg(env))
+            arg = self(inner)
+            return lambda env: np.log(arg(env))
+        if isinstance(expr, sp.exp):
+            arg = self(expr.args[0])
+            return lambda env: np.exp(arg(env))
+        if isinstance(expr, sp.factorial):
+            arg = self(expr.args[0])
+            return lambda env: np.exp(_log_factorial(arg(env)))
+        if isinstance(expr, sp.loggamma):
+            arg = self(expr.args[0])
+            return lambda env: np.vectorize(math.lgamma, otypes=[float])(arg(env))
+        if isinstance(expr, sp.Abs):
+            arg = self(expr.args[0])
+            return lambda env: np.abs(arg(env))
+        if isinstance(expr, sp.Sum):
+            return self.sum(expr)
+        raise TypeError(f"emsym cannot compile {type(expr).__name__}: {expr}")  # pragma: no cover
+
+    def leaf(self, expr) -> Fn:
+        m = self.m
+        if isinstance(expr, sp.Indexed):
+            base, idx = expr.base, expr.indices
+            if base == m.x:
+                return lambda env: env["X"]  # (1, 1, n) or (1, d, n)
+            if base == m.gamma:
+                return lambda env: env["R"]
+            name = self.names.get(base)
+            if name is not None:
+                if len(idx) == 2:
+                    return lambda env: env["params"][name][:, :, None]
+                if self.m.spec.option(name) == "shared":  # a shared vector p_l
+                    return lambda env: env["params"][name][None, :, None]
+                return lambda env: env["params"][name][:, None, None]
+        elif expr in self.names:
+            name = self.names[expr]
+            return lambda env: env["params"][name]
+        raise TypeError(f"emsym cannot compile the symbol {expr}")  # pragma: no cover
+
+    def _length(self, a, b) -> Fn:
+        lo, hi = self(a), self(b)
+        return lambda env: hi(env) - lo(env) + 1
+
+    def sum(self, expr: sp.Sum) -> Fn:
+        axes = [self.AXIS[var.name] for var, _, _ in expr.limits]
+        lengths = [self._length(a, b) for _, a, b in expr.limits]
+        factors = sp.Mul.make_args(expr.function)
+        parts = [self(f) for f in factors]
+
+        def fn(env):
+            scalars, arrays = 1.0, []
+            for p in parts:
+                v = p(env)
+                if np.ndim(v) == 0:
+                    scalars = scalars * v
+                else:
+                    arrays.append(_as3(v))
+            for ax, length in zip(axes, lengths):  # a summand constant along an axis: times the range
+                if not any(a_.shape[ax] != 1 for a_ in arrays):
+                    scalars = scalars * length(env)
+            if not arrays:
+                return scalars
+            return scalars * _contract(arrays, [ax for ax in axes if any(a_.shape[ax] != 1 for a_ in arrays)])
+
+        free_of_params = not any(self.names.get(getattr(s, "base", s)) for s in expr.atoms(sp.Indexed, sp.Symbol))
+        if free_of_params:
+            store = "data" if not expr.has(self.m.gamma) else "memo"
+            return _memoised(store, expr, fn)
+        return fn
+
+
+def _contract(arrays: list[np.ndarray], axes: list[int]) -> np.ndarray:
+    """Sum over ``axes`` of the product of (K|1, d|1, n|1) arrays, as one einsum (BLAS for two operands)."""
+    if len(arrays) == 1:
+        return arrays[0].sum(axis=tuple(axes), keepdims=True) if axes else arrays[0]
+    if not axes:
+        out = arrays[0]
+        for a in arrays[1:]:
+            out = out * a
+        return out
+    letters = "abc"
+    subs, ops, present = [], [], set()
+    for a in arrays:
+        keep = [ax for ax in range(3) if a.shape[ax] != 1]
+        ops.append(a.reshape([a.shape[ax] for ax in keep]))
+        subs.append("".join(letters[ax] for ax in keep))
+        present |= set(keep)
+    out_axes = sorted(present - set(axes))
+    spec = ",".join(subs) + "->" + "".join(letters[ax] for ax in out_axes)
+    res = np.einsum(spec, *ops, optimize=len(ops) > 2 or "greedy")
+    shape = [1, 1, 1]
+    for ax, size in zip(out_axes, res.shape):
+        shape[ax] = size
+    return np.reshape(res, shape)
+
+
+def _memoised(store: str, key, fn: Fn) -> Fn:
+    def memo(env):
+        cache = env[store]
+        if key not in cache:
+            cache[key] = fn(env)
+        return cache[key]
+
+    return memo
+
+
+def _log_factorial(v) -> np.ndarray:
+    """log(v!) for whole numbers v >= 0 (the data of a count family): a table of cumulative logs."""
+    a = np.asarray(v, dtype=float)
+    top = int(a.max(initial=0))
+    if np.all(a == np.floor(a)) and a.min(initial=0) >= 0 and top <= 10_000_000:
+        table = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, top + 1, dtype=float)))])
+        return table[a.astype(np.int64)]
+    return np.vectorize(lambda t: math.lgamma(t + 1), otypes=[float])(a)
+
+
+class FamilyCompiledModel:
+    """Numeric face of a family derivation, with the protocol ``emsym.em.run_em`` and ``emsym.check`` use."""
+
+    full = False
+    diag = False
+
+    def __init__(self, derivation: Derivation):
+        spec: FamilySpec = derivation.spec  # type: ignore[assignment]
+        if not spec.concrete:
+            raise ValueError("only a spec with a whole number of components and dimension compiles; use instantiate()")
+        self.derivation = derivation
+        self.spec: FamilySpec = spec
+        self.m: FamilyModel = derivation.model
+        self.family = self.m.family
+        self.K: int = int(spec.components)
+        self.d: int = int(spec.dim)
+        self.vector = self.m.vector
+        self.params = self.m.params
+        self.update_order = tuple(u.name for u in derivation.updates)
+        comp = _VCompiler(self.m, self.K, self.d)
+        m = self.m
+        self._logf = comp(linearise(sp.expand(m.logf(m.k, m.n))))
+        self._log_prior = comp(linearise(m.log_prior)) if spec.priors else None
+        self._updates = []
+        for u in derivation.updates:
+            if u.numeric:
+                self._updates.append((u.name, _numeric_update(comp(u.expr), u.param, self)))
+            else:
+                self._updates.append((u.name, comp(u.expr)))
+        self._data: tuple[Any, dict] = (None, {})
+        # known values: fixed weights, and fixed parameter values (all components, or some)
+        self.known: dict[str, np.ndarray] = {}
+        self.fixed_mask: dict[str, np.ndarray] = {}
+        if isinstance(spec.mixing, Fixed):
+            self.known["pi"] = np.array([float(v) for v in spec.mixing.values])
+        for p in self.family.parameters:
+            o = spec.option(p.name)
+            if isinstance(o, Fixed):
+                mask = np.array([v is not None for v in o.values])
+                fill = [
+                    np.asarray(v if v is not None else o.values[int(np.argmax(mask))], dtype=float) for v in o.values
+                ]
+                self.known[p.name] = np.array(fill, dtype=float)
+                self.fixed_mask[p.name] = mask
+
+    # -- layout ------------------------------------------------------------------------------
+    def _shape(self, name: str) -> tuple[int, ...]:
+        if name == "pi":
+            return (self.K,)
+        p = self.family.parameter(name)
+        shared = self.spec.option(name) == "shared"
+        if p.per_coordinate:
+            return (self.d,) if shared else (self.K, self.d)
+        return () if shared else (self.K,)
+
+    def _store(self, name: str, value) -> Any:
+        a = np.broadcast_to(_as3(value), (self.K, self.d, 1))
+        if name != "pi" and self.spec.option(name) == "shared":
+            a = a[:1]
+        p = None if name == "pi" else self.family.parameter(name)
+        out = a[:, :, 0] if p is not None and p.per_coordinate else a[:, 0, 0]
+        out = np.array(out, dtype=float).reshape(self._shape(name))
+        if name in self.fixed_mask:
+            out[self.fixed_mask[name]] = self.known[name][self.fixed_mask[name]]
+        return float(out) if out.ndim == 0 else out
+
+    def _env(self, XT: np.ndarray, params: dict, R: np.ndarray | None = None) -> dict:
+        if self._data[0] is not XT:
+            self._data = (XT, {})
+        full = dict(params)
+        for name, value in self.known.items():
+            if name not in self.fixed_mask:
+                full[name] = value
+        if self.spec.mixing == "equal":
+            full["pi"] = np.full(self.K, 1.0 / self.K)
+        return {
+            "X": XT[None],
+            "R": None if R is None else R[:, None, :],
+            "params": full,
+            "memo": {},
+            "data": self._data[1],
+        }
+
+    # -- E-step pieces -----------------------------------------------------------------------
+    def weights(self, params: dict) -> np.ndarray:
+        if self.spec.mixing == "equal":
+            return np.full(self.K, 1.0 / self.K)
+        if "pi" in self.known:
+            return self.known["pi"]
+        return np.asarray(params["pi"], dtype=float)
+
+    def log_joint(self, X: np.ndarray, params: dict, out: np.ndarray | None = None) -> np.ndarray:
+        env = self._env(X, params)
+        logf = np.broadcast_to(_as3(self._logf(env)), (self.K, 1, X.shape[1]))[:, 0, :]
+        if out is None:
+            out = np.empty((self.K, X.shape[1]))
+        with np.errstate(divide="ignore"):
+            np.add(logf, np.log(self.weights(params))[:, None], out=out)
+        return out
+
+    def log_prior(self, params: dict) -> float:
+        if self._log_prior is None:
+            return 0.0
+        return float(np.sum(self._log_prior(self._env(np.zeros((self.d, 1)), params))))
+
+    # -- M-step ------------------------------------------------------------------------------
+    def m_step(self, X: np.ndarray, R: np.ndarray, params: dict, exact: bool = False) -> dict:
+        new = dict(params)
+        cycles = 1000 if exact and self.derivation.method == "ECM" else 1
+        for _ in range(cycles):
+            before = dict(new)
+            env = self._env(X, new, R)
+            for name, fn in self._updates:
+                new[name] = self._store(name, fn(env))
+                env["params"][name] = new[name]
+            if cycles > 1 and all(np.allclose(new[k], before[k], rtol=1e-14, atol=0) for k in self.update_order):
+                break
+        return new
+
+    def update_one(self, name: str, X: np.ndarray, R: np.ndarray, params: dict) -> Any:
+        env = self._env(X, params, R)
+        return self._store(name, dict(self._updates)[name](env))
+
+    def Q(self, X: np.ndarray, R: np.ndarray, params: dict) -> float:
+        """Q (plus the log prior for MAP-EM) at ``params`` with responsibilities R."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.sum(R * self.log_joint(X, params))) + self.log_prior(params)
+
+    @property
+    def n_free(self) -> int:
+        count = self.K - 1 if self.spec.mixing == "free" else 0
+        for p in self.family.parameters:
+            o = self.spec.option(p.name)
+            size = self.d - (p.shape == "simplex") if p.per_coordinate else 1
+            if o == "shared":
+                count += size
+            elif isinstance(o, Fixed):
+                count += size * int(np.sum(~self.fixed_mask[p.name]))
+            else:
+                count += size * self.K
+        return count
+
+    # -- views -------------------------------------------------------------------------------
+    def _full(self, params: dict) -> dict:
+        """Every parameter with one row per component (shared ones repeated, fixed ones filled in)."""
+        out = {}
+        for p in self.family.parameters:
+            if p.name in params:
+                v = np.asarray(params[p.name], dtype=float)
+            else:
+                v = self.known[p.name]
+            if self.spec.option(p.name) == "shared":
+                v = np.broadcast_to(v, (self.K, *v.shape)).copy()
+            out[p.name] = v
+        return out
+
+    def components(self, params: dict) -> list[dict]:
+        """The per-component view: {weight, <parameter>: value} (a float, or an array per coordinate)."""
+        w = self.weights(params)
+        full = self._full(params)
+        return [
+            {"weight": float(w[k]), **{name: (float(v[k]) if v.ndim == 1 else v[k].copy()) for name, v in full.items()}}
+            for k in range(self.K)
+        ]
+
+    def params_from_components(self, comps: list[dict], where: str = "init") -> dict:
+        """Map per-component values ({weight, rate} or {weight, p}) to the parameters, checking each."""
+        if len(comps) != self.K:
+            raise DataError(f"{where}: the model has {self.K} components, but the file gives {len(comps)}")
+        params: dict = {}
+        if self.spec.mixing == "free":
+            w = np.array([_need(c, "weight", f"{where}: components[{k}].weight") for k, c in enumerate(comps)])
+            params["pi"] = w
+        for p in self.family.parameters:
+            option = self.spec.option(p.name)
+            mask = self.fixed_mask.get(p.name, np.zeros(self.K, dtype=bool))
+            if mask.all():
+                continue
+            values = []
+            for k, c in enumerate(comps):
+                at = f"{where}: components[{k}].{p.name}"
+                if mask[k]:
+                    values.append(self.known[p.name][k])
+                    continue
+                if option == "shared" and k > 0 and c.get(p.name) is None:
+                    values.append(values[0])
+                    continue
+                values.append(_check_value(_need(c, p.name, at), p, self.d, at))
+            arr = np.array(values, dtype=float)
+            if option == "shared":
+                if any(not np.allclose(v, arr[0], rtol=1e-12, atol=0) for v in arr[1:]):
+                    raise DataError(
+                        f"{where}: the model's {p.name} is shared, so every component needs the same {p.name}, "
+                        f"but got {[_show(v) for v in arr]}"
+                    )
+                params[p.name] = float(arr[0]) if arr.ndim == 1 else arr[0]
+            else:
+                params[p.name] = arr
+        view = self.components(params)
+        for k, (given, model) in enumerate(zip(comps, view)):
+            for field, value in model.items():
+                g = given.get(field)
+                if g is not None and not np.allclose(g, value, rtol=1e-9, atol=1e-12):
+                    raise DataError(
+                        f"{where}: components[{k}].{field} is {_show(g)}, but the model fixes it at {_show(value)}; "
+                        "leave it out or make it match"
+                    )
+        w = np.array([c["weight"] for c in view])
+        if np.any(w < 0) or not math.isclose(float(w.sum()), 1.0, rel_tol=0, abs_tol=1e-9):
+            raise DataError(
+                f"{where}: the weights should be >= 0 and sum to 1, but they are {[_show(x) for x in w]} "
+                f"(sum {float(w.sum()):g})"
+            )
+        return params
+
+    def default_init(self, X: np.ndarray, seed: int = 0, labels: np.ndarray | None = None) -> dict:
+        """The family's own start (``Family.start``) with equal weights; fixed values stay fixed."""
+        rng = np.random.default_rng(seed)
+        start = self.family.start(X, self.K, rng)
+        params: dict = {}
+        if self.spec.mixing == "free":
+            params["pi"] = np.full(self.K, 1.0 / self.K)
+        for p in self.family.parameters:
+            v = np.asarray(start[p.name], dtype=float)
+            mask = self.fixed_mask.get(p.name)
+            if mask is not None and mask.all():
+                continue
+            if self.spec.option(p.name) == "shared":
+                params[p.name] = float(v.mean()) if v.ndim == 1 else v.mean(axis=0)
+                continue
+            if mask is not None:
+                v = v.copy()
+                v[mask] = self.known[p.name][mask]
+            params[p.name] = v
+        return params
+
+    # -- for emsym check ---------------------------------------------------------------------
+    def random_truth(self, rng: np.random.Generator) -> dict:
+        truth = self.family.truth(self.K, self.d, rng)
+        comps = []
+        w = rng.dirichlet(np.full(self.K, 4.0)) if self.spec.mixing == "free" else self.weights({})
+        for k in range(self.K):
+            entry: dict = {"weight": float(w[k])}
+            for p in self.family.parameters:
+                v = np.asarray(truth[p.name], dtype=float)
+                entry[p.name] = v[0] if self.spec.option(p.name) == "shared" else v[k]
+            comps.append(entry)
+        for p in self.family.parameters:  # fixed values win
+            if p.name in self.known:
+                for k in range(self.K):
+                    if self.fixed_mask[p.name][k]:
+                        comps[k][p.name] = self.known[p.name][k]
+        return self.params_from_components(comps, where="check truth")
+
+    def sample(self, params: dict, n: int, rng: np.random.Generator) -> np.ndarray:
+        z = rng.choice(self.K, size=n, p=self.weights(params))
+        return self.family.sample(self._full(params), z, rng)
+
+    def directions(self, names: list[str], params: dict):
+        """Feasible unit perturbations of the named parameters: (label, {name: delta})."""
+        for name in names:
+            v = np.asarray(params[name], dtype=float)
+            mask = self.fixed_mask.get(name, np.zeros(self.K, dtype=bool))
+            simplex = name == "pi" or (name != "pi" and self.family.parameter(name).shape == "simplex")
+            if name == "pi":
+                for a in range(1, self.K):
+                    e = np.zeros(self.K)
+                    e[0], e[a] = 1.0, -1.0
+                    yield f"pi_1 - pi_{a + 1}", {name: e}
+                continue
+            shared = self.spec.option(name) == "shared"
+            rows = [None] if shared else [k for k in range(self.K) if not mask[k]]
+            for k in rows:
+                if v.ndim == 0:
+                    yield name, {name: 1.0}
+                    continue
+                cols = range(1, self.d) if simplex else range(self.d) if v.ndim == 2 or shared else [None]
+                for col in cols:
+                    e = np.zeros_like(v)
+                    idx = (col,) if k is None else (k,) if col is None else (k, col)
+                    e[idx] = 1.0
+                    if simplex:
+                        e[(0,) if k is None else (k, 0)] = -1.0
+                    label = (
+                        f"{name}[{k}]" if col is None else f"{name}[{k},{col}]" if k is not None else f"{name}[{col}]"
+                    )
+                    yield label, {name: e}
+
+    def moved(self, old: dict, new: dict, spread: float) -> float:
+        """The largest parameter change of one iteration (relative for rates, absolute for probabilities)."""
+        if old is new:
+            return 0.0
+        worst = 0.0
+        for name in self.update_order:
+            a, b = np.asarray(old[name], dtype=float), np.asarray(new[name], dtype=float)
+            positive = name != "pi" and self.family.parameter(name).domain == "positive"
+            change = np.abs(a - b) / (np.abs(a) if positive else 1.0)
+            worst = max(worst, float(np.max(change)))
+        return worst
+
+    def floor(self, X: np.ndarray, variance_floor: float | None) -> float | None:
+        return None  # no variance to floor; guard() keeps rates and probabilities inside their domains
+
+    def guard(self, old: dict, new: dict, floor, warn) -> dict:
+        for name in self.update_order:
+            v = new[name]
+            if not np.all(np.isfinite(v)):
+                new[name] = old[name]
+                warn(f"{name}: the update is not finite (a component with no points, N_k = 0); kept the previous value")
+                continue
+            domain = "simplex" if name == "pi" else self.family.parameter(name).domain
+            a = np.asarray(v, dtype=float)
+            if domain in ("unit", "simplex") and name != "pi" and (np.any(a < EDGE) or np.any(a > 1 - EDGE)):
+                fixed = np.clip(a, EDGE, 1 - EDGE)
+                if self.family.parameter(name).shape == "simplex":
+                    fixed = fixed / fixed.sum(axis=-1, keepdims=True)
+                new[name] = float(fixed) if fixed.ndim == 0 else fixed
+                warn(
+                    f"{name}: a probability reached {'0' if np.any(a < EDGE) else '1'} (no point of a component "
+                    f"shows that value); held at {EDGE:g} from the edge -- the maximum-likelihood value is on the "
+                    "boundary; a prior (prior: {" + name + ": {beta: [2, 2]}}) keeps it inside"
+                )
+            elif domain == "positive" and np.any(a <= 0):
+                new[name] = np.maximum(a, EDGE) if a.ndim else EDGE
+                warn(f"{name}: a rate reached 0; held at {EDGE:g} (a prior, e.g. gamma: [2, 1], keeps it positive)")
+        return new
+
+    def check_data(self, X: np.ndarray, where: str = "data") -> None:
+        """Refuse values outside the family's support, naming the first one (row numbers are file lines)."""
+        bad = self.family.support.check(X)
+        if np.any(bad):
+            r, c = map(int, np.argwhere(bad)[0])
+            raise DataError(
+                f"{where}: line {r + 2}, column {c + 1}: the {self.family.name} family needs "
+                f"{self.family.support.text}, but got {_show(X[r, c])}"
+            )
+        if self.family.support.row is not None:
+            rows = self.family.support.row(X)
+            if np.any(rows):
+                r = int(np.argmax(rows))
+                raise DataError(
+                    f"{where}: line {r + 2}: the {self.family.name} family needs each row to have "
+                    f"{self.family.support.row_text}, but got {X[r].tolist()}"
+                )
+
+
+def _need(comp: dict, field: str, where: str):
+    value = comp.get(field)
+    if value is None:
+        raise DataError(f"{where} is missing; the model estimates it, so give a starting value")
+    return value
+
+
+def _check_value(value, param, d: int, at: str):
+    a = np.asarray(value, dtype=float)
+    if param.per_coordinate:
+        if a.shape != (d,):
+            raise DataError(f"{at} should be a list of {d} numbers (one per coordinate), but got {_show(value)}")
+    elif a.ndim != 0:
+        raise DataError(f"{at} should be one number, but got {_show(value)}")
+    if param.domain == "positive" and np.any(a <= 0):
+        raise DataError(f"{at} should be > 0, but got {_show(value)}")
+    if param.domain == "unit" and np.any((a <= 0) | (a >= 1)):
+        raise DataError(f"{at} should be strictly between 0 and 1, but got {_show(value)}")
+    if param.shape == "simplex":
+        if abs(float(a.sum()) - 1) > 1e-6:
+            raise DataError(f"{at} should sum to 1 (probabilities), but sums to {float(a.sum()):.10g}")
+        a = a / a.sum()
+    return a
+
+
+def _show(v):
+    a = np.asarray(v, dtype=float)
+    return float(a) if a.ndim == 0 else a.tolist()
+
+
+def _numeric_update(derivative: Fn, param, model: FamilyCompiledModel) -> Fn:
+    """No closed form: the root of dQ/dtheta_k for every component at once, on the parameter's natural scale.
+
+    Q is concave in the parameter along each component, so the root is the maximiser.  Bracketing
+    by doubling steps from the current value, then bisection; a component with no sign change
+    keeps its value.
+    """
+    name, domain = param.name, param.domain
+    maps: dict[str, tuple[Callable, Callable]] = {
+        "positive": (np.exp, np.log),
+        "unit": (lambda t: 1 / (1 + np.exp(-t)), lambda p: np.log(p / (1 - p))),
+    }
+    to_p, to_t = maps.get(domain, (lambda t: t, lambda p: p))
+
+    def update(env):
+        params = env["params"]
+        old = np.asarray(params[name], dtype=float).copy()
+
+        def g(t):
+            params[name] = to_p(t)
+            env["memo"] = {}
+            with np.errstate(all="ignore"):
+                return np.broadcast_to(_as3(derivative(env)), (model.K, 1, 1))[:, 0, 0].copy()
+
+        try:
+            a = to_t(old)
+            fa = g(a)
+            b, fb = a.copy(), fa.copy()
+            step = np.ones_like(a)
+            open_ = np.ones(a.shape, dtype=bool)
+            for _ in range(60):
+                trial = np.where(open_, a + np.where(fa > 0, step, -step), b)
+                ft = g(trial)
+                crossed = open_ & ((np.sign(ft) != np.sign(fa)) | (ft == 0))
+                b = np.where(open_, trial, b)
+                fb = np.where(open_, ft, fb)
+                moving = open_ & ~crossed
+                a = np.where(moving, trial, a)
+                fa = np.where(moving, ft, fa)
+                step = np.where(moving, 2 * step, step)
+                open_ = moving
+                if not open_.any():
+                    break
+            ok = ~open_ & np.isfinite(fa) & np.isfinite(fb)
+            for _ in range(200):
+                c = (a + b) / 2
+                fc = g(c)
+                same = np.sign(fc) == np.sign(fa)
+                a, fa = np.where(same, c, a), np.where(same, fc, fa)
+                b, fb = np.where(same, b, c), np.where(same, fb, fc)
+                if np.all(np.abs(b - a) <= 1e-13 * np.maximum(1.0, np.abs(c))):
+                    break
+            return np.where(ok, to_p((a + b) / 2), old)
+        finally:
+            params[name] = old
+
+    return update
+
+
+def compile_family(derivation: Derivation) -> FamilyCompiledModel:
+    return FamilyCompiledModel(derivation)

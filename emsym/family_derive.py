@@ -1,0 +1,148 @@
+"""Derivation for a family mixture: the generic stages of ``emsym.derive`` on a ``FamilyModel``.
+
+Q is written for a generic component k and a general K, so one derivation serves every K
+(its cost does not grow with K).  Steps: the model (density, log density, likelihoods, E-step,
+Q and the log prior for MAP-EM); the weights through a Lagrangian (as for the Gaussian); each
+free parameter by differentiating, setting to zero and solving; a parameter on the simplex
+(the multinomial's p_k) through one Lagrange multiplier nu_k per component; then the updates are
+ordered by what they use.
+
+>>> from emsym.spec import load_spec
+>>> d = derive_family(load_spec({"family": "poisson", "components": 3}))
+>>> print(d.update("rate").text)
+sum_{n=1}^{N} (x_n*gamma_nk)/N_k
+>>> print(d.update("pi").text)
+N_k/N
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .derive import Derivation, Deriver, linearise, solve_for, with_counts
+from .family_model import FamilyModel
+from .family_spec import FamilySpec
+from .printing import Equation
+from .qfunction import Param
+
+__all__ = ["derive_family"]
+
+
+class FamilyDeriver(Deriver):
+    def __init__(self, spec: FamilySpec, numeric=frozenset()):
+        self.spec: FamilySpec = spec  # type: ignore[assignment]
+        self.numeric = set(numeric)
+        self.m = FamilyModel(spec)  # type: ignore[assignment]
+        self.steps = []
+        self.solutions = {}
+        self.Qsym = sp.Function("Q")(sp.Symbol("theta"), sp.Symbol("theta_old"))
+
+    def model_steps(self):
+        m: FamilyModel = self.m  # type: ignore[assignment]
+        fam = m.family
+        self.add(
+            "Mixture density",
+            f"The marginal density of one point, with the component z summed out; each component is "
+            f"{fam.display or fam.name}: {fam.description}.",
+            m.density,
+        )
+        self.add(
+            "Log density of a component",
+            "The log of one component's density, written out: Q is built from it.",
+            m.log_density_step,
+        )
+        self.add(
+            "Log-likelihood",
+            "The objective EM increases: the log of the mixture density, summed over the points.",
+            Equation(sp.Symbol("ell"), m.loglik),
+        )
+        self.add(
+            "Complete-data log-likelihood",
+            "If z_nk = 1 told us that point n came from component k, the log-likelihood would be:",
+            Equation(sp.Symbol("ell_c"), m.complete_loglik),
+        )
+        self.add(
+            "E-step",
+            "Bayes' rule gives the responsibility of component k for point n (the posterior probability "
+            "of z_n = k at the current parameters).",
+            m.posterior(m.k),
+        )
+        self.add(
+            "Q function",
+            "Take the expectation of the complete-data log-likelihood under the E-step "
+            "posterior: each z_nk becomes gamma_nk, computed at the old parameters and held fixed.",
+            Equation(self.Qsym, m.Q_data),
+        )
+        if self.spec.priors:
+            self.add(
+                "Log prior (MAP-EM)",
+                "MAP-EM maximises the log posterior log p(x | theta) + log p(theta); its M-step maximises "
+                "Q + log p(theta). The prior, without its normalising constant ("
+                + "; ".join(f"{p.target} ~ {p.kind}({', '.join(str(h) for h in p.hyper)})" for p in self.spec.priors)
+                + "):",
+                Equation(sp.Function("log p")(sp.Symbol("theta")), m.log_prior),
+            )
+            self.add(
+                "MAP objective",
+                "From here on Q stands for Q + log p(theta), the objective of the MAP M-step.",
+                Equation(sp.Symbol("Q"), m.Q),
+            )
+        if self.spec.labelled:
+            self.labelled_steps()
+
+    def parameter_steps(self):
+        m = self.m
+        weights = [p for p in m.params if p.kind == "weight"]
+        if weights:
+            self.free_weights(weights)
+        for p in m.params:
+            if p.name in self.solutions:
+                continue
+            if p.domain == "simplex":
+                self.simplex(p)
+            else:
+                self.finish(p, self.stationary(p, m.Q))
+
+    def simplex(self, p: Param):
+        """A probability vector per component: a Lagrange multiplier nu_k for sum_l p_kl = 1."""
+        m: FamilyModel = self.m  # type: ignore[assignment]
+        k, i, l = m.k, m.i, m.l
+        nu = m.nu[k] if self.spec.option(p.name) != "shared" else sp.Symbol("nu", real=True)
+        each = m.over_components(lambda c: m.nu[c] * (sp.Sum(m.param(p.name, c, i), (i, 1, m.d)) - 1))
+        if self.spec.option(p.name) == "shared":
+            each = nu * (sp.Sum(m.param(p.name, k, i), (i, 1, m.d)) - 1)
+        self.add(
+            f"Lagrangian for {p.name}",
+            f"Each probability vector {p.name} must sum to one over the d categories; add the constraints to Q "
+            "with one Lagrange multiplier per component.",
+            Equation(sp.Symbol("L"), sp.Symbol("Q") + each),
+            p.name,
+        )
+        sol = self.stationary(p, m.Q + each, "L")
+        total = linearise(sp.Sum(sol.subs(l, i), (i, 1, m.d)))
+        self.add(
+            "Impose the constraint",
+            f"Substitute into sum_l {p.name}_kl = 1.",
+            Equation(with_counts(total, m), 1),
+            p.name,
+        )
+        nu_value = solve_for(total - 1, nu, f"Lagrange multiplier of {p.name}")
+        self.add(
+            "Solve for the multiplier",
+            "The multiplier makes the probabilities sum to one.",
+            Equation(nu, with_counts(nu_value, m)),
+            p.name,
+        )
+        final = sp.factor_terms(sol.subs(nu, nu_value))
+        self.add(
+            f"Update of {p.name}",
+            "Put the multiplier back into the stationarity condition.",
+            Equation(p.symbol, with_counts(final, m)),
+            p.name,
+        )
+        self.solutions[p.name] = final
+
+
+def derive_family(spec: FamilySpec, numeric: frozenset[str] = frozenset()) -> Derivation:
+    """Derive the EM (or MAP-EM) updates of a family mixture (uncached; see ``emsym.cache``)."""
+    return FamilyDeriver(spec, numeric).run()

@@ -1,0 +1,355 @@
+"""Model files for the non-Gaussian families: ``FamilySpec``.
+
+::
+
+    family: poisson            # or exponential, bernoulli, multinomial, categorical, or {density: ...}
+    components: 3              # a whole number, or K (derivation only)
+    dim: 6                     # vector families only; leave it out to take it from the data
+    mixing: free               # free | equal | {fixed: [...]}
+    rate: free                 # each family parameter: free | shared | {fixed: [...]}
+                               #   a partial fix: {fixed: [null, 4]} keeps component 1 free
+    prior: {weights: {dirichlet: 2}, rate: {gamma: [2, 1]}}    # MAP-EM (emsym.priors)
+
+Validation refuses what is provably wrong with one line naming the file, the key, what was
+expected and what came in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from .exceptions import SpecError
+from .families import FAMILIES, Family, family_names
+from .options import GENERAL_D, GENERAL_K, Fixed, Option, number, plain, short, suggest, whole_count
+from .priors import KINDS
+
+__all__ = ["MAX_COMPONENTS", "FamilySpec", "Prior", "family_spec_from_dict"]
+
+# The family engine derives once for a generic component, so K costs nothing symbolically.
+MAX_COMPONENTS = 50
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior on ``target`` (``weights`` or a parameter name): kind and exact hyperparameters."""
+
+    target: str
+    kind: str
+    hyper: tuple[Fraction, ...]
+
+    def to_dict(self) -> dict:
+        values = [plain(h) for h in self.hyper]
+        return {self.kind: values[0] if len(values) == 1 else values}
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """A mixture of one non-Gaussian family (see the module docstring)."""
+
+    family: Family
+    components: int | str = 2
+    dim: int | str = 1
+    mixing: Option = "free"
+    options: tuple[tuple[str, Option], ...] = ()
+    priors: tuple[Prior, ...] = ()
+    labelled: bool = False
+    source: Any = None  # how the family was written (a name, or the density mapping) -- for to_dict
+    name: str | None = dataclasses.field(default=None, compare=False)
+    description: str | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def general_k(self) -> bool:
+        return self.components == GENERAL_K
+
+    @property
+    def general_d(self) -> bool:
+        return self.dim == GENERAL_D
+
+    @property
+    def vector(self) -> bool:
+        return not self.family.univariate
+
+    @property
+    def concrete(self) -> bool:
+        return not (self.general_k or self.general_d)
+
+    @property
+    def map(self) -> bool:
+        return bool(self.priors)
+
+    def option(self, param: str) -> Option:
+        return dict(self.options).get(param, "free")
+
+    def prior(self, target: str) -> Prior | None:
+        return next((p for p in self.priors if p.target == target), None)
+
+    def to_dict(self) -> dict:
+        def opt(o: Option) -> Any:
+            return {"fixed": o.as_list()} if isinstance(o, Fixed) else o
+
+        out: dict[str, Any] = {
+            "family": self.source if self.source is not None else self.family.name,
+            "components": self.components,
+        }
+        if self.vector:
+            out["dim"] = self.dim
+        out["mixing"] = opt(self.mixing)
+        for name, o in self.options:
+            out[name] = opt(o)
+        if self.priors:
+            out["prior"] = {p.target: p.to_dict() for p in self.priors}
+        if self.labelled:
+            out["labelled"] = True
+        if self.name:
+            out["name"] = self.name
+        return out
+
+    def key(self) -> str:
+        d = self.to_dict()
+        d.pop("name", None)
+        return json.dumps(d, sort_keys=True, default=str)
+
+    def instantiate(self, components: int = 3, dim: int = 2) -> FamilySpec:
+        return dataclasses.replace(
+            self,
+            components=components if self.general_k else self.components,
+            dim=dim if self.general_d else self.dim,
+        )
+
+    def general(self) -> FamilySpec | None:
+        """The same variant for a general K (None where fixed values pin K)."""
+        if self.general_k:
+            return self
+        if isinstance(self.mixing, Fixed) or any(isinstance(o, Fixed) for _, o in self.options):
+            return None
+        return dataclasses.replace(self, components=GENERAL_K)
+
+    def label(self) -> str:
+        return self.name or f"{self.family.name} mixture"
+
+
+_COMMON = ("family", "components", "dim", "mixing", "prior", "labelled", "name", "description")
+
+
+def _family(value: Any, where: str) -> tuple[Family, Any]:
+    if isinstance(value, dict):
+        from .families.density import family_from_density
+
+        return family_from_density(value, f"{where}: 'family'"), value
+    if not isinstance(value, str) or value not in FAMILIES:
+        names = family_names()
+        raise SpecError(
+            f"{where}: 'family' should be one of {', '.join(names)} or {{density: ..., parameters: ...}}, "
+            f"but got {short(value)}{suggest(str(value), names)}"
+        )
+    return FAMILIES[value], value
+
+
+def _param_option(value: Any, param, K, dim, where: str) -> Option:
+    at = f"{where}: '{param.name}'"
+    if isinstance(value, str):
+        if value not in ("free", "shared"):
+            raise SpecError(
+                f"{at} should be free, shared or {{fixed: [...]}}, but got {value!r}"
+                f"{suggest(value, ['free', 'shared'])}"
+            )
+        return value
+    if isinstance(value, list):
+        raise SpecError(f"{at} got a bare list; write {param.name}: {{fixed: {short(value)}}}")
+    if not isinstance(value, dict) or list(value) != ["fixed"]:
+        bad = next((k for k in value if k != "fixed"), "(nothing)") if isinstance(value, dict) else None
+        raise SpecError(
+            f"{at} should be free, shared or {{fixed: [...]}}, but got "
+            + (f"the key {bad!r}{suggest(str(bad), ['fixed'])}" if bad is not None else short(value))
+        )
+    values = value["fixed"]
+    if K == GENERAL_K:
+        raise SpecError(f"{where}: '{param.name}.fixed' needs a whole number of components, but components is 'K'")
+    if not isinstance(values, list) or len(values) != K:
+        raise SpecError(
+            f"{where}: '{param.name}.fixed' should be a list of {K} values (one per component, null = free), "
+            f"but got {short(values)}"
+        )
+    out: list = []
+    for k, raw in enumerate(values):
+        if raw is None:
+            out.append(None)
+            continue
+        out.append(_value(raw, param, dim, f"{where}: '{param.name}.fixed[{k}]'"))
+    if all(v is None for v in out):
+        raise SpecError(f"{where}: '{param.name}.fixed' has no value (every entry is null); write {param.name}: free")
+    return Fixed(tuple(out))
+
+
+def _value(raw: Any, param, dim, at: str):
+    """One component's fixed value: a number, or a list of d numbers for a per-coordinate parameter."""
+    if param.per_coordinate:
+        if dim == GENERAL_D:
+            raise SpecError(f"{at}: a fixed {param.name} needs a whole number for 'dim', but dim is 'd'")
+        if not isinstance(raw, list) or len(raw) != dim:
+            raise SpecError(f"{at} should be a list of {dim} numbers (one per coordinate), but got {short(raw)}")
+        vec = tuple(number(e, f"{at}[{i}]") for i, e in enumerate(raw))
+        for i, v in enumerate(vec):
+            _in_domain(v, param, f"{at}[{i}]", raw[i])
+        if param.shape == "simplex" and sum(vec) != 1:
+            if abs(float(sum(vec)) - 1) > 1e-9:
+                raise SpecError(f"{at} should sum to 1 (probabilities), but sums to {float(sum(vec)):g}")
+            vec = (*vec[:-1], Fraction(1) - sum(vec[:-1], Fraction(0)))
+        return vec
+    v = number(raw, at)
+    _in_domain(v, param, at, raw)
+    return v
+
+
+def _in_domain(v: Fraction, param, at: str, raw: Any) -> None:
+    if param.domain == "positive" and v <= 0:
+        raise SpecError(f"{at} should be > 0 ({param.name} is positive), but got {short(raw)}")
+    if param.domain == "unit" and not 0 < v < 1:
+        raise SpecError(
+            f"{at} should be strictly between 0 and 1 ({param.name} is a probability), but got {short(raw)}"
+        )
+
+
+def _mixing(value: Any, K, where: str) -> Option:
+    if isinstance(value, str):
+        if value not in ("free", "equal"):
+            hint = (
+                "; z ~ Bernoulli(theta) is two free weights: write mixing: free with components: 2"
+                if value == "bernoulli"
+                else suggest(value, ["free", "equal"])
+            )
+            raise SpecError(f"{where}: 'mixing' should be free, equal or {{fixed: [...]}}, but got {value!r}{hint}")
+        return "equal" if value == "free" and K == 1 else value
+    if not isinstance(value, dict) or list(value) != ["fixed"] or not isinstance(value["fixed"], list):
+        raise SpecError(f"{where}: 'mixing' should be free, equal or {{fixed: [...]}}, but got {short(value)}")
+    if K == GENERAL_K:
+        raise SpecError(f"{where}: 'mixing.fixed' needs a whole number of components, but components is 'K'")
+    values = value["fixed"]
+    if len(values) != K:
+        raise SpecError(f"{where}: 'mixing.fixed' should have {K} values (one per component), but got {len(values)}")
+    ws = [number(v, f"{where}: 'mixing.fixed[{k}]'") for k, v in enumerate(values)]
+    for k, w in enumerate(ws):
+        if w <= 0:
+            raise SpecError(
+                f"{where}: 'mixing.fixed[{k}]' should be a weight > 0, but got {values[k]!r}; a component of weight "
+                "0 is not part of the mixture: remove it and lower 'components'"
+            )
+    if abs(float(sum(ws)) - 1) > 1e-9:
+        raise SpecError(f"{where}: 'mixing.fixed' weights should sum to 1, but they sum to {float(sum(ws)):g}")
+    ws[-1] = Fraction(1) - sum(ws[:-1], Fraction(0))
+    return Fixed(tuple(ws))
+
+
+def _priors(value: Any, family: Family, mixing, where: str) -> tuple[Prior, ...]:
+    if not isinstance(value, dict):
+        raise SpecError(
+            f"{where}: 'prior' should be a mapping such as {{weights: {{dirichlet: 2}}}}, but got {short(value)}"
+        )
+    targets = ["weights", *family.parameter_names]
+    out = []
+    for target, spec in value.items():
+        at = f"{where}: 'prior.{target}'"
+        if target not in targets:
+            raise SpecError(
+                f"{where}: 'prior' has the unknown key {target!r}{suggest(str(target), targets)} "
+                f"(valid: {', '.join(targets)})"
+            )
+        domain = "simplex" if target == "weights" else _prior_domain(family.parameter(target))
+        allowed = [k for k, pk in KINDS.items() if pk.domain == domain]
+        if not isinstance(spec, dict) or len(spec) != 1:
+            raise SpecError(f"{at} should name one prior, e.g. {{{allowed[0]}: ...}}, but got {short(spec)}")
+        ((kind, raw),) = spec.items()
+        if kind not in allowed:
+            raise SpecError(
+                f"{at}: {kind!r} is not a prior emsym derives for "
+                f"{'the weights' if target == 'weights' else target}; expected {' or '.join(allowed)}"
+                f"{suggest(str(kind), allowed)}"
+            )
+        if target == "weights" and mixing != "free":
+            raise SpecError(f"{at}: a prior on the weights needs mixing: free, but mixing is {short(mixing)}")
+        pk = KINDS[kind]
+        given = raw if isinstance(raw, list) else [raw]
+        if len(given) != len(pk.hyper):
+            raise SpecError(
+                f"{where}: 'prior.{target}.{kind}' should be {len(pk.hyper)} number(s) "
+                f"({', '.join(pk.hyper)}; {pk.text}), but got "
+                f"{short(raw)}"
+            )
+        hyper = tuple(number(h, f"{where}: 'prior.{target}.{kind}'") for h in given)
+        if any(h <= 0 for h in hyper):
+            raise SpecError(f"{where}: 'prior.{target}.{kind}' should be {pk.text}, but got {short(raw)}")
+        out.append(Prior(str(target), kind, hyper))
+    return tuple(out)
+
+
+def _prior_domain(param) -> str:
+    return "simplex" if param.shape == "simplex" else param.domain
+
+
+def family_spec_from_dict(data: dict, where: str = "model") -> FamilySpec:
+    family, source = _family(data.get("family"), where)
+    keys = (*_COMMON, *family.parameter_names)
+    for key in data:
+        if key not in keys:
+            hint = ""
+            if key in ("mean", "variance", "covariance"):
+                hint = (
+                    f" ({key!r} is a Gaussian option; the {family.name} family's parameters are "
+                    f"{', '.join(family.parameter_names)})"
+                )
+            raise SpecError(
+                f"{where}: unknown key {key!r}{suggest(str(key), keys)}{hint} (valid keys: {', '.join(keys)})"
+            )
+    K = whole_count(data.get("components", 2), "components", GENERAL_K, where, MAX_COMPONENTS)
+    if family.univariate:
+        if data.get("dim", 1) != 1:
+            raise SpecError(
+                f"{where}: the {family.name} family is for one data column; 'dim' should be 1 or left "
+                f"out, but got {short(data.get('dim'))}"
+            )
+        dim: int | str = 1
+    else:
+        dim = whole_count(data.get("dim", GENERAL_D), "dim", GENERAL_D, where)
+        if isinstance(dim, int) and any(p.shape == "simplex" for p in family.parameters) and dim < 2:
+            raise SpecError(f"{where}: 'dim' is the number of categories, at least 2, but got {dim}")
+    mixing = _mixing(data.get("mixing", "free"), K, where)
+    options = []
+    for p in family.parameters:
+        if p.name in data:
+            options.append((p.name, _param_option(data[p.name], p, K, dim, where)))
+    labelled = data.get("labelled", False)
+    if not isinstance(labelled, bool):
+        raise SpecError(f"{where}: 'labelled' should be true or false, but got {short(labelled)}")
+    for text_key in ("name", "description"):
+        if text_key in data and not isinstance(data[text_key], str):
+            raise SpecError(f"{where}: '{text_key}' should be text, but got {short(data[text_key])}")
+    priors = _priors(data["prior"], family, mixing, where) if "prior" in data else ()
+    for prior in priors:
+        opt = dict(options).get(prior.target)
+        if isinstance(opt, Fixed) and all(v is not None for v in opt.values):
+            raise SpecError(
+                f"{where}: 'prior.{prior.target}': {prior.target} is fixed, so a prior on it "
+                "changes nothing; remove the prior or free the parameter"
+            )
+    free = mixing == "free" or any(
+        not (isinstance(o, Fixed) and all(v is not None for v in o.values))
+        for o in [dict(options).get(p.name, "free") for p in family.parameters]
+    )
+    if not free:
+        raise SpecError(f"{where}: nothing to estimate: the weights and every parameter are fixed or equal")
+    return FamilySpec(
+        family=family,
+        components=K,
+        dim=dim,
+        mixing=mixing,
+        options=tuple(options),
+        priors=priors,
+        labelled=labelled,
+        source=source,
+        name=data.get("name"),
+        description=data.get("description"),
+    )
