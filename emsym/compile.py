@@ -435,6 +435,18 @@ class CompiledModel:
     def check_data(self, X: np.ndarray, where: str = "data") -> None:
         """Any finite real data fits a Gaussian (finiteness is checked by the runner)."""
 
+    def data_scale(self, X: np.ndarray) -> float:
+        """The overall variance of the data (the scale of the stopping rule and of the variance floor)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            spread = overall_variance(X)
+        if not np.isfinite(spread):
+            raise DataError(
+                f"data: the values are too large to fit (largest |x| = {float(np.max(np.abs(X))):.3g}; their "
+                "squares overflow double precision); rescale the data, e.g. divide every column by its "
+                "largest value"
+            )
+        return spread
+
     def floor(self, spread: float, variance_floor: float | None) -> float:
         """The variance floor: by default 1e-6 times the overall variance of the data."""
         floor = variance_floor if variance_floor is not None else VARIANCE_FLOOR_FACTOR * spread

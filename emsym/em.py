@@ -239,14 +239,7 @@ def run_em(
     if max_iter < 0:
         raise DataError(f"max_iter should be >= 0, but got {max_iter}")
     model.check_data(X)
-    with np.errstate(over="ignore", invalid="ignore"):
-        spread = overall_variance(X)
-    if not np.isfinite(spread):
-        raise DataError(
-            f"data: the values are too large to fit (largest |x| = {float(np.max(np.abs(X))):.3g}; their "
-            "squares overflow double precision); rescale the data, e.g. divide every column by its "
-            "largest value"
-        )
+    spread = model.data_scale(X)
     floor = model.floor(spread, variance_floor)
     params = dict(init) if init is not None else default_init(model, X, seed, labels)
     runner = _Runner(model, X, labels, floor, hard=hard)
