@@ -185,7 +185,7 @@ def _write(path: Path, d: Derivation) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(_MAGIC + _tag(key, payload) + b"\n" + payload)
         os.replace(tmp, path)
-    except (OSError, pickle.PicklingError, RecursionError):
+    except (OSError, pickle.PicklingError, RecursionError, AttributeError, TypeError):
         with contextlib.suppress(OSError, UnboundLocalError):
             os.unlink(tmp)
 

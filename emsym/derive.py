@@ -282,6 +282,8 @@ def _solve(expr: sp.Expr, target: sp.Expr, what: str) -> sp.Expr:
             f"{what}: the stationarity condition has {len(sols)} closed-form solutions, expected exactly one; "
             "emsym does not guess between roots"
         )
+    if sols[0].has(target):  # solved only in terms of itself (a sum over the data still holds it)
+        raise DerivationError(f"{what}: the stationarity condition has no closed-form solution")
     return sols[0]
 
 

@@ -664,7 +664,7 @@ def _numeric_update(derivative: Fn, param, model: FamilyCompiledModel) -> Fn:
                 b, fb = np.where(same, b, c), np.where(same, fb, fc)
                 if np.all(np.abs(b - a) <= 1e-13 * np.maximum(1.0, np.abs(c))):
                     break
-            return np.where(ok, to_p((a + b) / 2), old)
+            return np.reshape(np.where(ok, to_p((a + b) / 2), old), (-1, 1, 1))  # components on axis 0
         finally:
             params[name] = old
 

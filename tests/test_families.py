@@ -300,3 +300,71 @@ def test_data_outside_the_support_is_refused(family, rows, message, tmp_path, ca
     assert main(["run", m, "--data", d]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# -- densities the author writes -------------------------------------------------------------
+RAYLEIGH = {"density": "x/s * exp(-x^2/(2 s))", "parameters": {"s": "positive"}, "support": "positive"}
+GEOMETRIC = {"density": "(1 - q)^x q", "parameters": {"q": "unit"}, "support": "count", "name": "Geometric"}
+WEIBULL = {"density": "c x^(c - 1) exp(-x^c)", "parameters": {"c": "positive"}, "support": "positive"}
+
+
+def test_author_densities_derive_the_textbook_closed_forms():
+    """Rayleigh: s_k = sum_n gamma_nk x_n^2 / (2 N_k); geometric: q_k = N_k / (N_k + sum_n gamma_nk x_n)."""
+    rng = np.random.default_rng(4)
+    x = rng.rayleigh(2.0, 200)
+    R = rng.dirichlet(np.ones(2), size=200).T
+    ray = compile_derivation(get_derivation(load_spec({"family": RAYLEIGH, "components": 2})))
+    new = ray.m_step(x[None], R, {"pi": np.full(2, 0.5), "s": np.array([1.0, 2.0])})
+    assert np.allclose(new["s"], (R @ x**2) / (2 * R.sum(axis=1)), rtol=1e-13)
+    counts = rng.geometric(0.3, 200) - 1.0
+    geo = compile_derivation(get_derivation(load_spec({"family": GEOMETRIC, "components": 2})))
+    new = geo.m_step(counts[None], R, {"pi": np.full(2, 0.5), "q": np.array([0.2, 0.6])})
+    Nk = R.sum(axis=1)
+    assert np.allclose(new["q"], Nk / (Nk + R @ counts), rtol=1e-13)
+    assert get_derivation(load_spec({"family": GEOMETRIC, "components": 2})).method == "EM"
+
+
+def test_a_density_without_closed_form_gets_the_numeric_m_step(tmp_path, capsys):
+    """Weibull shape c (scale 1): the stationarity condition has no closed form; the numeric M-step finds
+    the maximiser, and EM reaches the optimum of a direct optimiser of the log-likelihood."""
+    d = get_derivation(load_spec({"family": WEIBULL, "components": 2}))
+    assert d.update("c").numeric
+    assert any(s.title == "No closed form for c" for s in d.steps)
+    assert check(load_spec({"family": WEIBULL, "components": 2}), n=300).passed
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.weibull(0.8, 200), rng.weibull(3.0, 200)])[:, None]
+    init = [{"weight": 0.5, "c": 0.5}, {"weight": 0.5, "c": 2.0}]
+    out = _run_cli(tmp_path, capsys, "wei", {"family": WEIBULL, "components": 2}, X, init, ["x"], "--tol", "1e-12")
+
+    def logpdf(X, c):
+        return stats.weibull_min.logpdf(X[:, 0], c["c"])
+
+    assert out["loglik"][-1] == pytest.approx(_loglik(X, out["components"], logpdf), rel=1e-12)
+
+    def comps(t):  # unconstrained: the logit of weight 2, the log of each shape
+        return [{"weight": w, "c": np.exp(r)} for w, r in zip(special.softmax([0.0, t[0]]), t[1:])]
+
+    res = optimize.minimize(
+        lambda t: -_loglik(X, comps(t), logpdf),
+        np.array([0.0, np.log(0.5), np.log(2.0)]),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
+    )
+    assert out["loglik"][-1] >= -res.fun - 1e-6
+
+
+@pytest.mark.parametrize(
+    ("family", "message"),
+    [
+        ({"density": "l*exp(-m*x)", "parameters": {"l": "positive"}}, "uses 'm', which is neither x nor"),
+        ({"density": "2*l*exp(-l*x)", "parameters": {"l": "positive"}, "support": "positive"}, "integrates to 2"),
+        ({"density": "l*exp(-l*x)", "parameters": {"l": "positiv"}}, "did you mean 'positive'"),
+        ({"density": "__import__('os')", "parameters": {"l": "positive"}}, "not allowed"),
+        ({"density": "l*exp(-l*x)", "parameters": {"x": "positive"}}, "cannot be a parameter name"),
+        ({"density": "l", "parameters": {"l": "positive"}}, "does not depend on x"),
+        ({"density": "-l*exp(-l*x)", "parameters": {"l": "positive"}, "support": "positive"}, "finite and >= 0"),
+    ],
+)
+def test_bad_author_densities_are_refused(family, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec({"family": family, "components": 2})
