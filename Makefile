@@ -60,6 +60,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_run_full.py
 	$(BIN)/python benchmarks/bench_loop_full.py
 	$(BIN)/python benchmarks/bench_solve.py
+	$(BIN)/python benchmarks/bench_families.py
 	$(BIN)/python benchmarks/bench_grade.py
 
 clean:
