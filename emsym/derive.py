@@ -487,7 +487,7 @@ class _Deriver:
         L = sp.Symbol("Q") + lam * constraint
         self.add(
             "Lagrangian for the mixing weights",
-            "The weights must sum to one; add that constraint to Q with a Lagrange multiplier lambda.",
+            f"The weights must sum to one; add that constraint to Q with a Lagrange multiplier {lam}.",
             Equation(sp.Symbol("L"), L),
             weights[0].name if len(weights) == 1 else None,
         )
@@ -511,12 +511,17 @@ class _Deriver:
             Equation(total, 1),
         )
         lam_value = _solve(total - 1, lam, "Lagrange multiplier")
-        self.add("Solve for the multiplier", "The multiplier is minus the number of points.", Equation(lam, lam_value))
+        why = (
+            "The multiplier is minus the number of points."
+            if lam_value == -m.N
+            else "The constraint fixes the multiplier (the prior adds its pseudo-counts to the number of points)."
+        )
+        self.add("Solve for the multiplier", why, Equation(lam, lam_value))
         for p in weights:
             sol = sp.factor_terms(by_lambda[p.name].subs(lam, lam_value))
             self.add(
                 f"Update of {p.name}",
-                "Put lambda back into the stationarity condition.",
+                f"Put {lam} back into the stationarity condition.",
                 Equation(p.symbol, _with_counts(sol, m)),
                 p.name,
             )

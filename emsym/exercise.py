@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import EmsymError, ExerciseError, SpecError
+from .family_spec import FamilySpec
 from .safeio import load_yaml, read_text
 from .spec import PRESETS, Spec, load_spec, spec_from_dict
 from .texsafe import math_problem, math_segments
@@ -458,6 +459,8 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
             labels = tuple(0 if v is None else v for v in lab)
     if model is not None and data is not None:
         dim = 1 if not isinstance(data[0], tuple) else len(data[0])
+        if isinstance(model, FamilySpec) and model.general_d and not model.general_k:
+            model = dataclasses.replace(model, dim=dim)  # a vector family's d comes from the data
         if model.concrete and dim != model.dim:
             c.bad(("data",), f"points of dimension {model.dim} (the model's dim)", f"dimension {dim}")
         if labels is not None:
@@ -467,12 +470,16 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
                 c.bad(("labels",), f"component numbers 1..{model.components} or null", labels)
     init = None
     if "init" in raw:
-        from .data import parse_init_components
+        from .data import parse_family_init, parse_init_components
         from .exceptions import DataError
 
         try:
             dim = int(model.dim) if model is not None and model.concrete else 1
-            init = parse_init_components({"components": raw["init"]}, dim, where=c.at(("init",)) + ": init")
+            where = c.at(("init",)) + ": init"
+            if isinstance(model, FamilySpec):
+                init = parse_family_init({"components": raw["init"]}, model.family.parameter_names, where)
+            else:
+                init = parse_init_components({"components": raw["init"]}, dim, where=where)
             if model is not None and model.concrete and len(init) != model.components:
                 c.bad(("init",), f"{model.components} components (the model's)", f"{len(init)}")
         except DataError as exc:
@@ -552,11 +559,21 @@ def _check_parts_against_model(ex: Exercise, c: _Check) -> None:
     except EmsymError as exc:  # pragma: no cover - a spec that validates derives
         c.problems.append(f"{c.at(('model',))}: model: {exc}")
         return
-    view = {
-        f"{f}_{k}"
-        for f in ("weight", "mean", "variance", "sd")
-        for k in range(1, (int(spec.components) if spec.concrete else 0) + 1)
-    }
+    fields = (
+        ("weight", *spec.family.parameter_names)
+        if isinstance(spec, FamilySpec)
+        else ("weight", "mean", "variance", "sd")
+    )
+    K = int(spec.components) if spec.concrete else 0
+    view = {f"{f}_{k}" for f in fields for k in range(1, K + 1)}
+    if isinstance(spec, FamilySpec) and spec.concrete:  # one coordinate of a vector parameter: p_1_3
+        view |= {
+            f"{p.name}_{k}_{l}"
+            for p in spec.family.parameters
+            if p.per_coordinate
+            for k in range(1, K + 1)
+            for l in range(1, int(spec.dim) + 1)
+        }
     for i, part in enumerate(ex.parts):
         kp = ("parts", i)
         q = part.spec.get("quantity") or part.spec.get("check")

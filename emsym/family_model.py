@@ -56,7 +56,9 @@ class FamilyModel:
         self.z = sp.IndexedBase("z", nonnegative=True)
         self.pi_ = sp.IndexedBase("pi", positive=True)
         self.w_fixed = sp.IndexedBase("w", positive=True)  # fixed weights, bound numerically
-        self.lam = sp.Symbol("lambda", real=True)
+        # the weights' Lagrange multiplier: lambda, unless a parameter is written lambda (a Poisson rate)
+        taken = {p.sym for p in self.family.parameters}
+        self.lam = sp.Symbol("eta" if "lambda" in taken else "lambda", real=True)
         self.nu = sp.IndexedBase("nu", real=True)  # Lagrange multipliers of per-component simplex parameters
         self.comps = [self.k]
         self.bases: dict[str, Any] = {}  # parameter name -> IndexedBase or Symbol

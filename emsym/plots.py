@@ -65,19 +65,83 @@ def _densities(ax, X, comps, title, style="-"):
     ax.set_xlabel("x")
 
 
+def _family_grid(x: np.ndarray, discrete: bool) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    pad = 0.15 * (hi - lo or 1)
+    if discrete:
+        return np.arange(max(0.0, np.floor(lo - pad)), np.ceil(hi + pad) + 1)
+    return np.linspace(max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad, 400)
+
+
+def _family_densities(ax, x, model, params, title, discrete: bool, style="-"):
+    """w_k f_k on a grid from the compiled model itself (its log_joint), and their sum."""
+    grid = _family_grid(x, discrete)
+    with np.errstate(all="ignore"):
+        y = np.exp(model.log_joint(grid[None, :], params))
+    marker = "o" if discrete else None
+    for k in range(y.shape[0]):
+        ax.plot(grid, y[k], style, color=f"C{k}", marker=marker, ms=3, label=f"component {k + 1}")
+    ax.plot(grid, y.sum(axis=0), style, color="black", lw=1.5, label="mixture")
+    ax.plot(x, np.zeros_like(x), "|", color="black", ms=14, mew=1.5)
+    ax.set_title(title)
+    ax.set_xlabel("x")
+
+
+def _family_figures(solution: Solution, model, X: np.ndarray, plt) -> dict[str, bytes]:
+    run = solution.run
+    assert run is not None and run.responsibilities is not None
+    from .families import Family
+
+    family = solution.exercise.model.family
+    assert isinstance(family, Family)
+    out = {}
+    vector = [p for p in family.parameters if p.per_coordinate]
+    if X.shape[1] == 1:
+        x = X[:, 0]
+        discrete = family.support.text.startswith(("a whole number", "0 or 1"))
+        fig, ax = plt.subplots(figsize=(6, 3))
+        fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.16)
+        if solution.iterations:  # the mixture at the start, dashed (as the caption says)
+            grid = _family_grid(x, discrete)
+            with np.errstate(all="ignore"):
+                start = np.exp(model.log_joint(grid[None, :], solution.iterations[0])).sum(axis=0)
+            ax.plot(grid, start, "--", color="grey", label="mixture at the start")
+        _family_densities(ax, x, model, run.params, "Data and the fitted components", discrete)
+        ax.legend(fontsize=7)
+        out["densities"] = _png(fig)
+    elif vector:
+        p = vector[0]
+        values = np.array([c[p.name] for c in run.components])
+        fig, ax = plt.subplots(figsize=(min(9, max(4.5, 1.5 + 0.5 * values.shape[1])), 1.2 + 0.45 * values.shape[0]))
+        fig.subplots_adjust(left=0.14, right=0.9, top=0.8, bottom=0.22)
+        im = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        for (k, l), v in np.ndenumerate(values):
+            ax.text(l, k, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white" if v < 0.6 else "black")
+        ax.set_yticks(range(values.shape[0]), [f"k = {k + 1}" for k in range(values.shape[0])])
+        ax.set_xticks(range(values.shape[1]), [str(l + 1) for l in range(values.shape[1])])
+        ax.set_xlabel("coordinate l")
+        fig.colorbar(im, ax=ax)
+        ax.set_title(f"{p.name}_kl at convergence")
+        out["prototypes"] = _png(fig)
+    return out
+
+
 def figures(solution: Solution) -> dict[str, bytes]:
     """name -> PNG bytes for the sheet of a solved exercise (empty when nothing to draw)."""
     run = solution.run
     ex = solution.exercise
     if run is None or ex.data is None:
         return {}
-    from .compile import CompiledModel
+    from .compile import compile_derivation
+    from .family_spec import FamilySpec
 
     plt = _plt()
-    model = CompiledModel(solution.derivation)
+    model = compile_derivation(solution.derivation)
     X = np.array(ex.data, dtype=float).reshape(len(ex.data), -1)
     out = {}
-    if X.shape[1] == 1:
+    if isinstance(ex.model, FamilySpec):
+        out.update(_family_figures(solution, model, X, plt))
+    elif X.shape[1] == 1:
         x = X[:, 0]
         start = model.components(solution.iterations[0]) if solution.iterations else None
         fig, ax = plt.subplots(figsize=(6, 3))

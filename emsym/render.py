@@ -105,6 +105,8 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     env.filters["texmath"] = _tex_keep_math
     env.filters["startvalues"] = _start_values
     env.filters["param"] = _param_tex
+    env.filters["number"] = _number_text
+    env.filters["point"] = _point_text
     env.filters["markdown"] = lambda text: Markup(markdown_html(text))
     env.filters["markdown_tex"] = markdown_tex
     return env
@@ -147,6 +149,7 @@ _CAPTIONS = {
     "responsibilities": "Each point coloured by its responsibility for component 1.",
     "iterations": "The first EM iterations side by side.",
     "loglik": "The log-likelihood after each iteration.",
+    "prototypes": "Each component's probabilities at convergence, one row per component: its prototype.",
 }
 
 
@@ -273,11 +276,32 @@ def _tex_keep_math(text) -> str:
     )
 
 
+def _number_text(v) -> str:
+    """A data value as the author wrote it: 3 not 3.0, 0.25 as 0.25 (repr keeps every digit)."""
+    v = float(v)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+
+
+def _point_text(p) -> str:
+    """A data point: a number, or a vector in brackets."""
+    if isinstance(p, (tuple, list)):
+        return "(" + ", ".join(_number_text(v) for v in p) + ")"
+    return _number_text(p)
+
+
 def _param_tex(name: str) -> str:
     """LaTeX of one of emsym's parameter names (sigma2_2 -> sigma^2_2), for headings in math."""
     import sympy as sp
 
     return latex(sp.Symbol(name))
+
+
+def _update_label(u, d) -> str:
+    """The heading of an update: its name in LaTeX (sigma2_2 -> sigma^2_2), or for a family, whose
+    parameters are named in words, its symbol (rate -> lambda_k, p -> p_kl)."""
+    if d.spec.family == "gaussian":
+        return _param_tex(u.name)
+    return latex(u.param.symbol)
 
 
 def _how_to_answer(part) -> str:
@@ -402,12 +426,19 @@ def render_sheet(
         "Q function",
         "Objective with labelled points",
         "E-step with labelled points",
+        "Log density of a component",
+        "Log prior (MAP-EM)",
+        "MAP objective",
     )
     model_steps = [s for s in d.steps if s.param is None and s.title in shown]
     # The M-step as the engine derived it: the Lagrangian and multiplier steps, then each update.
     lagrange = [s for s in d.steps if s.param is None and s.title not in shown + ("Complete-data log-likelihood",)]
     mstep = [
-        {"upd": u, "steps": [s for s in d.steps_for(u.name) if not s.title.startswith("M-step update")]}
+        {
+            "upd": u,
+            "label": _update_label(u, d),
+            "steps": [s for s in d.steps_for(u.name) if not s.title.startswith("M-step update")],
+        }
         for u in d.updates
     ]
     tpl = env.get_template(f"sheet/base.{FORMATS[fmt]}.j2")

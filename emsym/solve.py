@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from .cache import get_derivation
-from .compile import CompiledModel
+from .compile import CompiledModel, compile_derivation
 from .derive import Derivation, Step
 from .em import EMResult, run_em
 from .exceptions import DataError, EmsymError, EmsymWarning
@@ -91,7 +91,7 @@ class _Context:
         self.derivation = get_derivation(spec)
         general = spec.general()
         self.general = get_derivation(general) if general is not None else self.derivation
-        self.model = CompiledModel(self.derivation) if spec.concrete else None
+        self.model = compile_derivation(self.derivation) if spec.concrete else None
         self.X = None
         if ex.data is not None:
             self.X = np.array(ex.data, dtype=float).reshape(len(ex.data), -1)
@@ -159,8 +159,14 @@ class _Context:
         if name in res.params:
             v = res.params[name]
             return float(v) if np.ndim(v) == 0 else v
-        field_, k = name.rsplit("_", 1)
-        c = res.components[int(k) - 1]
+        head, k = name.rsplit("_", 1)
+        if head.rpartition("_")[0] in res.components[0]:  # p_1_3: coordinate 3 of component 1's p
+            field_, comp = head.rsplit("_", 1)
+            return float(res.components[int(comp) - 1][field_][int(k) - 1])
+        field_, c = head, res.components[int(k) - 1]
+        if field_ in c and field_ not in ("mean", "covariance"):  # weight, and a family's own fields
+            v = c[field_]
+            return float(v) if np.ndim(v) == 0 else v
         return {
             "weight": c["weight"],
             "mean": float(c["mean"][0]) if len(c["mean"]) == 1 else c["mean"],
@@ -635,6 +641,16 @@ _SOLVERS = {
 }
 
 
+def _short_value(v) -> str:
+    """6 significant digits; a vector in brackets, a matrix (a Bernoulli p, one row per component) as rows."""
+    a = np.asarray(v, dtype=float)
+    if a.ndim == 0:
+        return f"{float(a):.6g}"
+    if a.ndim == 1:
+        return "[" + ", ".join(f"{x:.6g}" for x in a) + "]"
+    return "[" + "; ".join(_short_value(row)[1:-1] for row in a) + "]"
+
+
 def _tables(ctx) -> dict:
     """Intermediate numbers for the sheet: responsibilities per point, N_k, the first update."""
     if ctx.model is None or ctx.X is None or (ctx.init is None and ctx.ex.responsibilities is None):
@@ -650,10 +666,7 @@ def _tables(ctx) -> dict:
     out["responsibilities"] = R.tolist()
     out["counts"] = R.sum(axis=0).tolist()
     one = ctx.run(1)
-    out["after_one"] = {
-        k: ("[" + ", ".join(f"{x:.6g}" for x in v) + "]" if np.ndim(v) else f"{float(v):.6g}")
-        for k, v in one.params.items()
-    }
+    out["after_one"] = {k: _short_value(v) for k, v in one.params.items()}
     out["loglik_after_one"] = one.loglik[-1]
     return out
 

@@ -368,3 +368,60 @@ def test_a_density_without_closed_form_gets_the_numeric_m_step(tmp_path, capsys)
 def test_bad_author_densities_are_refused(family, message):
     with pytest.raises(SpecError, match=message):
         load_spec({"family": family, "components": 2})
+
+
+# -- the family exercises ----------------------------------------------------------------------
+def _solved(name):
+    from pathlib import Path
+
+    from emsym.exercise import load_exercise
+    from emsym.solve import solve
+
+    root = Path(__file__).resolve().parent.parent
+    sol = solve(load_exercise(root / "exercises" / f"{name}.yaml"))
+    return sol, {r.part.id: r for r in sol.parts}
+
+
+def _hand_bernoulli(X, w, P, iters, a=1.0, b=1.0, alpha=1.0):
+    """EM (MAP with Beta(a, b) and Dirichlet(alpha) priors; a = b = alpha = 1 is maximum likelihood), by hand."""
+    for _ in range(iters):
+        Xb, Pb = X[:, None, :], P[None, :, :]  # 0 log 0 = 0: maximum likelihood reaches p = 0 here
+        L = np.log(w) + (special.xlogy(Xb, Pb) + special.xlogy(1 - Xb, 1 - Pb)).sum(axis=2)
+        R = np.exp(L - special.logsumexp(L, axis=1, keepdims=True))
+        Nk = R.sum(axis=0)
+        w = (Nk + alpha - 1) / (len(X) + len(w) * (alpha - 1))
+        P = (R.T @ X + a - 1) / (Nk[:, None] + a + b - 2)
+    return w, P
+
+
+def test_family_exercises_match_hand_computations():
+    sol, parts = _solved("own-poisson-counts")
+    X = np.array(sol.exercise.data, dtype=float)[:, None]
+    init = [{"weight": 0.5, "rate": 1.0}, {"weight": 0.5, "rate": 4.0}]
+    logpdf = lambda X, c: stats.poisson.logpmf(X[:, 0], c["rate"])  # noqa: E731
+    assert parts["loglik-init"].answer == pytest.approx(_loglik(X, init, logpdf), rel=1e-12)
+    assert parts["rate2-one"].answer == pytest.approx(_hand_em_step("poisson", X, init, logpdf)[1]["rate"], rel=1e-12)
+    assert (
+        parts["rate-formula"].answer == "(gamma_1k*x_1 + gamma_2k*x_2 + gamma_3k*x_3)/(gamma_1k + gamma_2k + gamma_3k)"
+    )
+
+    sol, parts = _solved("prml-bernoulli-mixture")
+    X = np.array(sol.exercise.data, dtype=float)
+    w0, P0 = np.array([0.5, 0.5]), np.array([c["p"] for c in sol.exercise.init])
+    _, P1 = _hand_bernoulli(X, w0, P0, 1)
+    assert parts["p11-one"].answer == pytest.approx(P1[0, 0], rel=1e-12)
+    _, P = _hand_bernoulli(X, w0, P0, 300)
+    assert parts["p14-converged"].answer == pytest.approx(P[0, 3], abs=1e-9)  # maximum likelihood: 0 (held at 1e-12)
+
+    sol, parts = _solved("own-map-bernoulli")
+    _, P = _hand_bernoulli(X, w0, P0, 2000, a=2, b=2, alpha=2)
+    assert parts["p14-converged"].answer == pytest.approx(P[0, 3], rel=1e-6)
+    assert parts["p14-converged"].answer > 0.05  # the prior keeps it inside (0, 1)
+
+    sol, parts = _solved("own-multinomial-documents")
+    X = np.array(sol.exercise.data, dtype=float)
+    init = [{"weight": 0.5, "p": [0.4, 0.3, 0.2, 0.1]}, {"weight": 0.5, "p": [0.1, 0.2, 0.3, 0.4]}]
+    logpdf = lambda X, c: np.array([stats.multinomial.logpmf(r, int(r.sum()), c["p"]) for r in X])  # noqa: E731
+    assert parts["loglik-init"].answer == pytest.approx(_loglik(X, init, logpdf), rel=1e-12)
+    step = _hand_em_step("multinomial", X, init, logpdf)
+    assert parts["p11-one"].answer == pytest.approx(step[0]["p"][0], rel=1e-12)
