@@ -60,6 +60,7 @@ _STAGES = (
     "qfunction.py",
     "family_model.py",
     "derive.py",
+    "summation.py",
     "family_derive.py",
     "mclust.py",
     "printing.py",

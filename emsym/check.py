@@ -176,6 +176,91 @@ def _against_sklearn(model, X, init, cov_type, iters=20) -> tuple[float, str]:
     return err, f"{iters} iterations from the same initial values, covariance_type='{cov_type}'"
 
 
+_GRAD_TOL, _RISE_TOL = 1e-6, 1e-12
+
+
+def _update_items(model, derivation, XT, R, current: dict, n: int) -> list[CheckItem]:
+    """Replay the M-step update by update; each new value must be a stationary maximiser of Q in its own
+    parameter (updates ``current`` in place)."""
+    items = []
+    simplex = [p.name for p in model.params if p.domain == "simplex" and p.kind == "weight"]
+    for u in derivation.updates:
+        current[u.name] = model.update_one(u.name, XT, R, current)
+        if u.name in simplex and u.name != simplex[-1]:
+            continue  # sum_k pi_k = 1 holds once every weight is updated: check them as a block
+        names = simplex if u.name in simplex else [u.name]
+        label = "weights " + ", ".join(simplex) if u.name in simplex else u.name
+        g, rise = _stationary(model, XT, R, current, names, n)
+        items.append(
+            CheckItem(
+                f"update of {label} maximises Q",
+                g < _GRAD_TOL and rise <= _RISE_TOL,
+                f"|dQ/d{label}|/n = {g:.1e} (tolerance {_GRAD_TOL:g}); largest relative rise of Q under "
+                f"a +-0.1% perturbation = {max(rise, 0):.1e}"
+                + (" (others at their latest values)" if u.conditional else ""),
+            )
+        )
+    return items
+
+
+def _joint_item(model, derivation, XT, R, current: dict, n: int, rng) -> CheckItem:
+    """An exact M-step: jointly stationary, and no random feasible perturbation of all parameters raises Q."""
+    names = [u.name for u in derivation.updates]
+    blocks = {u.name for u in derivation.updates if u.block}
+    g, _ = _stationary(model, XT, R, current, names, n)
+    q0 = model.Q(XT, R, current)
+    worst = -np.inf
+    for _ in range(40):
+        delta: dict[str, Any] = {}
+        for _, dd in model.directions([k for k in names if k not in blocks], current):
+            coef = rng.normal()  # one coefficient per feasible direction keeps sum pi = 1
+            for k, v in dd.items():
+                delta[k] = delta.get(k, 0) + coef * v
+        trial = _shift(current, delta, 1e-3)
+        for name in blocks:  # and one random feasible move of the constrained covariances
+            moves = list(_block_pairs(model, name, current, 1e-3 * rng.normal()))
+            trial[name] = moves[rng.integers(len(moves))][1][name]
+        worst = max(worst, (model.Q(XT, R, trial) - q0) / abs(q0))
+    return CheckItem(
+        "M-step is the joint maximiser of Q",
+        g < _GRAD_TOL and worst <= _RISE_TOL,
+        f"largest |dQ/dtheta|/n over all parameters = {g:.1e}; largest relative rise of Q "
+        f"over 40 random feasible perturbations = {max(worst, 0):.1e}",
+    )
+
+
+def _monotone_item(model, X, start: dict) -> CheckItem:
+    """100 EM iterations: the log-likelihood (the log posterior for MAP-EM) never decreases."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_em(model, X, start, max_iter=100, tol=-1.0)
+    objective = run.logpost if run.logpost is not None else run.loglik
+    what = "log posterior (MAP-EM)" if run.logpost is not None else "log-likelihood"
+    drops = np.diff(objective)
+    worst_drop = float(-drops.min()) if drops.size else 0.0
+    return CheckItem(
+        f"{what} never decreases",
+        worst_drop <= 1e-9 * (1 + abs(objective[-1])),
+        f"{len(drops)} iterations, from {objective[0]:.6g} to {objective[-1]:.6g}; "
+        f"largest decrease {max(worst_drop, 0):.1e}",
+    )
+
+
+def _sklearn_item(spec, model, X, start: dict) -> CheckItem:
+    case = _sklearn_case(spec) if isinstance(spec, ModelSpec) else None
+    if case is None:
+        return CheckItem("agrees with scikit-learn", None, "skipped: scikit-learn has no such model")
+    try:
+        err, how = _against_sklearn(model, X, start, case)
+    except ImportError:
+        return CheckItem("agrees with scikit-learn", None, "skipped: scikit-learn is not installed")
+    return CheckItem(
+        "agrees with scikit-learn",
+        err <= 1e-6,
+        f"largest relative difference of weights, means, variances = {err:.1e} (tolerance 1e-6); {how}",
+    )
+
+
 def check(spec: Spec, *, n: int = 500, seed: int = 0, derivation: Derivation | None = None) -> CheckReport:
     """Run the numeric proof (see the module docstring) and return a ``CheckReport``.
 
@@ -203,80 +288,9 @@ def check(spec: Spec, *, n: int = 500, seed: int = 0, derivation: Derivation | N
     old = default_init(model, X, seed)
     R = _e_step(model, XT, old)
     current = dict(old)
-    grad_tol, rise_tol = 1e-6, 1e-12
-    simplex = [p.name for p in model.params if p.domain == "simplex" and p.kind == "weight"]
-    for u in derivation.updates:
-        current[u.name] = model.update_one(u.name, XT, R, current)
-        if u.name in simplex and u.name != simplex[-1]:
-            continue  # sum_k pi_k = 1 holds once every weight is updated: check them as a block
-        names = simplex if u.name in simplex else [u.name]
-        label = "weights " + ", ".join(simplex) if u.name in simplex else u.name
-        g, rise = _stationary(model, XT, R, current, names, n)
-        ok = g < grad_tol and rise <= rise_tol
-        items.append(
-            CheckItem(
-                f"update of {label} maximises Q",
-                ok,
-                f"|dQ/d{label}|/n = {g:.1e} (tolerance {grad_tol:g}); largest relative rise of Q under "
-                f"a +-0.1% perturbation = {max(rise, 0):.1e}"
-                + (" (others at their latest values)" if u.conditional else ""),
-            )
-        )
+    items.extend(_update_items(model, derivation, XT, R, current, n))
     if derivation.method == "EM":
-        names = [u.name for u in derivation.updates]
-        blocks = {u.name for u in derivation.updates if u.block}
-        g, _ = _stationary(model, XT, R, current, names, n)
-        q0 = model.Q(XT, R, current)
-        worst = -np.inf
-        for _ in range(40):
-            delta: dict[str, Any] = {}
-            for _, dd in model.directions([k for k in names if k not in blocks], current):
-                coef = rng.normal()  # one coefficient per feasible direction keeps sum pi = 1
-                for k, v in dd.items():
-                    delta[k] = delta.get(k, 0) + coef * v
-            trial = _shift(current, delta, 1e-3)
-            for name in blocks:  # and one random feasible move of the constrained covariances
-                moves = list(_block_pairs(model, name, current, 1e-3 * rng.normal()))
-                trial[name] = moves[rng.integers(len(moves))][1][name]
-            worst = max(worst, (model.Q(XT, R, trial) - q0) / abs(q0))
-        items.append(
-            CheckItem(
-                "M-step is the joint maximiser of Q",
-                g < grad_tol and worst <= rise_tol,
-                f"largest |dQ/dtheta|/n over all parameters = {g:.1e}; largest relative rise of Q "
-                f"over 40 random feasible perturbations = {max(worst, 0):.1e}",
-            )
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run = run_em(model, X, old, max_iter=100, tol=-1.0)
-    objective = run.logpost if run.logpost is not None else run.loglik  # MAP-EM: the log posterior
-    what = "log posterior (MAP-EM)" if run.logpost is not None else "log-likelihood"
-    drops = np.diff(objective)
-    worst_drop = float(-drops.min()) if drops.size else 0.0
-    ok = worst_drop <= 1e-9 * (1 + abs(objective[-1]))
-    items.append(
-        CheckItem(
-            f"{what} never decreases",
-            ok,
-            f"{len(drops)} iterations, from {objective[0]:.6g} to {objective[-1]:.6g}; "
-            f"largest decrease {max(worst_drop, 0):.1e}",
-        )
-    )
-    case = _sklearn_case(spec) if isinstance(spec, ModelSpec) else None
-    if case is None:
-        items.append(CheckItem("agrees with scikit-learn", None, "skipped: scikit-learn has no such model"))
-    else:
-        try:
-            err, how = _against_sklearn(model, X, old, case)
-        except ImportError:
-            items.append(CheckItem("agrees with scikit-learn", None, "skipped: scikit-learn is not installed"))
-        else:
-            items.append(
-                CheckItem(
-                    "agrees with scikit-learn",
-                    err <= 1e-6,
-                    f"largest relative difference of weights, means, variances = {err:.1e} (tolerance 1e-6); {how}",
-                )
-            )
+        items.append(_joint_item(model, derivation, XT, R, current, n, rng))
+    items.append(_monotone_item(model, X, old))
+    items.append(_sklearn_item(spec, model, X, old))
     return CheckReport(spec, derivation.method, note, tuple(items))

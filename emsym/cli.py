@@ -212,11 +212,11 @@ def cmd_check(args) -> int:
     return 0 if report.passed else 1
 
 
-def cmd_run(args) -> int:
+def _run_inputs(args):
+    """The spec (a vector family's d from the data), the data and the compiled model, each checked."""
     from .cache import get_derivation
     from .compile import compile_derivation
-    from .data import load_data, load_init_components
-    from .em import run_em
+    from .data import load_data
     from .family_spec import FamilySpec
 
     spec = _spec_for(args)
@@ -229,12 +229,9 @@ def cmd_run(args) -> int:
             f"model {spec.label()!r} has components {spec.components!r} and dim {spec.dim!r}; "
             "running EM needs whole numbers: write a model file with e.g. components: 3"
         )
-    if args.tol < 0:
-        raise EmsymError(f"--tol should be >= 0, but got {args.tol}")
-    if args.param_tol < 0:
-        raise EmsymError(f"--param-tol should be >= 0, but got {args.param_tol}")
-    if args.max_iter < 0:
-        raise EmsymError(f"--max-iter should be >= 0, but got {args.max_iter}")
+    for flag, value in (("--tol", args.tol), ("--param-tol", args.param_tol), ("--max-iter", args.max_iter)):
+        if value < 0:
+            raise EmsymError(f"{flag} should be >= 0, but got {value}")
     if args.iterations is not None and args.iterations < 0:
         raise EmsymError(f"--iterations should be >= 0, but got {args.iterations}")
     data = data or load_data(args.data)
@@ -251,6 +248,15 @@ def cmd_run(args) -> int:
         )
     model = compile_derivation(get_derivation(spec))
     model.check_data(data.X, args.data)
+    return spec, data, model
+
+
+def cmd_run(args) -> int:
+    from .data import load_init_components
+    from .em import run_em
+    from .family_spec import FamilySpec
+
+    spec, data, model = _run_inputs(args)
     init = None
     if args.init:
         fields = spec.family.parameter_names if isinstance(spec, FamilySpec) else None
@@ -278,7 +284,14 @@ def cmd_run(args) -> int:
         progress.done()
     if args.format == "json":
         print(_json(result.to_dict()))
-        return 0
+    else:
+        _print_run(args, spec, data, model, result)
+    return 0
+
+
+def _print_run(args, spec, data, model, result) -> None:
+    from .family_spec import FamilySpec
+
     n = data.X.shape[0]
     lab = "" if data.labels is None else f" ({int((data.labels > 0).sum())} labelled)"
     print(f"Model: {spec.label()} ({model.derivation.method}); data: {args.data}, {n} points{lab}")
@@ -311,7 +324,6 @@ def cmd_run(args) -> int:
         print("responsibilities (one row per point):")
         for row in result.responsibilities:
             print("  " + "  ".join(f"{v:.6f}" for v in row))
-    return 0
 
 
 def _family_table(result, spec) -> None:

@@ -21,11 +21,12 @@ from typing import Any, ClassVar
 import numpy as np
 import sympy as sp
 
-from .derive import Derivation, linearise
+from .derive import Derivation
 from .exceptions import DataError
 from .family_model import FamilyModel
 from .family_spec import FamilySpec
 from .options import Fixed
+from .summation import linearise
 
 __all__ = ["FamilyCompiledModel"]
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .derive import Derivation, Deriver, linearise, solve_for, with_counts
+from .derive import Derivation, Deriver, solve_for, with_counts
 from .family_model import FamilyModel
 from .family_spec import FamilySpec
 from .printing import Equation
 from .qfunction import Param
+from .summation import linearise
 
 __all__ = ["derive_family"]
 

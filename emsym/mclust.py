@@ -108,7 +108,7 @@ def derivation_steps(name: str, general_k: bool):
         )
     else:
         q = -sp.Sum(Nk[j] * d * sp.log(lam) + t[j] / lam, (j, 1, K)) / 2
-        from .derive import linearise  # sums: constants move out (linearity), as for every update
+        from .summation import linearise  # sums: constants move out (linearity), as for every update
 
         dq = linearise(sp.diff(q, lam))
         sol = sp.solve(dq, lam)
