@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-output
 
-.PHONY: demo test lint bench browser latex clean
+.PHONY: demo test lint bench browser latex rmclust clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/python -m emsym.demo $(DEMO)
 
-test: lint browser latex
+test: lint browser latex rmclust
 	$(BIN)/python -m pytest
 
 # ruff (lint and format) and mypy, configured in pyproject.toml; part of `make test`.
@@ -41,6 +41,17 @@ browser:
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	        || echo "could not install chromium: the browser test will be skipped"; \
 	    else echo "chromium not found and not installable here: the browser test will be skipped"; fi; }
+
+# `emsym select` is compared with R's mclust (Debian's r-cran-mclust, mclust 6) on the same data.
+# Installed where we can (root with apt-get); elsewhere that test is skipped with its reason.
+rmclust:
+	@Rscript -e 'library(mclust)' >/dev/null 2>&1 || \
+	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	      echo "installing R and mclust for the model-selection comparison (apt-get)"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	         r-base-core r-cran-mclust) >/dev/null 2>&1 \
+	        || echo "could not install R mclust: the mclust comparison will be skipped"; \
+	    else echo "R mclust not found and not installable here: the mclust comparison will be skipped"; fi; }
 
 # The LaTeX sheet and derivation tests compile with pdflatex (and read the PDF with poppler's
 # pdftotext), and the Markdown sheets must survive pandoc. Install Debian's packages where we can;

@@ -30,8 +30,9 @@ def _model_help() -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="emsym",
-        description="Derive, check, run, teach and grade EM for Gaussian mixture "
-        "variants: symbolic derivations, numeric proofs, worked solution sheets, safe grading.",
+        description="Derive, check, run, teach and grade EM for mixture models (Gaussian, Bernoulli, "
+        "multinomial, Poisson, exponential, your own density): symbolic derivations, numeric proofs, "
+        "model selection, worked solution sheets, safe grading.",
     )
     p.add_argument("--version", action="version", version=f"emsym {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -167,6 +168,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write question sheets (the problem and every prompt, no answers) to hand out before the solutions",
     )
+
+    sel = sub.add_parser("select", help="fit every covariance model and K and rank them by BIC (as R's Mclust)")
+    sel.add_argument("--data", required=True, metavar="FILE", help="CSV with a header, one point per row")
+    sel.add_argument("--components", default="1..9", metavar="K", help="a range (1..9, the default) or a list (2,3,5)")
+    sel.add_argument(
+        "--models", metavar="NAMES", help="comma-separated: E,V in one dimension; mclust names EII..VVV (default: all)"
+    )
+    sel.add_argument(
+        "--starts", type=int, default=10, help="k-means++ starts per fit, besides the hierarchical one (default 5)"
+    )
+    sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument("--max-iter", type=int, default=1000, metavar="N")
+    sel.add_argument("--tol", type=float, default=1e-8, metavar="T")
+    sel.add_argument("--plot", metavar="FILE", help="also write the BIC plot (PNG) here")
+    sel.add_argument("--format", choices=["text", "json"], default="text")
 
     a = sub.add_parser("validate", help="check exercise files against the schema")
     a.add_argument("path", metavar="PATH", help="an exercise YAML file or a folder of them")
@@ -349,6 +365,56 @@ def _gaussian_table(result, model) -> None:
         print(f"{k:>9}  {c['weight']:>12.8g}  {mean:>24}  {var:>12}")
     if not full:  # a full model's parameters are the table above
         print("parameters: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in result.params.items()))
+
+
+def cmd_select(args) -> int:
+    from .data import load_data
+    from .select import bic_plot, parse_components, select
+
+    ks = parse_components(args.components)
+    if args.max_iter < 1:
+        raise EmsymError(f"--max-iter should be >= 1, but got {args.max_iter}")
+    if not args.tol >= 0:
+        raise EmsymError(f"--tol should be >= 0, but got {args.tol}")
+    data = load_data(args.data)
+    if data.labels is not None:
+        raise EmsymError(f"{args.data}: select fits unlabelled data; remove the 'label' column")
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+
+    def progress(i, total, what):
+        sys.stderr.write(f"\r[{i}/{total}] {what}        ")
+        sys.stderr.flush()
+
+    sel = select(
+        data.X,
+        ks,
+        models,
+        starts=args.starts,
+        seed=args.seed,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        progress=progress if sys.stderr.isatty() else None,
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    if args.plot:
+        _write(args.plot, bic_plot(sel))
+    if args.format == "json":
+        print(_json(sel.to_dict(), indent=2))
+        return 0
+    print(f"{sel.n} points in {sel.d} dimension(s); BIC = 2 log L - p log n, higher is better (as mclust)")
+    print(f"{'rank':>4}  {'model':<5} {'K':>2}  {'log-likelihood':>15}  {'params':>6}  {'BIC':>12}  {'ICL':>12}  start")
+    for i, f in enumerate(sel.fits, start=1):
+        if f.error:
+            print(f"{'-':>4}  {f.model:<5} {f.K:>2}  failed: {f.error}")
+            continue
+        note = "" if f.converged else " (not converged)"
+        print(
+            f"{i:>4}  {f.model:<5} {f.K:>2}  {f.loglik:>15.6f}  {f.n_params:>6}  {f.bic:>12.4f}  {f.icl:>12.4f}  "
+            f"{f.start}{note}"
+        )
+    print(f"best: {sel.best.model} with {sel.best.K} component(s)" + (f"; BIC plot: {args.plot}" if args.plot else ""))
+    return 0
 
 
 def cmd_grade(args) -> int:
@@ -636,6 +702,7 @@ class _Progress:
 
 
 _COMMANDS = {
+    "select": cmd_select,
     "derive": cmd_derive,
     "check": cmd_check,
     "run": cmd_run,
