@@ -108,7 +108,7 @@ def _stationary(model, XT, R, params, names, n) -> tuple[float, float]:
 
 
 def _sklearn_case(spec: ModelSpec):
-    if spec.mixing != "free" or spec.mean != "free":
+    if spec.mixing != "free" or spec.mean != "free" or spec.priors:  # scikit-learn fits by maximum likelihood
         return None
     if spec.dim == 1:
         return {"free": "full", "tied": "tied"}.get(spec.variance) if isinstance(spec.variance, str) else None
@@ -247,6 +247,8 @@ def _monotone_item(model, X, start: dict) -> CheckItem:
 
 
 def _sklearn_item(spec, model, X, start: dict) -> CheckItem:
+    if spec.priors:
+        return CheckItem("agrees with scikit-learn", None, "skipped: scikit-learn fits by maximum likelihood, not MAP")
     case = _sklearn_case(spec) if isinstance(spec, ModelSpec) else None
     if case is None:
         return CheckItem("agrees with scikit-learn", None, "skipped: scikit-learn has no such model")

@@ -291,6 +291,7 @@ class CompiledModel:
             for u in derivation.updates
         ]
         self._Q = None if m.full else comp(m.Q)
+        self._log_prior = comp(m.log_prior) if self.spec.priors else None
         self._mean = [comp(m.mean(c, m.l) if m.vector else m.mean(c)) for c in m.comps]
         self._variance = [
             comp(m.covariance(c) if m.full else m.variance(c, m.l) if m.diag else m.variance(c)) for c in m.comps
@@ -357,8 +358,8 @@ class CompiledModel:
         """The compiled Q function: sum_n sum_k gamma_nk (log w_k + log f_k(x_n))."""
         with np.errstate(divide="ignore", invalid="ignore"):
             if self._Q is None:  # full covariance: the same sum, from the Cholesky log densities
-                return float(np.sum(R * self.log_joint(X, params)))
-            return float(self._Q({"X": X, "R": R, "params": params, "memo": {}}))
+                return float(np.sum(R * self.log_joint(X, params))) + self.log_prior(params)
+            return float(np.sum(self._Q({"X": X, "R": R, "params": params, "memo": {}})))
 
     @property
     def n_free(self) -> int:
@@ -455,7 +456,10 @@ class CompiledModel:
         return floor
 
     def log_prior(self, params: dict) -> float:
-        return 0.0
+        """log p(theta) up to a constant (MAP-EM), 0 without priors."""
+        if self._log_prior is None:
+            return 0.0
+        return float(np.sum(self._log_prior({"params": params})))  # a sum over coordinates may keep an axis
 
     def guard(self, old: dict, new: dict, floor: float, warn) -> dict:
         """Keep the previous value of a non-finite update; hold variances (eigenvalues) at the floor."""

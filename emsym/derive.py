@@ -335,10 +335,30 @@ class _Deriver:
             "Q function",
             "Take the expectation of the complete-data log-likelihood under the E-step "
             "posterior: each z_nk becomes gamma_nk, computed at the old parameters and held fixed.",
-            Equation(self.Qsym, m.Q),
+            Equation(self.Qsym, m.Q_data),
         )
+        self.prior_steps()
         if self.spec.labelled:
             self.labelled_steps()
+
+    def prior_steps(self):
+        """MAP-EM: the log prior and the objective the M-step maximises (nothing without priors)."""
+        if not self.spec.priors:
+            return
+        m = self.m
+        self.add(
+            "Log prior (MAP-EM)",
+            "MAP-EM maximises the log posterior log p(x | theta) + log p(theta); its M-step maximises "
+            "Q + log p(theta). The prior, without its normalising constant ("
+            + "; ".join(f"{p.target} ~ {p.kind}({', '.join(str(h) for h in p.hyper)})" for p in self.spec.priors)
+            + "):",
+            Equation(sp.Function("log p")(sp.Symbol("theta")), m.log_prior),
+        )
+        self.add(
+            "MAP objective",
+            "From here on Q stands for Q + log p(theta), the objective of the MAP M-step.",
+            Equation(sp.Symbol("Q"), m.Q),
+        )
 
     def labelled_steps(self):
         """Semi-supervised EM (NYU Q3): points 1..M carry their component y_n, points M+1..N do not."""

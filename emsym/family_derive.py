@@ -74,20 +74,7 @@ class FamilyDeriver(Deriver):
             "posterior: each z_nk becomes gamma_nk, computed at the old parameters and held fixed.",
             Equation(self.Qsym, m.Q_data),
         )
-        if self.spec.priors:
-            self.add(
-                "Log prior (MAP-EM)",
-                "MAP-EM maximises the log posterior log p(x | theta) + log p(theta); its M-step maximises "
-                "Q + log p(theta). The prior, without its normalising constant ("
-                + "; ".join(f"{p.target} ~ {p.kind}({', '.join(str(h) for h in p.hyper)})" for p in self.spec.priors)
-                + "):",
-                Equation(sp.Function("log p")(sp.Symbol("theta")), m.log_prior),
-            )
-            self.add(
-                "MAP objective",
-                "From here on Q stands for Q + log p(theta), the objective of the MAP M-step.",
-                Equation(sp.Symbol("Q"), m.Q),
-            )
+        self.prior_steps()
         if self.spec.labelled:
             self.labelled_steps()
 

@@ -25,7 +25,7 @@ from typing import Any
 from .exceptions import SpecError
 from .families import FAMILIES, Family, family_names
 from .options import GENERAL_D, GENERAL_K, Fixed, Option, number, plain, short, suggest, whole_count
-from .priors import KINDS
+from .priors import parse_priors
 
 __all__ = ["MAX_COMPONENTS", "FamilySpec", "Prior", "family_spec_from_dict"]
 
@@ -245,44 +245,14 @@ def _mixing(value: Any, K, where: str) -> Option:
 
 
 def _priors(value: Any, family: Family, mixing, where: str) -> tuple[Prior, ...]:
-    if not isinstance(value, dict):
-        raise SpecError(
-            f"{where}: 'prior' should be a mapping such as {{weights: {{dirichlet: 2}}}}, but got {short(value)}"
-        )
-    targets = ["weights", *family.parameter_names]
+    targets = {"weights": "simplex", **{p.name: _prior_domain(p) for p in family.parameters}}
     out = []
-    for target, spec in value.items():
-        at = f"{where}: 'prior.{target}'"
-        if target not in targets:
-            raise SpecError(
-                f"{where}: 'prior' has the unknown key {target!r}{suggest(str(target), targets)} "
-                f"(valid: {', '.join(targets)})"
-            )
-        domain = "simplex" if target == "weights" else _prior_domain(family.parameter(target))
-        allowed = [k for k, pk in KINDS.items() if pk.domain == domain]
-        if not isinstance(spec, dict) or len(spec) != 1:
-            raise SpecError(f"{at} should name one prior, e.g. {{{allowed[0]}: ...}}, but got {short(spec)}")
-        ((kind, raw),) = spec.items()
-        if kind not in allowed:
-            raise SpecError(
-                f"{at}: {kind!r} is not a prior emsym derives for "
-                f"{'the weights' if target == 'weights' else target}; expected {' or '.join(allowed)}"
-                f"{suggest(str(kind), allowed)}"
-            )
+    for target, kind, hyper in parse_priors(value, targets, where, SpecError):
         if target == "weights" and mixing != "free":
-            raise SpecError(f"{at}: a prior on the weights needs mixing: free, but mixing is {short(mixing)}")
-        pk = KINDS[kind]
-        given = raw if isinstance(raw, list) else [raw]
-        if len(given) != len(pk.hyper):
             raise SpecError(
-                f"{where}: 'prior.{target}.{kind}' should be {len(pk.hyper)} number(s) "
-                f"({', '.join(pk.hyper)}; {pk.text}), but got "
-                f"{short(raw)}"
+                f"{where}: 'prior.weights': a prior on the weights needs mixing: free, but mixing is {short(mixing)}"
             )
-        hyper = tuple(number(h, f"{where}: 'prior.{target}.{kind}'") for h in given)
-        if any(h <= 0 for h in hyper):
-            raise SpecError(f"{where}: 'prior.{target}.{kind}' should be {pk.text}, but got {short(raw)}")
-        out.append(Prior(str(target), kind, hyper))
+        out.append(Prior(target, kind, hyper))
     return tuple(out)
 
 

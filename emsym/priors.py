@@ -8,6 +8,8 @@ family parameter) and naming its kind::
       rate: {gamma: [2, 1]}          # shape a, rate b
       p: {beta: [2, 2]}              # a, b (on every p_kl)
       p: {dirichlet: 2}              # on each component's probability vector
+      mean: {normal: [0, 100]}       # Gaussian: m0, v0 (on every mean coordinate)
+      variance: {inverse-gamma: [2, 1]}   # Gaussian: a, b (on every variance)
 
 The log density is written without its normalising constant (it does not change the M-step or
 whether the objective rises), so the reported log posterior is log-likelihood + log prior up to
@@ -22,7 +24,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-__all__ = ["KINDS", "PriorKind", "log_prior_term"]
+__all__ = ["KINDS", "PriorKind", "log_prior_term", "parse_priors", "valid_hyper"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,16 @@ KINDS = {
     "gamma": PriorKind("gamma", ("a", "b"), "positive", "Gamma(a, b) with shape a > 0 and rate b > 0"),
     "beta": PriorKind("beta", ("a", "b"), "unit", "Beta(a, b) with a > 0 and b > 0"),
     "dirichlet": PriorKind("dirichlet", ("alpha",), "simplex", "Dirichlet(alpha) with every alpha > 0"),
+    "normal": PriorKind("normal", ("m0", "v0"), "real", "Normal(m0, v0) with a mean m0 and a variance v0 > 0"),
+    "inverse-gamma": PriorKind(
+        "inverse-gamma", ("a", "b"), "variance", "InvGamma(a, b) on a variance, with shape a > 0 and scale b > 0"
+    ),
 }
+
+
+def valid_hyper(kind: str, hyper: tuple) -> bool:
+    """Whether the hyperparameters are in range (every one > 0, except a normal prior's mean)."""
+    return all(h > 0 for h in (hyper[1:] if kind == "normal" else hyper))
 
 
 def _r(v: Fraction) -> sp.Rational:
@@ -62,4 +73,56 @@ def log_prior_term(kind: str, hyper: tuple, value: Callable[[sp.Expr | None], sp
     if kind == "dirichlet":
         (alpha,) = hyper
         return (_r(alpha) - 1) * sp.log(value(coord))
+    if kind == "normal":
+        m0, v0 = _r(hyper[0]), _r(hyper[1])
+        return -((value(coord) - m0) ** 2) / (2 * v0)
+    if kind == "inverse-gamma":
+        a, b = (_r(h) for h in hyper)
+        v = value(coord)
+        return -(a + 1) * sp.log(v) - b / v
     raise KeyError(kind)
+
+
+def parse_priors(value, targets: dict[str, str], where: str, error) -> list[tuple[str, str, tuple]]:
+    """Read a ``prior:`` mapping: target -> {kind: hyperparameters}, each kind allowed for its target's domain.
+
+    ``targets`` maps each name a prior may be on to its domain (``simplex`` for the weights); returns
+    (target, kind, exact hyperparameters) and raises ``error`` with one line naming the key.
+    """
+    from .options import number, short, suggest
+
+    if not isinstance(value, dict):
+        raise error(
+            f"{where}: 'prior' should be a mapping such as {{weights: {{dirichlet: 2}}}}, but got {short(value)}"
+        )
+    out = []
+    for target, spec in value.items():
+        if target not in targets:
+            raise error(
+                f"{where}: 'prior' has the unknown key {target!r}{suggest(str(target), targets)} "
+                f"(valid: {', '.join(targets)})"
+            )
+        allowed = [k for k, pk in KINDS.items() if pk.domain == targets[target]]
+        if not isinstance(spec, dict) or len(spec) != 1:
+            raise error(
+                f"{where}: 'prior.{target}' should name one prior, e.g. {{{allowed[0]}: ...}}, but got {short(spec)}"
+            )
+        ((kind, raw),) = spec.items()
+        if kind not in allowed:
+            raise error(
+                f"{where}: 'prior.{target}': {kind!r} is not a prior emsym derives for "
+                f"{'the weights' if target == 'weights' else target}; expected {' or '.join(allowed)}"
+                f"{suggest(str(kind), allowed)}"
+            )
+        pk = KINDS[kind]
+        given = raw if isinstance(raw, list) else [raw]
+        at = f"{where}: 'prior.{target}.{kind}'"
+        if len(given) != len(pk.hyper):
+            raise error(
+                f"{at} should be {len(pk.hyper)} number(s) ({', '.join(pk.hyper)}; {pk.text}), but got {short(raw)}"
+            )
+        hyper = tuple(number(h, at) for h in given)
+        if not valid_hyper(kind, hyper):
+            raise error(f"{at} should be {pk.text}, but got {short(raw)}")
+        out.append((str(target), kind, hyper))
+    return out

@@ -26,8 +26,9 @@ from typing import Any, Union
 
 from . import mclust
 from .exceptions import SpecError
-from .family_spec import FamilySpec, family_spec_from_dict
+from .family_spec import FamilySpec, Prior, family_spec_from_dict
 from .options import GENERAL_D, GENERAL_K, LIMITS, Fixed, Option, _count, _number, _plain, suggest
+from .priors import parse_priors
 from .safeio import load_yaml, read_text
 
 __all__ = ["LIMITS", "PRESETS", "FamilySpec", "Fixed", "ModelSpec", "Spec", "load_spec", "preset_names", "suggest"]
@@ -68,6 +69,7 @@ class ModelSpec:
     variance: Option = "free"
     covariance: str = "full"
     labelled: bool = False
+    priors: tuple[Prior, ...] = ()  # MAP-EM: Dirichlet on the weights, Normal on means, InvGamma on variances
     name: str | None = dataclasses.field(default=None, compare=False)
     description: str | None = dataclasses.field(default=None, compare=False)
 
@@ -104,6 +106,8 @@ class ModelSpec:
         }
         if self.labelled:
             out["labelled"] = True
+        if self.priors:
+            out["prior"] = {p.target: p.to_dict() for p in self.priors}
         if self.name:
             out["name"] = self.name
         return out
@@ -134,11 +138,6 @@ class ModelSpec:
             return None
         return dataclasses.replace(self, components=GENERAL_K)
 
-    @property
-    def priors(self) -> tuple:
-        """MAP-EM priors: none for the Gaussian family so far."""
-        return ()
-
     def label(self) -> str:
         return self.name or "model"
 
@@ -147,7 +146,19 @@ Spec = Union[ModelSpec, FamilySpec]  # noqa: UP007 - a runtime alias: any model 
 
 
 # -- parsing ---------------------------------------------------------------------------
-_KEYS = ("family", "components", "dim", "mixing", "mean", "variance", "covariance", "labelled", "name", "description")
+_KEYS = (
+    "family",
+    "components",
+    "dim",
+    "mixing",
+    "mean",
+    "variance",
+    "covariance",
+    "labelled",
+    "prior",
+    "name",
+    "description",
+)
 _CHOICES = {
     "mixing": ("free", "equal", "bernoulli"),
     "mean": ("free", "shared"),
@@ -369,7 +380,35 @@ def spec_from_dict(data: Any, where: str = "model") -> Spec:
             f"{where}: nothing to estimate: mixing, mean and variance are all fixed or equal; "
             f"make at least one of them free, shared or tied"
         )
-    return ModelSpec(covariance=cov, name=data.get("name"), description=data.get("description"), **kw)
+    priors = _gaussian_priors(data["prior"], kw, cov, where) if "prior" in data else ()
+    return ModelSpec(covariance=cov, priors=priors, name=data.get("name"), description=data.get("description"), **kw)
+
+
+def _gaussian_priors(value: Any, kw: dict, cov: str, where: str) -> tuple[Prior, ...]:
+    """Dirichlet on free weights, Normal on free or shared means, InvGamma on free or tied variances."""
+    vector = kw["dim"] == GENERAL_D or kw["dim"] > 1
+    matrix = vector and (cov == "full" or cov in mclust.DECOMPOSED)
+    out = []
+    targets = {"weights": "simplex", "mean": "real", "variance": "variance"}
+    for target, kind, hyper in parse_priors(value, targets, where, SpecError):
+        option = kw["mixing" if target == "weights" else target]
+        estimated = {"weights": ("free",), "mean": ("free", "shared"), "variance": ("free", "tied")}[target]
+        if option not in estimated:
+            raise SpecError(
+                f"{where}: 'prior.{target}': the {target} is {_plain_option(option)}, so a prior on it changes "
+                f"nothing; a prior needs {' or '.join(estimated)} {target}"
+            )
+        if matrix and target != "weights":
+            raise SpecError(
+                f"{where}: 'prior.{target}': priors on the means and covariances of a full or mclust covariance "
+                "(a Normal-inverse-Wishart) are not derived yet; use covariance: diag or spherical, or no prior"
+            )
+        out.append(Prior(target, kind, hyper))
+    return tuple(out)
+
+
+def _plain_option(option: Any) -> str:
+    return "fixed" if isinstance(option, Fixed) else str(option)
 
 
 # -- presets (the seed variants) -------------------------------------------------------

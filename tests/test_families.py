@@ -425,3 +425,47 @@ def test_family_exercises_match_hand_computations():
     assert parts["loglik-init"].answer == pytest.approx(_loglik(X, init, logpdf), rel=1e-12)
     step = _hand_em_step("multinomial", X, init, logpdf)
     assert parts["p11-one"].answer == pytest.approx(step[0]["p"][0], rel=1e-12)
+
+
+# -- MAP-EM for the Gaussian ---------------------------------------------------------------------
+def test_gaussian_map_updates_are_the_posterior_modes():
+    """Normal(m0, v0) on the means, InvGamma(a, b) on the variances, Dirichlet(alpha) on the weights:
+    mu_k = (S_k/s_k + m0/v0)/(N_k/s_k + 1/v0), s_k = (sum_n gamma_nk (x_n - mu_k)^2 + 2b)/(N_k + 2a + 2)."""
+    prior = {"weights": {"dirichlet": 3}, "mean": {"normal": [1, 4]}, "variance": {"inverse-gamma": [2, 1]}}
+    spec = load_spec({"components": 2, "prior": prior})
+    d = get_derivation(spec)
+    assert d.method == "ECM"  # the mean's update uses the variance and back: conditional maximisation
+    assert any(s.title == "Log prior (MAP-EM)" for s in d.steps)
+    model = compile_derivation(d)
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(0, 1, 40), rng.normal(5, 2, 30)])
+    R = rng.dirichlet(np.ones(2), size=70).T
+    old = {"pi_1": 0.5, "pi_2": 0.5, "mu_1": 0.0, "mu_2": 4.0, "sigma2_1": 1.5, "sigma2_2": 3.0}
+    new = model.m_step(x[None], R, old)
+    Nk = R.sum(axis=1)
+    assert [new["pi_1"], new["pi_2"]] == pytest.approx((Nk + 2) / (70 + 4), rel=1e-13)
+    for k in (1, 2):
+        s_old, r = old[f"sigma2_{k}"], R[k - 1]
+        mu = (r @ x / s_old + 1 / 4) / (Nk[k - 1] / s_old + 1 / 4)
+        assert new[f"mu_{k}"] == pytest.approx(mu, rel=1e-13)
+        assert new[f"sigma2_{k}"] == pytest.approx((r @ (x - mu) ** 2 + 2) / (Nk[k - 1] + 6), rel=1e-13)
+    report = check(spec, n=300)
+    assert report.passed
+    assert [i.passed for i in report.items][-1] is None  # no scikit-learn comparison for MAP
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            {"components": 2, "variance": {"fixed": [1, 2]}, "prior": {"variance": {"inverse-gamma": [2, 1]}}},
+            "changes nothing",
+        ),
+        ({"components": 2, "dim": 2, "prior": {"mean": {"normal": [0, 1]}}}, "not derived yet"),
+        ({"components": 2, "prior": {"mean": {"gamma": [1, 1]}}}, "expected normal"),
+        ({"components": 2, "prior": {"variance": {"inverse-gamma": [2, -1]}}}, "scale b > 0"),
+    ],
+)
+def test_bad_gaussian_priors(model, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(model)
