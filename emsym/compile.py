@@ -25,6 +25,7 @@ import sympy as sp
 from . import mclust
 from .derive import Derivation
 from .exceptions import DataError, NotPositiveDefinite
+from .options import Linked
 from .qfunction import MatSum, split_scalar
 from .seeding import kmeanspp, overall_variance
 from .spec import Fixed, ModelSpec
@@ -431,6 +432,8 @@ class CompiledModel:
                     "variance": var * spread[k] if isinstance(spec.variance, str) else None,
                 }
             )
+        _apply_links(comps, spec.mean, "mean", [float(m[0]) for m in means])
+        _apply_links(comps, spec.variance, "variance", [var] * self.K)
         return self.params_from_components(comps, where="default init")
 
     def check_data(self, X: np.ndarray, where: str = "data") -> None:
@@ -538,6 +541,8 @@ class CompiledModel:
                     else None,
                 }
             )
+        _apply_links(comps, spec.mean, "mean", [4.0 * k - 2.0 for k in range(K)])  # linked: a consistent truth
+        _apply_links(comps, spec.variance, "variance", [1.0 + k for k in range(K)])
         return self.params_from_components(comps, where="check truth")
 
     @staticmethod
@@ -638,6 +643,17 @@ class CompiledModel:
             if p.name == "theta":
                 params[p.name] = _need(comps[1], field, f"{where}: components[1].weight (theta)")
                 continue
+            link = getattr(self.spec, field) if field in ("mean", "variance") else None
+            if isinstance(link, Linked) and p.name in link.names:  # value = coefficient * name
+                implied = [
+                    float(np.ravel(c[field])[0]) / float(e[0])
+                    for c, e in zip(comps, link.entries)
+                    if isinstance(e, tuple) and e[1] == p.name and c.get(field) is not None
+                ]
+                if not implied:
+                    raise DataError(f"{where}: give a {field} for a component linked to {p.name!r}")
+                params[p.name] = implied[0]  # the others must agree: checked with the model's view below
+                continue
             if p.comp is not None:
                 given = _need(comps[p.comp - 1], field, f"{where}: components[{p.comp - 1}].{field}")
                 if p.matrix:
@@ -690,6 +706,13 @@ class CompiledModel:
                 elif g is not None and field == "variance":
                     self._refuse_matrix(g, f"{where}: components[{k}].covariance")
                 if g is not None and not np.allclose(g, value, rtol=1e-9, atol=1e-12):
+                    link = getattr(self.spec, field, None) if field in ("mean", "variance") else None
+                    if isinstance(link, Linked):
+                        raise DataError(
+                            f"{where}: components[{k}].{field} is {_show(np.ravel(g)[0])}, but the model links the "
+                            f"{field}s as {link.as_list()}, which with the other components' values makes it "
+                            f"{_show(np.ravel(value)[0])}; give starting values that satisfy the link"
+                        )
                     raise DataError(
                         f"{where}: components[{k}].{field} is {_show(g)}, but the model fixes it "
                         f"at {_show(value)}; leave it out or make it match"
@@ -701,6 +724,18 @@ class CompiledModel:
                 f"{[_show(c['weight']) for c in view]} (sum {total:g})"
             )
         return params
+
+
+def _apply_links(comps: list[dict], option, field: str, guesses: list[float]) -> None:
+    """Starting values that satisfy linked constraints: each name by least squares from the guesses."""
+    if not isinstance(option, Linked):
+        return
+    value = {}
+    for name in option.names:
+        pairs = [(float(e[0]), g) for e, g in zip(option.entries, guesses) if isinstance(e, tuple) and e[1] == name]
+        value[name] = sum(c * g for c, g in pairs) / sum(c * c for c, _ in pairs)
+    for comp, e, g in zip(comps, option.entries, guesses):
+        comp[field] = g if e is None else float(e[0]) * value[e[1]] if isinstance(e, tuple) else None
 
 
 def _block_update(name: str, scatter: list, counts: list) -> Fn:

@@ -15,7 +15,24 @@ from typing import Any, Union
 
 from .exceptions import SpecError
 
-__all__ = ["GENERAL_D", "GENERAL_K", "LIMITS", "Fixed", "Option", "number", "short", "suggest", "whole_count"]
+__all__ = [
+    "GENERAL_D",
+    "GENERAL_K",
+    "LIMITS",
+    "Fixed",
+    "Linked",
+    "Option",
+    "linked_entry",
+    "number",
+    "short",
+    "suggest",
+    "whole_count",
+]
+
+_LINKED = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)?)\s*\*?\s*([A-Za-z][A-Za-z0-9]{0,15})\s*", re.ASCII)
+RESERVED = frozenset(
+    {"pi", "mu", "sigma2", "theta", "x", "gamma", "N", "K", "d", "n", "j", "k", "i", "l", "e", "lambda"}
+)
 
 GENERAL_K = "K"
 GENERAL_D = "d"
@@ -34,7 +51,33 @@ class Fixed:
         return [_plain(v) for v in self.values]
 
 
-Option = Union[str, Fixed]  # noqa: UP007 - a runtime alias: `str | Fixed` needs Python 3.10's types at import
+@dataclass(frozen=True)
+class Linked:
+    """Linear constraints between components, as mixtools' ``mean.constr``: one entry per component.
+
+    An entry is None (the component's own free parameter), an exact number (fixed), or
+    (coefficient, name): the value is coefficient * name, and every entry with the same name
+    shares that one free parameter (``[-a, a]``: equal and opposite means).
+    """
+
+    entries: tuple
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(e[1] for e in self.entries if isinstance(e, tuple)))
+
+    def as_list(self) -> list:
+        out = []
+        for e in self.entries:
+            if isinstance(e, tuple):
+                coef, name = e
+                out.append(name if coef == 1 else f"-{name}" if coef == -1 else f"{_plain(coef)}{name}")
+            else:
+                out.append(None if e is None else _plain(e))
+        return out
+
+
+Option = Union[str, Fixed, Linked]  # noqa: UP007 - a runtime alias: `str | Fixed` needs Python 3.10's types at import
 
 
 def _plain(v: Any) -> Any:
@@ -111,3 +154,25 @@ number = _number
 short = _short
 whole_count = _count
 plain = _plain
+
+
+def linked_entry(raw: Any, at: str):
+    """One entry of a ``linked`` list: None (free), a number (fixed), or 'coef name' such as -a, 0.5b, 2*c."""
+    if raw is None:
+        return None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return _number(raw, at)
+    if isinstance(raw, str):
+        m = _LINKED.fullmatch(raw)
+        if m:
+            text, name = m.group(1), m.group(2)
+            if name in RESERVED:
+                raise SpecError(f"{at}: {name!r} is one of emsym's own names; call the linked parameter e.g. 'a'")
+            coef = Fraction(-1 if text == "-" else 1 if text in ("", "+") else Fraction(text))
+            if coef == 0:
+                raise SpecError(f"{at} should have a nonzero coefficient, but got {raw!r}")
+            return (coef, name)
+    raise SpecError(
+        f"{at} should be null (free), a number (fixed) or a coefficient and a name such as a, -a or 0.5b "
+        f"(mixtools' constraint form), but got {_short(raw)}"
+    )

@@ -27,6 +27,7 @@ from typing import Any, Union
 import sympy as sp
 
 from . import mclust
+from .options import Linked
 from .printing import Equation, Normal, QuadForm
 from .priors import log_prior_term
 from .spec import Fixed, ModelSpec
@@ -162,6 +163,8 @@ class SymbolicModel:
         elif s.mean == "shared":
             sym = self.mean(1) if self.full else self.mu_[self.l] if v else self.mu_shared
             yield Param(sym, "mu", "mean", "real", None, v)
+        elif isinstance(s.mean, Linked):
+            yield from self._linked_params(s.mean, "mean", "real")
         if self.mclust:
             yield Param(sp.MatrixSymbol("Sigma", self.d, self.d), "Sigma", "variance", "mclust", None)
             return
@@ -172,6 +175,9 @@ class SymbolicModel:
             elif s.variance == "tied":
                 yield Param(self.covariance(1), "Sigma", "variance", "pd", None)
             return
+        if isinstance(s.variance, Linked):
+            yield from self._linked_params(s.variance, "variance", "positive")
+            return
         if s.variance == "free":
             for c in self.comps:
                 sym = self.sigma2_[c, self.l] if self.diag else self.sigma2_[c]
@@ -179,6 +185,27 @@ class SymbolicModel:
         elif s.variance == "tied":
             sym = self.sigma2_[self.l] if self.diag else self.sigma2_tied
             yield Param(sym, "sigma2", "variance", "positive", None, self.diag)
+
+    def _linked_params(self, opt: Linked, kind: str, domain: str):
+        """A linked option: the components left free keep their own parameter; each name is one parameter."""
+        base, own = (self.mu_, "mu") if kind == "mean" else (self.sigma2_, "sigma2")
+        for c, e in zip(self.comps, opt.entries):
+            if e is None:
+                yield Param(base[c], self._name(own, c), kind, domain, c)
+        for name in opt.names:
+            yield Param(self._linked_symbol(name, domain), name, kind, domain, None)
+
+    @staticmethod
+    def _linked_symbol(name: str, domain: str) -> sp.Symbol:
+        return sp.Symbol(name, positive=True) if domain == "positive" else sp.Symbol(name, real=True)
+
+    def _linked_value(self, opt: Linked, c: Index, own, domain: str) -> sp.Expr:
+        e = opt.entries[int(c) - 1]
+        if e is None:
+            return own
+        if isinstance(e, tuple):
+            return _exact(e[0]) * self._linked_symbol(e[1], domain)
+        return _exact(e)
 
     def _comp(self, c):
         return None if self.general else c
@@ -206,6 +233,8 @@ class SymbolicModel:
         if self.full:
             name = "mu" if s.mean == "shared" else f"m_{c}" if isinstance(s.mean, Fixed) else f"mu_{c}"
             return sp.MatrixSymbol(name, self.d, 1)
+        if isinstance(s.mean, Linked):
+            return self._linked_value(s.mean, c, self.mu_[c], "real")
         if isinstance(s.mean, Fixed):
             if self.vector:
                 return self.m_fixed[c, coord]
@@ -221,6 +250,8 @@ class SymbolicModel:
             if isinstance(s.variance, Fixed):
                 return self.s_fixed[c, coord]
             return self.sigma2_[coord] if s.variance == "tied" else self.sigma2_[c, coord]
+        if isinstance(s.variance, Linked):
+            return self._linked_value(s.variance, c, self.sigma2_[c], "positive")
         if isinstance(s.variance, Fixed):
             return _exact(s.variance.values[c - 1])
         if s.variance == "tied":

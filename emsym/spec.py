@@ -27,7 +27,7 @@ from typing import Any, Union
 from . import mclust
 from .exceptions import SpecError
 from .family_spec import FamilySpec, Prior, family_spec_from_dict
-from .options import GENERAL_D, GENERAL_K, LIMITS, Fixed, Option, _count, _number, _plain, suggest
+from .options import GENERAL_D, GENERAL_K, LIMITS, Fixed, Linked, Option, _count, _number, _plain, linked_entry, suggest
 from .priors import parse_priors
 from .safeio import load_yaml, read_text
 
@@ -93,6 +93,8 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         def opt(o: Option) -> Any:
+            if isinstance(o, Linked):
+                return {"linked": o.as_list()}
             return {"fixed": o.as_list()} if isinstance(o, Fixed) else o
 
         out = {
@@ -134,7 +136,8 @@ class ModelSpec:
         """
         if self.general_k:
             return self
-        if any(isinstance(o, Fixed) for o in (self.mixing, self.mean, self.variance)) or self.mixing == "bernoulli":
+        pinned = (Fixed, Linked)
+        if any(isinstance(o, pinned) for o in (self.mixing, self.mean, self.variance)) or self.mixing == "bernoulli":
             return None
         return dataclasses.replace(self, components=GENERAL_K)
 
@@ -179,18 +182,59 @@ def _option(data: dict, key: str, where: str) -> Option:
         return value
     if isinstance(value, list):
         raise SpecError(f"{where}: '{key}' got a bare list {value!r}; write {key}: {{fixed: {value!r}}}")
+    if isinstance(value, dict) and key in ("mean", "variance") and list(value) == ["linked"]:
+        entries = value["linked"]
+        if not isinstance(entries, list) or not entries:
+            raise SpecError(
+                f"{where}: '{key}.linked' should be a list with one entry per component, but got {entries!r}"
+            )
+        return Linked(tuple(linked_entry(e, f"{where}: '{key}.linked[{i}]'") for i, e in enumerate(entries)))
     if isinstance(value, dict):
         extra = [k for k in value if k != "fixed"]
         if extra or "fixed" not in value:
             bad = extra[0] if extra else "(nothing)"
             raise SpecError(
-                f"{where}: '{key}' as a mapping takes only the key 'fixed', but got {bad!r}{suggest(bad, ['fixed'])}"
+                f"{where}: '{key}' as a mapping takes only the key 'fixed'"
+                + (" or 'linked'" if key in ("mean", "variance") else "")
+                + f", but got {bad!r}{suggest(bad, ['fixed', 'linked'])}"
             )
         values = value["fixed"]
         if not isinstance(values, list) or not values:
             raise SpecError(f"{where}: '{key}.fixed' should be a list with one value per component, but got {values!r}")
         return Fixed(tuple(values))  # checked against K and dim in _check_fixed
     raise SpecError(f"{where}: '{key}' should be one of {', '.join(choices)} or {{fixed: [...]}}, but got {value!r}")
+
+
+def _check_linked(kw: dict, where: str) -> None:
+    """Linked means or variances (mixtools' constraints): one dimension, one entry per component."""
+    names: dict[str, str] = {}
+    for key in ("mean", "variance"):
+        opt = kw[key]
+        if not isinstance(opt, Linked):
+            continue
+        if kw["dim"] != 1:
+            raise SpecError(
+                f"{where}: '{key}.linked' is for one-dimensional data (as mixtools), but dim is {kw['dim']!r}"
+            )
+        if kw["components"] == GENERAL_K or len(opt.entries) != kw["components"]:
+            raise SpecError(
+                f"{where}: '{key}.linked' should have one entry per component ({kw['components']}), "
+                f"but got {len(opt.entries)}"
+            )
+        if not opt.names:
+            raise SpecError(
+                f"{where}: '{key}.linked' links nothing (no entry names a parameter); "
+                f"use {key}: free or {{fixed: [...]}}"
+            )
+        for i, e in enumerate(opt.entries):
+            if key == "variance" and e is not None and (e[0] if isinstance(e, tuple) else e) <= 0:
+                raise SpecError(
+                    f"{where}: 'variance.linked[{i}]' should be a positive multiple of a name or a variance > 0, "
+                    f"but got {opt.as_list()[i]!r}"
+                )
+        for name in opt.names:
+            if names.setdefault(name, key) != key:
+                raise SpecError(f"{where}: the linked name {name!r} is used by both the means and the variances")
 
 
 def _check_fixed(spec_kw: dict, where: str) -> None:
@@ -359,6 +403,7 @@ def spec_from_dict(data: Any, where: str = "model") -> Spec:
         if text_key in data and not isinstance(data[text_key], str):
             raise SpecError(f"{where}: '{text_key}' should be text, but got {data[text_key]!r}")
     _check_fixed(kw, where)
+    _check_linked(kw, where)
     kw.pop("covariance")
     K, dim = kw["components"], kw["dim"]
     vector = dim == GENERAL_D or dim > 1
@@ -373,7 +418,7 @@ def spec_from_dict(data: Any, where: str = "model") -> Spec:
     free = [
         k
         for k in ("mixing", "mean", "variance")
-        if isinstance(kw[k], str) and kw[k] in ("free", "bernoulli", "shared", "tied")
+        if (isinstance(kw[k], str) and kw[k] in ("free", "bernoulli", "shared", "tied")) or isinstance(kw[k], Linked)
     ]
     if not free:
         raise SpecError(
@@ -393,7 +438,7 @@ def _gaussian_priors(value: Any, kw: dict, cov: str, where: str) -> tuple[Prior,
     for target, kind, hyper in parse_priors(value, targets, where, SpecError):
         option = kw["mixing" if target == "weights" else target]
         estimated = {"weights": ("free",), "mean": ("free", "shared"), "variance": ("free", "tied")}[target]
-        if option not in estimated:
+        if isinstance(option, Fixed) or (isinstance(option, str) and option not in estimated):
             raise SpecError(
                 f"{where}: 'prior.{target}': the {target} is {_plain_option(option)}, so a prior on it changes "
                 f"nothing; a prior needs {' or '.join(estimated)} {target}"

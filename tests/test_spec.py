@@ -54,7 +54,7 @@ def test_fixed_values_are_exact():
         ({"dim": "d", "variance": {"fixed": [[[1]], [[1]]]}}, r"need a whole number for 'dim'"),
         ({"mixing": "equal", "mean": {"fixed": [0, 1]}, "variance": {"fixed": [1, 1]}}, r"nothing to estimate"),
         ({"dim": 2, "covariance": "spherical", "mean": {"fixed": [1, 2]}}, r"should be a list of 2 numbers"),
-        ({"variance": {"fixd": [1, 2]}}, r"takes only the key 'fixed', but got 'fixd'; did you mean 'fixed'\?"),
+        ({"variance": {"fixd": [1, 2]}}, r"'fixed' or 'linked', but got 'fixd'; did you mean 'fixed'\?"),
         ("not a mapping", r"neither a preset"),
     ],
 )

@@ -1,0 +1,89 @@
+"""Linked parameters (mixtools' mean.constr / sd.constr form): derived, run, and against a direct optimiser."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emsym.cache import get_derivation
+from emsym.check import check
+from emsym.cli import main
+from emsym.exceptions import SpecError
+from emsym.spec import load_spec
+
+stats = pytest.importorskip("scipy.stats")
+optimize = pytest.importorskip("scipy.optimize")
+special = pytest.importorskip("scipy.special")
+
+
+def test_equal_and_opposite_means_derive_the_weighted_closed_form():
+    d = get_derivation(load_spec({"components": 2, "mean": {"linked": ["-a", "a"]}}))
+    assert d.method == "ECM"  # a uses the variances, the variances use a
+    assert d.update("a").text == (
+        "(sigma2_1*sum_{n=1}^{N} (x_n*gamma_n2) - sigma2_2*sum_{n=1}^{N} (x_n*gamma_n1))/(N_1*sigma2_2 + N_2*sigma2_1)"
+    )
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"components": 2, "mean": {"linked": ["-a", "a"]}},
+        {"components": 3, "mean": {"linked": ["-a", None, "2a"]}, "variance": {"linked": ["s", "s", "2s"]}},
+        {"components": 3, "mean": {"linked": [0, "b", "b"]}},
+    ],
+)
+def test_linked_models_pass_check(model):
+    assert check(load_spec(model), n=400).passed
+
+
+def test_em_reaches_the_constrained_maximum_of_a_direct_optimiser(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(-2.0, 1.0, 150), rng.normal(2.0, 1.5, 100)])
+    model = {"components": 2, "mean": {"linked": ["-a", "a"]}}
+    (tmp_path / "m.yaml").write_text(json.dumps(model))
+    (tmp_path / "d.csv").write_text("x\n" + "\n".join(repr(float(v)) for v in x) + "\n")
+    init = {"components": [{"weight": 0.5, "mean": -1, "variance": 1}, {"weight": 0.5, "mean": 1, "variance": 1}]}
+    (tmp_path / "i.json").write_text(json.dumps(init))
+    args = ["run", str(tmp_path / "m.yaml"), "--data", str(tmp_path / "d.csv"), "--init", str(tmp_path / "i.json")]
+    assert main([*args, "--format", "json", "--tol", "1e-12"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    means = [c["mean"][0] for c in out["components"]]
+    assert means[0] == pytest.approx(-means[1], rel=1e-12)
+
+    def nll(t):  # t = (logit of weight 2, a, log variance 1, log variance 2)
+        w = special.expit(t[0])
+        a, v1, v2 = t[1], np.exp(t[2]), np.exp(t[3])
+        return -np.sum(
+            np.logaddexp(
+                np.log1p(-w) + stats.norm.logpdf(x, -a, np.sqrt(v1)), np.log(w) + stats.norm.logpdf(x, a, np.sqrt(v2))
+            )
+        )
+
+    res = optimize.minimize(nll, [0.0, 1.0, 0.0, 0.0], method="BFGS", options={"gtol": 1e-9})
+    assert out["loglik"][-1] >= -res.fun - 1e-6
+    assert means[1] == pytest.approx(res.x[1], abs=1e-4)
+    # inconsistent starting means are refused
+    init["components"][1]["mean"] = 2
+    (tmp_path / "i.json").write_text(json.dumps(init))
+    assert main(args) == 2
+    assert "components[1].mean is 2.0, but the model links the means as ['-a', 'a']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"components": 2, "mean": {"linked": ["-a", "a", "a"]}}, "one entry per component"),
+        ({"components": 2, "dim": 2, "mean": {"linked": ["-a", "a"]}}, "one-dimensional"),
+        ({"components": 2, "mean": {"linked": [1, 2]}}, "links nothing"),
+        ({"components": 2, "variance": {"linked": ["-s", "s"]}}, "positive multiple"),
+        ({"components": 2, "mean": {"linked": ["a+1", "a"]}}, "coefficient and a name"),
+        ({"components": 2, "mean": {"linked": ["-mu", "mu"]}}, "emsym's own names"),
+        ({"components": 2, "mean": {"linked": ["a", "a"]}, "variance": {"linked": ["a", "a"]}}, "both the means"),
+        ({"components": 2, "mean": {"linkd": ["a", "a"]}}, "did you mean 'linked'"),
+    ],
+)
+def test_bad_links_are_one_clear_line(model, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(model)
