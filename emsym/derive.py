@@ -311,9 +311,21 @@ class _Deriver:
     def add(self, title, what, expr, param=None):
         self.steps.append(_step(title, what, expr, param))
 
+    def density_note(self) -> str:
+        """What a component is, after the mixture density (the family engine names its family)."""
+        return ""
+
+    def component_steps(self):
+        """Steps between the mixture density and the likelihood (the family engine shows the log density)."""
+
     def model_steps(self):
         m = self.m
-        self.add("Mixture density", "The marginal density of one point, with the component z summed out.", m.density)
+        self.add(
+            "Mixture density",
+            "The marginal density of one point, with the component z summed out" + self.density_note() + ".",
+            m.density,
+        )
+        self.component_steps()
         self.add(
             "Log-likelihood",
             "The objective EM increases: the log of the mixture density, summed over the points.",

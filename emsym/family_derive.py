@@ -33,50 +33,21 @@ class FamilyDeriver(Deriver):
     def __init__(self, spec: FamilySpec, numeric=frozenset()):
         self.spec: FamilySpec = spec  # type: ignore[assignment]
         self.numeric = set(numeric)
-        self.m = FamilyModel(spec)  # type: ignore[assignment]
+        self.m: FamilyModel = FamilyModel(spec)  # type: ignore[assignment]
         self.steps = []
         self.solutions = {}
         self.Qsym = sp.Function("Q")(sp.Symbol("theta"), sp.Symbol("theta_old"))
 
-    def model_steps(self):
-        m: FamilyModel = self.m  # type: ignore[assignment]
-        fam = m.family
-        self.add(
-            "Mixture density",
-            f"The marginal density of one point, with the component z summed out; each component is "
-            f"{fam.display or fam.name}: {fam.description}.",
-            m.density,
-        )
+    def density_note(self) -> str:
+        fam = self.m.family
+        return f"; each component is {fam.display or fam.name}: {fam.description}"
+
+    def component_steps(self):
         self.add(
             "Log density of a component",
             "The log of one component's density, written out: Q is built from it.",
-            m.log_density_step,
+            self.m.log_density_step,
         )
-        self.add(
-            "Log-likelihood",
-            "The objective EM increases: the log of the mixture density, summed over the points.",
-            Equation(sp.Symbol("ell"), m.loglik),
-        )
-        self.add(
-            "Complete-data log-likelihood",
-            "If z_nk = 1 told us that point n came from component k, the log-likelihood would be:",
-            Equation(sp.Symbol("ell_c"), m.complete_loglik),
-        )
-        self.add(
-            "E-step",
-            "Bayes' rule gives the responsibility of component k for point n (the posterior probability "
-            "of z_n = k at the current parameters).",
-            m.posterior(m.k),
-        )
-        self.add(
-            "Q function",
-            "Take the expectation of the complete-data log-likelihood under the E-step "
-            "posterior: each z_nk becomes gamma_nk, computed at the old parameters and held fixed.",
-            Equation(self.Qsym, m.Q_data),
-        )
-        self.prior_steps()
-        if self.spec.labelled:
-            self.labelled_steps()
 
     def parameter_steps(self):
         m = self.m
@@ -93,7 +64,7 @@ class FamilyDeriver(Deriver):
 
     def simplex(self, p: Param):
         """A probability vector per component: a Lagrange multiplier nu_k for sum_l p_kl = 1."""
-        m: FamilyModel = self.m  # type: ignore[assignment]
+        m = self.m
         k, i, l = m.k, m.i, m.l
         nu = m.nu[k] if self.spec.option(p.name) != "shared" else sp.Symbol("nu", real=True)
         each = m.over_components(lambda c: m.nu[c] * (sp.Sum(m.param(p.name, c, i), (i, 1, m.d)) - 1))

@@ -17,14 +17,25 @@ expected and what came in.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from .exceptions import SpecError
 from .families import FAMILIES, Family, family_names
-from .options import GENERAL_D, GENERAL_K, Fixed, Option, number, plain, short, suggest, whole_count
+from .options import (
+    GENERAL_D,
+    GENERAL_K,
+    Fixed,
+    Option,
+    SpecViews,
+    number,
+    option_dict,
+    plain,
+    short,
+    suggest,
+    whole_count,
+)
 from .priors import parse_priors
 
 __all__ = ["MAX_COMPONENTS", "FamilySpec", "Prior", "family_spec_from_dict"]
@@ -47,7 +58,7 @@ class Prior:
 
 
 @dataclass(frozen=True)
-class FamilySpec:
+class FamilySpec(SpecViews):
     """A mixture of one non-Gaussian family (see the module docstring)."""
 
     family: Family
@@ -62,20 +73,8 @@ class FamilySpec:
     description: str | None = dataclasses.field(default=None, compare=False)
 
     @property
-    def general_k(self) -> bool:
-        return self.components == GENERAL_K
-
-    @property
-    def general_d(self) -> bool:
-        return self.dim == GENERAL_D
-
-    @property
     def vector(self) -> bool:
         return not self.family.univariate
-
-    @property
-    def concrete(self) -> bool:
-        return not (self.general_k or self.general_d)
 
     @property
     def map(self) -> bool:
@@ -88,8 +87,7 @@ class FamilySpec:
         return next((p for p in self.priors if p.target == target), None)
 
     def to_dict(self) -> dict:
-        def opt(o: Option) -> Any:
-            return {"fixed": o.as_list()} if isinstance(o, Fixed) else o
+        opt = option_dict
 
         out: dict[str, Any] = {
             "family": self.source if self.source is not None else self.family.name,
@@ -107,18 +105,6 @@ class FamilySpec:
         if self.name:
             out["name"] = self.name
         return out
-
-    def key(self) -> str:
-        d = self.to_dict()
-        d.pop("name", None)
-        return json.dumps(d, sort_keys=True, default=str)
-
-    def instantiate(self, components: int = 3, dim: int = 2) -> FamilySpec:
-        return dataclasses.replace(
-            self,
-            components=components if self.general_k else self.components,
-            dim=dim if self.general_d else self.dim,
-        )
 
     def general(self) -> FamilySpec | None:
         """The same variant for a general K (None where fixed values pin K)."""

@@ -5,7 +5,9 @@ Used by ``emsym.spec`` (the Gaussian) and ``emsym.family_spec`` (every other fam
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -22,8 +24,10 @@ __all__ = [
     "Fixed",
     "Linked",
     "Option",
+    "SpecViews",
     "linked_entry",
     "number",
+    "option_dict",
     "short",
     "suggest",
     "whole_count",
@@ -77,7 +81,51 @@ class Linked:
         return out
 
 
-Option = Union[str, Fixed, Linked]  # noqa: UP007 - a runtime alias: `str | Fixed` needs Python 3.10's types at import
+Option = Union[str, Fixed, Linked]  # noqa: UP007 - a runtime alias: `str | Fixed` needs Python 3.10 types at import
+
+
+def option_dict(o: Any) -> Any:
+    """An option as a model file writes it: free, {fixed: [...]} or {linked: [...]}."""
+    if isinstance(o, Linked):
+        return {"linked": o.as_list()}
+    return {"fixed": o.as_list()} if isinstance(o, Fixed) else o
+
+
+class SpecViews:
+    """What every spec (``ModelSpec``, ``FamilySpec``) answers the same way; the dataclass supplies
+    ``components``, ``dim`` and ``to_dict``."""
+
+    components: Any
+    dim: Any
+
+    def to_dict(self) -> dict:  # pragma: no cover - every spec defines it
+        raise NotImplementedError
+
+    @property
+    def general_k(self) -> bool:
+        return self.components == GENERAL_K
+
+    @property
+    def general_d(self) -> bool:
+        return self.dim == GENERAL_D
+
+    @property
+    def concrete(self) -> bool:
+        return not (self.general_k or self.general_d)
+
+    def key(self) -> str:
+        """Canonical text of everything that changes the derivation (for caching)."""
+        d = self.to_dict()
+        d.pop("name", None)
+        return json.dumps(d, sort_keys=True, default=str)
+
+    def instantiate(self, components: int = 3, dim: int = 2):
+        """The same variant with concrete K and d where they are general."""
+        return dataclasses.replace(
+            self,  # type: ignore[type-var]
+            components=components if self.general_k else self.components,
+            dim=dim if self.general_d else self.dim,
+        )
 
 
 def _plain(v: Any) -> Any:

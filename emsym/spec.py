@@ -17,7 +17,6 @@ emsym.exceptions.SpecError: model: unknown key 'varience'; did you mean 'varianc
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,7 +26,21 @@ from typing import Any, Union
 from . import mclust
 from .exceptions import SpecError
 from .family_spec import FamilySpec, Prior, family_spec_from_dict
-from .options import GENERAL_D, GENERAL_K, LIMITS, Fixed, Linked, Option, _count, _number, _plain, linked_entry, suggest
+from .options import (
+    GENERAL_D,
+    GENERAL_K,
+    LIMITS,
+    Fixed,
+    Linked,
+    Option,
+    SpecViews,
+    _count,
+    _number,
+    _plain,
+    linked_entry,
+    option_dict,
+    suggest,
+)
 from .priors import parse_priors
 from .safeio import load_yaml, read_text
 
@@ -35,7 +48,7 @@ __all__ = ["LIMITS", "PRESETS", "FamilySpec", "Fixed", "ModelSpec", "Spec", "loa
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(SpecViews):
     """A Gaussian mixture variant (see the README's "Model files" section).
 
     Parameters
@@ -75,27 +88,12 @@ class ModelSpec:
 
     # -- views -------------------------------------------------------------------------
     @property
-    def general_k(self) -> bool:
-        return self.components == GENERAL_K
-
-    @property
-    def general_d(self) -> bool:
-        return self.dim == GENERAL_D
-
-    @property
     def vector(self) -> bool:
         """True when points are vectors (dim > 1 or a general d)."""
         return self.general_d or int(self.dim) > 1
 
-    @property
-    def concrete(self) -> bool:
-        return not (self.general_k or self.general_d)
-
     def to_dict(self) -> dict:
-        def opt(o: Option) -> Any:
-            if isinstance(o, Linked):
-                return {"linked": o.as_list()}
-            return {"fixed": o.as_list()} if isinstance(o, Fixed) else o
+        opt = option_dict
 
         out = {
             "family": self.family,
@@ -113,20 +111,6 @@ class ModelSpec:
         if self.name:
             out["name"] = self.name
         return out
-
-    def key(self) -> str:
-        """Canonical text of everything that changes the derivation (for caching)."""
-        d = self.to_dict()
-        d.pop("name", None)
-        return json.dumps(d, sort_keys=True, default=str)
-
-    def instantiate(self, components: int = 3, dim: int = 2) -> ModelSpec:
-        """The same variant with concrete K and d where they are general."""
-        return dataclasses.replace(
-            self,
-            components=components if self.general_k else self.components,
-            dim=dim if self.general_d else self.dim,
-        )
 
     def general(self) -> ModelSpec | None:
         """The same variant for a general K (k-indexed formulas), or None where K is pinned.
