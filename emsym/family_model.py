@@ -28,7 +28,7 @@ from .families import Handles
 from .family_spec import FamilySpec
 from .options import Fixed
 from .printing import Equation
-from .priors import log_prior_term
+from .priors import log_prior
 from .qfunction import Param
 
 __all__ = ["FamilyModel"]
@@ -172,24 +172,17 @@ class FamilyModel:
     @property
     def log_prior(self) -> sp.Expr:
         """log p(theta) up to a constant (0 without priors)."""
-        total = sp.Integer(0)
-        for prior in self.spec.priors:
-            if prior.target == "weights":
-                hyper = prior.hyper
-                total += self.over_components(lambda c, h=hyper: log_prior_term("dirichlet", h, lambda _: self.pi_[c]))
-                continue
-            p = self.family.parameter(prior.target)
 
-            def term(c, p=p, prior=prior):
-                if p.per_coordinate:
-                    return sp.Sum(
-                        log_prior_term(prior.kind, prior.hyper, lambda coord: self.param(p.name, c, coord), self.i),
-                        (self.i, 1, self.d),
-                    )
-                return log_prior_term(prior.kind, prior.hyper, lambda _: self.param(p.name, c))
+        def value(target, c, coord):
+            return self.pi_[c] if target == "weights" else self.param(target, c, coord)
 
-            total += term(self.k) if self.spec.option(p.name) == "shared" else self.over_components(term)
-        return total
+        return log_prior(
+            self.spec.priors,
+            self,
+            value,
+            lambda t: t != "weights" and self.family.parameter(t).per_coordinate,
+            lambda t: t != "weights" and self.spec.option(t) == "shared",
+        )
 
     @property
     def Q(self) -> sp.Expr:

@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-__all__ = ["KINDS", "PriorKind", "log_prior_term", "parse_priors", "valid_hyper"]
+__all__ = ["KINDS", "PriorKind", "log_prior", "log_prior_term", "parse_priors", "valid_hyper"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +126,25 @@ def parse_priors(value, targets: dict[str, str], where: str, error) -> list[tupl
             raise error(f"{at} should be {pk.text}, but got {short(raw)}")
         out.append((str(target), kind, hyper))
     return out
+
+
+def log_prior(priors, model, value, per_coordinate, shared) -> sp.Expr:
+    """log p(theta) of a model up to a constant: each prior's term summed over the components (once for a
+    shared parameter) and over the coordinates of a per-coordinate parameter.
+
+    ``value(target, c, coord)`` is the parameter the prior is on (``target`` is ``weights`` or a
+    parameter name); ``per_coordinate(target)`` and ``shared(target)`` say how it is laid out.
+    ``model`` supplies ``over_components``, ``comps``, ``i`` and ``d``.
+    """
+    total = sp.Integer(0)
+    for prior in priors:
+        target = prior.target
+
+        def term(c, prior=prior, target=target) -> sp.Expr:
+            if per_coordinate(target):
+                one = log_prior_term(prior.kind, prior.hyper, lambda coord: value(target, c, coord), model.i)
+                return sp.Sum(one, (model.i, 1, model.d))
+            return log_prior_term(prior.kind, prior.hyper, lambda _: value(target, c, None))
+
+        total += term(model.comps[0]) if shared(target) else model.over_components(term)
+    return total

@@ -29,7 +29,7 @@ import sympy as sp
 from . import mclust
 from .options import Linked
 from .printing import Equation, Normal, QuadForm
-from .priors import log_prior_term
+from .priors import log_prior
 from .spec import Fixed, ModelSpec
 
 Index = Union[int, sp.Symbol]  # noqa: UP007 - a runtime alias: a concrete component/point, or a symbolic index
@@ -381,31 +381,20 @@ class SymbolicModel:
     def log_prior(self) -> sp.Expr:
         """log p(theta) up to a constant, for MAP-EM (0 without priors): a Dirichlet on the weights,
         a Normal on every mean coordinate, an inverse gamma on every variance."""
-        total = sp.Integer(0)
         s = self.spec
-        for prior in s.priors:
-            if prior.target == "weights":
 
-                def weight_term(c, h=prior.hyper) -> sp.Expr:
-                    return log_prior_term("dirichlet", h, lambda _: self.pi_[c])
+        def value(target, c, coord):
+            if target == "weights":
+                return self.pi_[c]
+            return (self.mean if target == "mean" else self.variance)(c, coord)
 
-                total += self.over_components(weight_term)
-                continue
-            per_coord = self.vector and (prior.target == "mean" or self.diag)
-            value = self.mean if prior.target == "mean" else self.variance
-
-            def term(c, prior=prior, value=value, per_coord=per_coord):
-                if per_coord:
-                    return sp.Sum(
-                        log_prior_term(prior.kind, prior.hyper, lambda i: value(c, i), self.i), (self.i, 1, self.d)
-                    )
-                return log_prior_term(prior.kind, prior.hyper, lambda _: value(c))
-
-            one = (prior.target == "mean" and s.mean == "shared") or (
-                prior.target == "variance" and s.variance == "tied"
-            )
-            total += term(self.comps[0]) if one else self.over_components(term)
-        return total
+        return log_prior(
+            s.priors,
+            self,
+            value,
+            lambda t: self.vector and (t == "mean" or (t == "variance" and self.diag)),
+            lambda t: (t == "mean" and s.mean == "shared") or (t == "variance" and s.variance == "tied"),
+        )
 
     @property
     def Q(self) -> sp.Expr:
