@@ -469,3 +469,19 @@ def test_gaussian_map_updates_are_the_posterior_modes():
 def test_bad_gaussian_priors(model, message):
     with pytest.raises(SpecError, match=message):
         load_spec(model)
+
+
+def _family_model_files():
+    from pathlib import Path
+
+    models = Path(__file__).resolve().parent.parent / "models"
+    return sorted(p for p in models.glob("*.yaml") if p.with_suffix(".csv").exists() and "family" in p.read_text())
+
+
+@pytest.mark.parametrize("path", _family_model_files(), ids=lambda p: p.stem)
+def test_shipped_family_model_files_run_on_their_data(path, capsys):
+    init = path.with_name(f"{path.stem}-init.yaml")
+    argv = ["run", str(path), "--data", str(path.with_suffix(".csv")), "--format", "json"]
+    assert main(argv + (["--init", str(init)] if init.exists() else [])) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["converged"] and np.all(np.diff(out.get("log_posterior", out["loglik"])) >= -1e-9)
