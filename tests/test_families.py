@@ -7,11 +7,14 @@ direct numerical optimiser (scipy.optimize on the log-likelihood itself, no EM).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emsym.cache import get_derivation
 from emsym.check import check
@@ -485,3 +488,36 @@ def test_shipped_family_model_files_run_on_their_data(path, capsys):
     assert main(argv + (["--init", str(init)] if init.exists() else [])) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["converged"] and np.all(np.diff(out.get("log_posterior", out["loglik"])) >= -1e-9)
+
+
+# -- hostile model files for the family engine ----------------------------------------------------
+_DENSITY_TEXT = st.text(alphabet="xlambdqs0123456789+-*/^().e _[]{}'\"\\", max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_DENSITY_TEXT, domain=st.sampled_from(["positive", "unit", "real", "bogus"]))
+def test_any_density_text_is_a_density_or_one_clear_error(text, domain):
+    try:
+        spec = load_spec({"family": {"density": text, "parameters": {"l": domain}, "support": "positive"}})
+    except SpecError as exc:
+        assert "\n" not in str(exc).strip() or "column" in str(exc)
+    else:  # it passed the normalisation check: it must derive
+        assert get_derivation(spec, use_cache=False).updates
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=st.one_of(
+        st.none(),
+        st.integers(),
+        st.floats(allow_nan=True),
+        st.text(max_size=20),
+        st.lists(st.one_of(st.none(), st.integers(-3, 3), st.text(max_size=4)), max_size=4),
+        st.dictionaries(st.sampled_from(["fixed", "linked", "free", "gamma", "beta"]), st.integers(-2, 2), max_size=2),
+    ),
+    key=st.sampled_from(["rate", "p", "mixing", "prior", "components", "dim", "family"]),
+    family=st.sampled_from(["poisson", "bernoulli", "multinomial"]),
+)
+def test_any_family_model_value_is_accepted_or_one_clear_error(value, key, family):
+    with contextlib.suppress(SpecError):  # anything else (a traceback) fails the test
+        load_spec({"family": family, "components": 2, key: value})
