@@ -670,7 +670,3 @@ def _numeric_update(derivative: Fn, param, model: FamilyCompiledModel) -> Fn:
             params[name] = old
 
     return update
-
-
-def compile_family(derivation: Derivation) -> FamilyCompiledModel:
-    return FamilyCompiledModel(derivation)

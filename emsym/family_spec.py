@@ -233,7 +233,7 @@ def _mixing(value: Any, K, where: str) -> Option:
 def _priors(value: Any, family: Family, mixing, where: str) -> tuple[Prior, ...]:
     targets = {"weights": "simplex", **{p.name: _prior_domain(p) for p in family.parameters}}
     out = []
-    for target, kind, hyper in parse_priors(value, targets, where, SpecError):
+    for target, kind, hyper in parse_priors(value, targets, where, SpecError, family.conjugate):
         if target == "weights" and mixing != "free":
             raise SpecError(
                 f"{where}: 'prior.weights': a prior on the weights needs mixing: free, but mixing is {short(mixing)}"

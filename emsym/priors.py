@@ -83,10 +83,13 @@ def log_prior_term(kind: str, hyper: tuple, value: Callable[[sp.Expr | None], sp
     raise KeyError(kind)
 
 
-def parse_priors(value, targets: dict[str, str], where: str, error) -> list[tuple[str, str, tuple]]:
+def parse_priors(
+    value, targets: dict[str, str], where: str, error, conjugate: dict[str, str] | None = None
+) -> list[tuple[str, str, tuple]]:
     """Read a ``prior:`` mapping: target -> {kind: hyperparameters}, each kind allowed for its target's domain.
 
-    ``targets`` maps each name a prior may be on to its domain (``simplex`` for the weights); returns
+    ``targets`` maps each name a prior may be on to its domain (``simplex`` for the weights);
+    ``conjugate`` names a family's conjugate prior per parameter, for the error message; returns
     (target, kind, exact hyperparameters) and raises ``error`` with one line naming the key.
     """
     from .options import number, short, suggest
@@ -112,7 +115,8 @@ def parse_priors(value, targets: dict[str, str], where: str, error) -> list[tupl
             raise error(
                 f"{where}: 'prior.{target}': {kind!r} is not a prior emsym derives for "
                 f"{'the weights' if target == 'weights' else target}; expected {' or '.join(allowed)}"
-                f"{suggest(str(kind), allowed)}"
+                + (f" (the conjugate prior of {target})" if (conjugate or {}).get(target) in allowed else "")
+                + suggest(str(kind), allowed)
             )
         pk = KINDS[kind]
         given = raw if isinstance(raw, list) else [raw]
