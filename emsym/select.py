@@ -14,7 +14,8 @@ penalty of the hard classification).  (``emsym run`` reports -2 log L + p log n,
 better, as scikit-learn does; the two differ only in sign.)
 
 Models: in one dimension ``E`` (one variance) and ``V`` (a variance per component); in d > 1
-the 14 mclust names (``EII`` ... ``VVV``), each derived by emsym (see ``emsym.mclust``).
+the 14 mclust names (``EII`` ... ``VVV``), each derived by emsym (see ``emsym.mclust``) once for a
+general K and instantiated for every K (``emsym.instantiate``), so a new K costs no derivation.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -38,6 +39,7 @@ from .cache import get_derivation
 from .compile import compile_derivation
 from .em import EMResult, run_em
 from .exceptions import DataError, EmsymError
+from .instantiate import instantiate
 from .seeding import overall_variance
 from .spec import load_spec, suggest
 
@@ -220,7 +222,9 @@ def _fit(
     n, d = X.shape
     try:
         spec = _model_spec(name, K, d)
-        model = compile_derivation(get_derivation(spec))
+        general = spec.general() if K > 1 else None  # K = 1 has equal weights: its own (cheap) derivation
+        derivation = get_derivation(spec) if general is None else instantiate(get_derivation(general), spec)
+        model = compile_derivation(derivation)
     except EmsymError as exc:
         return Fit(name, K, -math.inf, 0, -math.inf, -math.inf, "", 0, False, str(exc))
     candidates: list[tuple[str, Callable[[], dict]]] = []
