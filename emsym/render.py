@@ -322,12 +322,8 @@ def _how_to_answer(part) -> str:
 
 
 def _start_values(component: dict) -> str:
-    parts = []
-    for key in ("weight", "mean", "variance"):
-        v = component.get(key)
-        if v is not None:
-            parts.append(f"{key} {_plain_number(v)}")
-    return ", ".join(parts)
+    """One component's starting values in file order: weight, mean, variance, or a family's own (rate, p)."""
+    return ", ".join(f"{key} {_plain_number(v)}" for key, v in component.items() if v is not None)
 
 
 def _plain_number(v) -> str:

@@ -521,3 +521,16 @@ def test_any_density_text_is_a_density_or_one_clear_error(text, domain):
 def test_any_family_model_value_is_accepted_or_one_clear_error(value, key, family):
     with contextlib.suppress(SpecError):  # anything else (a traceback) fails the test
         load_spec({"family": family, "components": 2, key: value})
+
+
+def test_question_sheets_give_a_familys_starting_values():
+    from pathlib import Path
+
+    from emsym.exercise import load_exercise
+    from emsym.render import render_questions
+
+    root = Path(__file__).resolve().parent.parent
+    md = render_questions(load_exercise(root / "exercises" / "own-multinomial-documents.yaml"), "md")
+    assert "component 1: weight 0.5, p [0.4, 0.3, 0.2, 0.1]" in md
+    md = render_questions(load_exercise(root / "exercises" / "own-poisson-counts.yaml"), "md")
+    assert "component 2: weight 0.5, rate 4" in md
