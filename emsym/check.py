@@ -271,7 +271,8 @@ def check(spec: Spec, *, n: int = 500, seed: int = 0, derivation: Derivation | N
     """
     note = ""
     if not spec.concrete:
-        concrete = spec.instantiate(components=3, dim=2)
+        # a family's vector (Bernoulli pixels, multinomial categories) is checked with 4 coordinates
+        concrete = spec.instantiate(components=3, dim=2 if isinstance(spec, ModelSpec) else 4)
         note = (
             f"checked at K = {concrete.components}, d = {concrete.dim} "
             f"(the model is derived for general {'K' if spec.general_k else ''}"
