@@ -29,12 +29,12 @@ from .family_spec import FamilySpec
 from .options import Fixed
 from .printing import Equation
 from .priors import log_prior
-from .qfunction import Param
+from .qfunction import EMObjects, Param
 
 __all__ = ["FamilyModel"]
 
 
-class FamilyModel:
+class FamilyModel(EMObjects):
     """Everything symbolic about one family mixture (see the module docstring)."""
 
     full = False
@@ -144,30 +144,13 @@ class FamilyModel:
     def over_components(self, f: Callable) -> sp.Expr:
         return sp.Sum(f(self.j), (self.j, 1, self.K))
 
-    def over_points(self, f: Callable) -> sp.Expr:
-        return sp.Sum(f(self.n), (self.n, 1, self.N))
-
     def point(self, n) -> sp.Expr:
         return sp.Symbol("x_" + str(n), real=True) if self.vector else self.x[n]
 
     # -- the objects of EM -----------------------------------------------------------------
     @property
-    def density(self) -> Equation:
-        x = sp.Symbol("x", real=True)
-        return Equation(sp.Function("p")(x), self.over_components(lambda c: self.weight(c) * self.normal(c, x)))
-
-    @property
     def log_density_step(self) -> Equation:
         return Equation(sp.log(self.normal(self.k, self.point(self.n))), self.logf(self.k, self.n))
-
-    @property
-    def complete_loglik(self) -> sp.Expr:
-        return self.over_points(lambda n: self.over_components(lambda c: self.z[n, c] * self.log_joint(c, n)))
-
-    @property
-    def Q_data(self) -> sp.Expr:
-        """E[log p(x, z | theta)] under the E-step posterior."""
-        return self.over_points(lambda n: self.over_components(lambda c: self.gamma[n, c] * self.log_joint(c, n)))
 
     @property
     def log_prior(self) -> sp.Expr:
@@ -183,29 +166,3 @@ class FamilyModel:
             lambda t: t != "weights" and self.family.parameter(t).per_coordinate,
             lambda t: t != "weights" and self.spec.option(t) == "shared",
         )
-
-    @property
-    def Q(self) -> sp.Expr:
-        """The objective of the M-step: Q, plus log p(theta) for MAP-EM."""
-        return self.Q_data + self.log_prior
-
-    @property
-    def loglik(self) -> sp.Expr:
-        return self.over_points(
-            lambda n: sp.log(self.over_components(lambda c: self.weight(c) * self.normal(c, self.point(n))))
-        )
-
-    def posterior(self, c) -> Equation:
-        n, x = self.n, self.point(self.n)
-
-        def term(j):
-            return sp.Mul(self.weight(j), self.normal(j, x), evaluate=False)
-
-        den = sp.Sum(term(self.j), (self.j, 1, self.K))
-        return Equation(self.gamma[n, c], sp.Mul(term(c), sp.Pow(den, -1, evaluate=False), evaluate=False))
-
-    def count(self, c) -> sp.Sum:
-        return sp.Sum(self.gamma[self.n, c], (self.n, 1, self.N))
-
-    def count_symbol(self, c) -> sp.Symbol:
-        return sp.Symbol(f"N_{c}", positive=True)

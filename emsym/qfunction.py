@@ -34,7 +34,7 @@ from .spec import Fixed, ModelSpec
 
 Index = Union[int, sp.Symbol]  # noqa: UP007 - a runtime alias: a concrete component/point, or a symbolic index
 
-__all__ = ["MatSum", "Param", "SymbolicModel", "split_scalar"]
+__all__ = ["EMObjects", "MatSum", "Param", "SymbolicModel", "split_scalar"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,80 @@ def _exact(v) -> sp.Rational:
     return sp.Rational(v.numerator, v.denominator)
 
 
-class SymbolicModel:
+class EMObjects:
+    """The objects of EM written from a model's weight, component density and log joint: the mixture
+    density, the likelihoods, the E-step, Q.  Shared by the Gaussian's ``SymbolicModel`` and the
+    family engine's ``FamilyModel``, which supply ``weight``, ``normal``, ``point``, ``log_joint``,
+    ``over_components``, ``log_prior``, the index symbols and ``general``."""
+
+    # supplied by the model (declared here for the type checker)
+    spec: Any
+    general: bool
+    n: Any
+    j: Any
+    N: Any
+    K: Any
+    comps: list
+    gamma: Any
+    z: Any
+    weight: Callable[[Any], sp.Expr]
+    normal: Callable[[Any, sp.Expr], sp.Expr]
+    point: Callable[[Any], sp.Expr]
+    log_joint: Callable[[Any, Any], sp.Expr]
+    over_components: Callable[[Callable], sp.Expr]
+    log_prior: Any
+
+    def over_points(self, f: Callable[[Index], sp.Expr]) -> sp.Expr:
+        return sp.Sum(f(self.n), (self.n, 1, self.N))
+
+    # -- the objects of EM ----------------------------------------------------------------
+    @property
+    def density(self) -> Equation:
+        x = sp.Symbol("x", real=True)
+        return Equation(sp.Function("p")(x), self.over_components(lambda c: self.weight(c) * self.normal(c, x)))
+
+    @property
+    def complete_loglik(self) -> sp.Expr:
+        return self.over_points(lambda n: self.over_components(lambda c: self.z[n, c] * self.log_joint(c, n)))
+
+    @property
+    def Q_data(self) -> sp.Expr:
+        """Expected complete-data log-likelihood: z[n, c] replaced by gamma[n, c]."""
+        return self.over_points(lambda n: self.over_components(lambda c: self.gamma[n, c] * self.log_joint(c, n)))
+
+    @property
+    def Q(self) -> sp.Expr:
+        """The objective of the M-step: Q, plus log p(theta) for MAP-EM."""
+        return self.Q_data + self.log_prior if self.spec.priors else self.Q_data
+
+    @property
+    def loglik(self) -> sp.Expr:
+        return self.over_points(
+            lambda n: sp.log(self.over_components(lambda c: self.weight(c) * self.normal(c, self.point(n))))
+        )
+
+    def posterior(self, c: Index) -> Equation:
+        """E-step: gamma_{nc} = w_c N_c(x_n) / sum_j w_j N_j(x_n)."""
+        n, x = self.n, self.point(self.n)
+
+        def term(j):  # unevaluated, so 1/2 N_1 / (1/2 N_1 + 1/2 N_2) stays as written
+            return sp.Mul(self.weight(j), self.normal(j, x), evaluate=False)
+
+        if self.general:
+            den = sp.Sum(term(self.j), (self.j, 1, self.K))
+        else:
+            den = sp.Add(*[term(j) for j in self.comps], evaluate=False)
+        return Equation(self.gamma[n, c], sp.Mul(term(c), sp.Pow(den, -1, evaluate=False), evaluate=False))
+
+    def count(self, c: Index) -> sp.Sum:
+        """N_c = sum_n gamma_nc, the effective number of points of component c."""
+        return sp.Sum(self.gamma[self.n, c], (self.n, 1, self.N))
+
+    def count_symbol(self, c: Index) -> sp.Symbol:
+        return sp.Symbol(f"N_{c}", positive=True)
+
+
+class SymbolicModel(EMObjects):
     """Everything symbolic about one variant; built once per spec (see module docstring)."""
 
     def __init__(self, spec: ModelSpec):
@@ -354,28 +427,10 @@ class SymbolicModel:
             return sp.Sum(f(self.j), (self.j, 1, self.K))
         return sp.Add(*[f(c) for c in self.comps])
 
-    def over_points(self, f: Callable[[Index], sp.Expr]) -> sp.Expr:
-        return sp.Sum(f(self.n), (self.n, 1, self.N))
-
     def point(self, n: Index) -> sp.Expr:
         if self.full:
             return self.xn
         return sp.Symbol("x_" + str(n), real=True) if self.vector else self.x[n]
-
-    # -- the objects of EM ----------------------------------------------------------------
-    @property
-    def density(self) -> Equation:
-        x = sp.Symbol("x", real=True)
-        return Equation(sp.Function("p")(x), self.over_components(lambda c: self.weight(c) * self.normal(c, x)))
-
-    @property
-    def complete_loglik(self) -> sp.Expr:
-        return self.over_points(lambda n: self.over_components(lambda c: self.z[n, c] * self.log_joint(c, n)))
-
-    @property
-    def Q_data(self) -> sp.Expr:
-        """Expected complete-data log-likelihood: z[n, c] replaced by gamma[n, c]."""
-        return self.over_points(lambda n: self.over_components(lambda c: self.gamma[n, c] * self.log_joint(c, n)))
 
     @property
     def log_prior(self) -> sp.Expr:
@@ -395,34 +450,3 @@ class SymbolicModel:
             lambda t: self.vector and (t == "mean" or (t == "variance" and self.diag)),
             lambda t: (t == "mean" and s.mean == "shared") or (t == "variance" and s.variance == "tied"),
         )
-
-    @property
-    def Q(self) -> sp.Expr:
-        """The objective of the M-step: Q, plus log p(theta) for MAP-EM."""
-        return self.Q_data + self.log_prior if self.spec.priors else self.Q_data
-
-    @property
-    def loglik(self) -> sp.Expr:
-        return self.over_points(
-            lambda n: sp.log(self.over_components(lambda c: self.weight(c) * self.normal(c, self.point(n))))
-        )
-
-    def posterior(self, c: Index) -> Equation:
-        """E-step: gamma_{nc} = w_c N_c(x_n) / sum_j w_j N_j(x_n)."""
-        n, x = self.n, self.point(self.n)
-
-        def term(j):  # unevaluated, so 1/2 N_1 / (1/2 N_1 + 1/2 N_2) stays as written
-            return sp.Mul(self.weight(j), self.normal(j, x), evaluate=False)
-
-        if self.general:
-            den = sp.Sum(term(self.j), (self.j, 1, self.K))
-        else:
-            den = sp.Add(*[term(j) for j in self.comps], evaluate=False)
-        return Equation(self.gamma[n, c], sp.Mul(term(c), sp.Pow(den, -1, evaluate=False), evaluate=False))
-
-    def count(self, c: Index) -> sp.Sum:
-        """N_c = sum_n gamma_nc, the effective number of points of component c."""
-        return sp.Sum(self.gamma[self.n, c], (self.n, 1, self.N))
-
-    def count_symbol(self, c: Index) -> sp.Symbol:
-        return sp.Symbol(f"N_{c}", positive=True)
