@@ -27,14 +27,32 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+
 from typing import Any
 
 import numpy as np
 
 from ..exceptions import GraderError
-from .parser import CONSTANTS, InvalidAnswer, Parsed, parse, to_text
+from .parser import InvalidAnswer, Parsed, children, parse, to_text
+from .space import (
+    DEFAULT_INDICES,
+    RESPONSIBILITY_BASES,
+    WEIGHT_BASES,
+    IndexedSpace,
+    ScalarSpace,
+    SpaceError,
+    base_of,
+    domain_of,
+    draw,
+    evaluate,
+    free_letters,
+    index_kinds,
+    mp_close,
+    mp_context,
+    nesting,
+)
 
-__all__ = ["FormulaGrader", "GraderError", "Verdict", "parse_tolerance"]
+__all__ = ["FormulaGrader", "GraderError", "Mistake", "Verdict", "parse_tolerance"]
 
 SAMPLES = 32
 RTOL = 1e-8
@@ -56,23 +74,7 @@ class Verdict:
 
 
 # -- names and domains ------------------------------------------------------------------
-_POSITIVE = {"sigma", "sigma2", "s", "s2", "var", "v", "n", "N", "nk", "Nk", "K", "d", "tau", "lambda2", "det", "Sigma"}
-_UNIT = {"pi", "theta", "gamma", "g", "r", "w", "p", "q", "alpha", "phi", "tau_", "resp", "omega"}
-
-
-def _base(name: str) -> str:
-    b = name.split("_", 1)[0]
-    return b[3:] if b.startswith("hat") and len(b) > 3 else b
-
-
-def domain_of(name: str) -> str:
-    """'positive', 'unit' or 'real', guessed from the name (overridable per grader)."""
-    b = _base(name)
-    if b in _UNIT:
-        return "unit"
-    if b in _POSITIVE or b.startswith("sigma"):
-        return "positive"
-    return "real"
+_base = base_of
 
 
 def _hat_variants(name: str) -> list[str]:
@@ -90,43 +92,26 @@ def _index_swaps(name: str) -> list[str]:
     return [f"{base}_{sub[::-1]}"] if len(sub) == 2 and sub[0] != sub[1] else []
 
 
-# -- evaluation -------------------------------------------------------------------------
-_FN = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs}
-
-
-def evaluate(tree: tuple, env: dict) -> Any:
-    kind = tree[0]
-    if kind == "num":
-        return np.float64(tree[1])  # numpy scalars: 1/0 is inf (errors are off), not an exception
-    if kind == "var":
-        return env[tree[1]]
-    if kind == "const":
-        return np.float64(CONSTANTS[tree[1]])
-    if kind == "neg":
-        return -evaluate(tree[1], env)
-    if kind == "call":
-        return _FN[tree[1]](evaluate(tree[2], env))
-    a, b = evaluate(tree[1], env), evaluate(tree[2], env)
-    if kind == "+":
-        return a + b
-    if kind == "-":
-        return a - b
-    if kind == "*":
-        return a * b
-    if kind == "/":
-        return a / b
-    return np.power(a, b)
-
-
+# -- comparison -------------------------------------------------------------------------
 def _close(a, b, rtol=RTOL) -> bool:
-    a = np.broadcast_to(np.asarray(a, dtype=float), (SAMPLES,))
-    b = np.broadcast_to(np.asarray(b, dtype=float), (SAMPLES,))
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    a, b = a.reshape(-1), b.reshape(-1)
     fa, fb = np.isfinite(a), np.isfinite(b)
-    if not np.array_equal(fa, fb) or fb.sum() < SAMPLES // 2:
+    if not np.array_equal(fa, fb) or fb.sum() < max(1, b.size // 2):
         return False
     a, b = a[fb], b[fb]
     scale = 1e-12 * (1 + float(np.median(np.abs(b))))
     return bool(np.all(np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b)) + scale))
+
+
+def _disagree(a, b, rtol=RTOL) -> np.ndarray:
+    """Positions where two value arrays disagree (finiteness or value)."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    a, b = a.reshape(-1), b.reshape(-1)
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    with np.errstate(all="ignore"):
+        off = np.abs(a - b) > rtol * np.maximum(np.abs(a), np.abs(b)) + 1e-12 * (1 + np.abs(b))
+    return np.flatnonzero((fa != fb) | (fa & fb & off))
 
 
 # -- tree rewrites for misconceptions ----------------------------------------------------
@@ -136,25 +121,21 @@ def _replace(tree, fn):
     if out is not None:
         return out
     kind = tree[0]
-    if kind in "+-*/^":
+    if kind in ("+", "-", "*", "/", "^", "="):
         return (kind, _replace(tree[1], fn), _replace(tree[2], fn))
     if kind == "neg":
         return (kind, _replace(tree[1], fn))
     if kind == "call":
         return (kind, tree[1], _replace(tree[2], fn))
+    if kind == "big":
+        return (*tree[:5], _replace(tree[5], fn))
     return tree
 
 
 def _nodes(tree):
     yield tree
-    kind = tree[0]
-    if kind in "+-*/^":
-        yield from _nodes(tree[1])
-        yield from _nodes(tree[2])
-    elif kind == "neg":
-        yield from _nodes(tree[1])
-    elif kind == "call":
-        yield from _nodes(tree[2])
+    for c in children(tree):
+        yield from _nodes(c)
 
 
 def _names_in(tree) -> set:
@@ -207,6 +188,8 @@ def _mistakes(expected):
                 _replace(expected, lambda t: ("call", "sqrt", t) if t[0] == "var" and t[1] in sig else None),
             )
         )
+    if expected[0] == "=":
+        return out
     if expected[0] == "/":
         num, den = expected[1], expected[2]
         den_names = _names_in(den)
@@ -454,16 +437,68 @@ def parse_tolerance(spec: str | float) -> tuple[str, float]:
     return ("abs", _amount(text, spec))
 
 
+def _general(names) -> bool:
+    """An expected answer about a generic component, with sizes: N_k/N (no point written out)."""
+    sizes = {"N", "K"}
+    if not names & sizes:
+        return False
+    rest = [n for n in names if n not in sizes]
+    return all("_" in n and all(c in DEFAULT_INDICES for c in n.split("_", 1)[1]) for n in rest) and bool(rest)
+
+
 # -- the grader --------------------------------------------------------------------------
+class _Names:
+    """The names an indexed question accepts: its own, any index renaming, and the hat twins."""
+
+    def __init__(self, space: IndexedSpace, listed: frozenset, extra: set):
+        self.space, self.listed, self.extra = space, listed, extra
+
+    def __contains__(self, name) -> bool:
+        return name in self.listed or name in self.extra or self.space.knows(name)
+
+    def __iter__(self):
+        return iter(sorted(self.listed))
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A wrong answer to recognise: its key, the feedback, and the expected text it produces.
+
+    ``step`` and ``correct``/``wrong`` (optional) name the derivation step where the mistake
+    happens and show that step done right and done wrong, in the sheet's notation.
+    """
+
+    key: str
+    message: str
+    answer: str
+    step: str | None = None
+    correct: str | None = None
+    wrong: str | None = None
+
+    def feedback(self) -> str:
+        out = self.message.rstrip(".") + "."
+        if self.step:
+            out += f" This happens at the step '{self.step}'"
+            if self.correct and self.wrong:
+                out += f": the correct step is {self.correct}; your answer follows from {self.wrong}"
+            out += "."
+        return out
+
+
 class FormulaGrader:
-    """Grades typed answers against one expected expression (see the module docstring).
+    """Grades typed answers against one expected expression or equation (see the module docstring).
 
     Parameters
     ----------
     expected : str
-        The expected answer, in the same notation students type.
+        The expected answer, in the same notation students type.  It may use sums over indices
+        (``sum_n gamma_nk*x_n/N_k``): the question is then *indexed* and the indices are
+        instantiated at several sizes (see ``emsym.grading.space``).  With an ``=`` it is an
+        equation (``sum_n gamma_nk*(x_n - mu_k)/sigma2_k = 0``): answers must be equations, and
+        any non-zero constant multiple of the expected lhs - rhs is correct.
     where : list of str
-        Side conditions "LHS = RHS", e.g. "gamma_11 + gamma_21 = 1".
+        Side conditions "LHS = RHS", e.g. "gamma_11 + gamma_21 = 1", or in an indexed question a
+        definition "N_k = sum_n gamma_nk" or a normalisation "sum_k gamma_nk = 1".
     tolerance : str or float, optional
         For an expected number: absolute (0.05), relative ('1%'), 'nearest tenth' or
         '3 significant figures' (default 0.1% relative).  For a formula: a relative
@@ -476,7 +511,21 @@ class FormulaGrader:
         Confirm a numerically equal answer with sympy's ``cancel`` where that is cheap
         (small, function-free expressions with small whole-number powers); the feedback then
         says "confirmed symbolically".  The verdict never depends on it.
+    indices : dict, optional
+        Index letter -> size name (default n, i, m over N points and k, j, l over K components);
+        giving it makes the question indexed even without a sum.
+    unknowns : list of str, optional
+        For an equation: the names it is solved for.  A multiple of the expected condition by a
+        factor that never vanishes and does not involve them is then also correct
+        (``sum_n gamma_nk (x_n - mu_k) = 0`` for ``.../sigma2_k = 0``, unknown mu_k).
+    mistakes : list of Mistake, or a callable returning one, optional
+        Further wrong answers to name (emsym's re-derived mistakes); evaluated on first need.
     """
+
+    space: Any  # ScalarSpace or IndexedSpace: the sample points answers are compared at
+    space_free: Any  # the same, without the side conditions
+    parse_names: Any  # the names answers may use (a set, or _Names in an indexed question)
+    space_orig: Any = None  # scalar questions: the names' first domains, when they were changed
 
     def __init__(
         self,
@@ -486,11 +535,15 @@ class FormulaGrader:
         domains: dict | None = None,
         seed: int = 0,
         symbolic: bool = True,
+        indices: dict | None = None,
+        unknowns: Iterable[str] = (),
+        mistakes=None,
     ) -> None:
         try:
-            self.expected = parse(expected)
+            self.expected = parse(expected, equation=True)
         except InvalidAnswer as exc:
             raise GraderError(f"the expected answer {expected!r} cannot be read: {exc}") from None
+        self.equation = self.expected.tree[0] == "="
         self.conditions: list[tuple[str, Parsed, Parsed]] = []
         for cond in where:
             cond = cond.replace("==", "=")
@@ -505,33 +558,48 @@ class FormulaGrader:
         for _, lhs, rhs in self.conditions:
             names |= lhs.names | rhs.names
         self.names = frozenset(names)
-        self.numeric = not self.expected.names
-        self.domains = {n: (domains or {}).get(n, domain_of(n)) for n in names}
-        bad = {n: d for n, d in self.domains.items() if d not in ("positive", "unit", "real")}
+        self.numeric = not self.expected.names and not self.equation
+        self.declared_domains = dict(domains or {})
+        self.unknowns = tuple(unknowns)
+        self.seed = seed
+        self.indexed = (
+            indices is not None
+            or nesting(self.expected.tree) > 0
+            or any(nesting(c[1].tree) or nesting(c[2].tree) for c in self.conditions)
+            or _general(self.expected.names)
+        )
+        self.domains = {n: self.declared_domains.get(n, domain_of(n)) for n in names}
+        bad = {n: d for n, d in self.declared_domains.items() if d not in ("positive", "unit", "real")}
         if bad:
             raise GraderError(f"domains should be positive, unit or real, but got {bad}")
-        self.extra = {v for n in names for v in _hat_variants(n) if v not in names}
-        self.swapped = {s: n for n in names for s in _index_swaps(n) if s not in names}
-        self.parse_names = self.names | self.extra | set(self.swapped)
-        self._draw_samples(seed)
-        if not self.numeric and np.isfinite(self.value).mean() < 0.9:
-            # log(x), sqrt(x - mu), ...: where the expected answer is undefined at many points,
-            # sample the real-valued names that were not declared on positive values instead.
-            declared = set(domains or {})
-            self.domains = {
-                n: ("positive" if d == "real" and n not in declared else d) for n, d in self.domains.items()
-            }
+        if self.indexed:
+            self._setup_indexed(dict(indices or DEFAULT_INDICES))
+        else:
+            self.extra = {v for n in names for v in _hat_variants(n) if v not in names}
+            self.swapped = {s: n for n in names for s in _index_swaps(n) if s not in names}
+            self.parse_names = self.names | self.extra | set(self.swapped)
             self._draw_samples(seed)
+            self.space_orig = None
+            if not self.numeric and np.isfinite(self.value).mean() < 0.9:
+                self.space_orig = self.space
+                # log(x), sqrt(x - mu), ...: where the expected answer is undefined at many points,
+                # sample the real-valued names that were not declared on positive values instead.
+                self.domains = {
+                    n: ("positive" if d == "real" and n not in self.declared_domains else d)
+                    for n, d in self.domains.items()
+                }
+                self._draw_samples(seed)
         if self.numeric:
             self.tolerance = parse_tolerance(tolerance if tolerance is not None else "0.1%")
             if not np.isfinite(self.value).all():
                 raise GraderError(f"the expected answer {expected!r} is not a finite number")
         else:
             self.rtol = RTOL if tolerance is None else self._formula_rtol(tolerance)
-            if np.isfinite(self.value).sum() < SAMPLES // 2:
+            if np.isfinite(self.value).sum() < self.value.size // 2:
                 raise GraderError(f"the expected answer {expected!r} is undefined at most sample points")
+        self._extra_mistakes = mistakes
         self._mistakes: list[tuple[str, str, np.ndarray]] | None = None
-        self.symbolic = symbolic
+        self.symbolic = symbolic and not self.indexed and not self.equation
         self._confirmed: dict[str, bool | None] = {}
 
     @staticmethod
@@ -543,33 +611,29 @@ class FormulaGrader:
             raise GraderError("for a formula the tolerance is relative, e.g. '1e-6' or '0.01%'")
         return value
 
-    # -- sampling ------------------------------------------------------------------------
+    # -- sampling: scalar questions --------------------------------------------------------
     def _draw_samples(self, seed: int) -> None:
         rng = np.random.default_rng(seed)
-        self.env_free = self._sample(rng, conditions=False)
-        self.env = self._sample(rng, conditions=bool(self.conditions))
-        with np.errstate(all="ignore"):
-            self.value = np.asarray(evaluate(self.expected.tree, self.env), dtype=float)
-            self.value_free = np.asarray(evaluate(self.expected.tree, self.env_free), dtype=float)
+        self.space_free = ScalarSpace(self._sample(rng, conditions=False), SAMPLES)
+        self.space = ScalarSpace(self._sample(rng, conditions=bool(self.conditions)), SAMPLES)
+        self.env = self.space.env
+        self.value = self.space.values(self.expected.tree)
+        self.value_free = self.space_free.values(self.expected.tree)
 
-    def _draw(self, rng, name, size):
+    def _draw(self, rng, name, size, wide=None):
         d = self.domains.get(name, self.domains.get(_hat_twin(name), domain_of(name)))
-        if d == "positive":
-            return rng.uniform(0.5, 3.0, size)
-        if d == "unit":
-            return rng.uniform(0.05, 0.95, size)
-        return rng.uniform(-3.0, 3.0, size)
+        return draw(rng, d, size, wide)
 
-    def _sample(self, rng, conditions: bool) -> dict:
+    def _sample(self, rng, conditions: bool, wide=None) -> dict:
         all_names = sorted(
             self.names
             | {v for n in self.names for v in _hat_variants(n)}
             | {s for n in self.names for s in _index_swaps(n)}
         )
         if not conditions:
-            return {n: self._draw(rng, n, SAMPLES) for n in all_names}
+            return {n: self._draw(rng, n, SAMPLES, wide) for n in all_names}
         pool = SAMPLES * 8
-        env = {n: self._draw(rng, n, pool) for n in all_names}
+        env = {n: self._draw(rng, n, pool, wide) for n in all_names}
         keep = np.ones(pool, dtype=bool)
         solved: set[str] = set()
         for text, lhs, rhs in self.conditions:
@@ -605,6 +669,88 @@ class FormulaGrader:
                     return n
         raise GraderError(f"side condition {text!r} should be linear in one of its names (emsym samples on it)")
 
+    # -- sampling: indexed questions ---------------------------------------------------------
+    def _setup_indexed(self, indices: dict) -> None:
+        for letter, size in indices.items():
+            if not (len(letter) == 1 and letter.isalpha() and str(size).isidentifier()):
+                raise GraderError(f"indices: {letter!r}: {size!r} should be one letter and a size name such as N")
+        trees = [self.expected.tree] + [t for _, lhs, rhs in self.conditions for t in (lhs.tree, rhs.tree)]
+        kinds, opaque = index_kinds(trees, indices)
+        if kinds.get("N") == ("K",) and not any(
+            b in RESPONSIBILITY_BASES and len(a) == 2 for b, a in kinds.items()
+        ):  # N_k is the column sum of the responsibilities: students may write it out
+            kinds["gamma"] = ("N", "K")
+        for base in list(kinds):  # hat twins: hatmu_k for mu_k and back (the old and the new mean)
+            twin = base[3:] if base.startswith("hat") else "hat" + base
+            kinds.setdefault(twin, kinds[base])
+        free = tuple(free_letters(self.expected.tree, indices))
+        sizes = set(indices.values())
+        hats = {v for n in opaque | (sizes & self.names) for v in _hat_variants(n)} - opaque - sizes
+        opaque = opaque | hats
+        domains = {b: self.declared_domains.get(b, domain_of(b)) for b in kinds}
+        domains.update(
+            {n: self.declared_domains.get(n, self.declared_domains.get(_hat_twin(n), domain_of(n))) for n in opaque}
+        )
+        for name, d in self.declared_domains.items():
+            if "_" in name and name.split("_", 1)[0] in kinds:
+                domains[name.split("_", 1)[0]] = d
+        space = IndexedSpace(kinds, domains, indices, free, opaque=opaque)
+        self.definitions, self.normalisations, self.default_conditions = self._indexed_conditions(space)
+        rng = np.random.default_rng(self.seed)
+        space.configs = space.sample(rng, self.definitions, self.normalisations, conditioned=True)
+        free_space = IndexedSpace(kinds, domains, indices, free, opaque=opaque)
+        free_space.configs = free_space.sample(rng, [], [], conditioned=False)
+        self.space, self.space_free = space, free_space
+        self.extra = hats
+        self.swapped = {}
+        self.parse_names = _Names(space, self.names, hats)
+        with np.errstate(all="ignore"):
+            try:
+                space.check(self.expected.tree)
+            except SpaceError as exc:
+                raise GraderError(f"the expected answer {self.expected.text!r}: {exc}") from None
+            self.value = space.values(self.expected.tree)
+            self.value_free = free_space.values(self.expected.tree)
+
+    def _indexed_conditions(self, space: IndexedSpace):
+        """Definitions (N_k = sum_n gamma_nk) and normalisations (sum_k gamma_nk = 1), declared or default."""
+        definitions, normalisations, said = [], [], []
+        for text, lhs, rhs in self.conditions:
+            lt, rt = lhs.tree, rhs.tree
+            ref = space.ref(lt[1]) if lt[0] == "var" else None
+            if ref is not None and all(isinstance(p, str) for p in ref.positions):
+                definitions.append((ref.base, list(ref.positions), rt))
+                continue
+            if lt[0] == "big" and lt[1] == "sum" and lt[5][0] == "var" and rt[0] == "num":
+                inner = space.ref(lt[5][1])
+                if inner is not None and lt[2] in inner.positions:
+                    normalisations.append((inner.base, inner.positions.index(lt[2]), rt[1]))
+                    continue
+            raise GraderError(
+                f"side condition {text!r}: in a general (indexed) question a condition is a definition "
+                "(N_k = sum_n gamma_nk) or a normalisation (sum_k gamma_nk = 1)"
+            )
+        defined = {d[0] for d in definitions} | {n[0] for n in normalisations}
+        comp = [s for s in ("K",) if s in space.indices.values()]
+        points = [s for s in ("N",) if s in space.indices.values()]
+        resp = None
+        for base, axes in space.kinds.items():
+            b = base[3:] if base.startswith("hat") else base
+            if b in RESPONSIBILITY_BASES and sorted(axes) == sorted(points + comp) and len(axes) == 2:
+                resp = resp or base
+                if base not in defined:
+                    normalisations.append((base, axes.index("K"), 1.0))
+                    said.append(f"sum_k {base}_{'nk' if axes[0] == 'N' else 'kn'} = 1")
+            elif b in WEIGHT_BASES and axes == ("K",) and base not in defined:
+                normalisations.append((base, 0, 1.0))
+                said.append(f"sum_k {base}_k = 1")
+        if "N" in space.kinds and space.kinds["N"] == ("K",) and "N" not in defined and resp is not None:
+            axes = space.kinds[resp]
+            body = ("var", f"{resp}_{'nk' if axes[0] == 'N' else 'kn'}")
+            definitions.append(("N", ["k"], ("big", "sum", "n", None, None, body)))
+            said.append(f"N_k = sum_n {body[1]}")
+        return definitions, normalisations, said
+
     # -- grading -------------------------------------------------------------------------
     def grade(self, answer: str) -> Verdict:
         """Grade one typed answer; never raises for anything a student types."""
@@ -612,19 +758,36 @@ class FormulaGrader:
             return self._grade(answer)
         except RecursionError:
             return Verdict("invalid", 0.0, "Could not read the answer: it is nested too deeply.")
-        except (ArithmeticError, ValueError, TypeError, MemoryError):  # defensive: a verdict, never a crash
+        except (ArithmeticError, ValueError, TypeError, MemoryError, IndexError):  # a verdict, never a crash
             return Verdict("invalid", 0.0, "Could not read the answer: it cannot be evaluated.")
+
+    def read(self, answer: str) -> Parsed:
+        """Parse an answer in this question's names (raises InvalidAnswer)."""
+        return parse(answer if isinstance(answer, str) else str(answer), names=self.parse_names, equation=True)
+
+    def answer_values(self, parsed: Parsed, free: bool = False) -> np.ndarray:
+        """The values of a parsed answer at this grader's sample points (raises SpaceError)."""
+        space = self.space_free if free else self.space
+        return space.values(space.prepare(parsed.tree))
 
     def _grade(self, answer) -> Verdict:
         start = time.perf_counter()
         try:
-            parsed = parse(answer if isinstance(answer, str) else str(answer), names=self.parse_names)
+            parsed = self.read(answer)
         except InvalidAnswer as exc:
             return Verdict("invalid", 0.0, f"Could not read the answer: {exc}")
-        reading = f" (read as {parsed.text})" if parsed.implicit else ""
-        if self.numeric:
+        reading = f" (read as {parsed.text})" if parsed.implicit or self.indexed or "\\" in str(answer) else ""
+        is_eq = parsed.tree[0] == "="
+        if self.numeric and not is_eq:
             return self._grade_number(parsed, reading)
-        unknown = sorted(parsed.names - self.parse_names)
+        if is_eq != self.equation:
+            msg = (
+                "an equation is expected here, e.g. '... = 0'"
+                if self.equation
+                else "type only the expression, without '=' (e.g. not 'mu_k = ...')"
+            )
+            return Verdict("invalid", 0.0, f"Could not read the answer: {msg}.", parsed.text)
+        unknown = sorted(n for n in parsed.names if n not in self.parse_names)
         if unknown:
             return Verdict("invalid", 0.0, self._unknown_message(unknown), parsed.text)
         swapped = sorted(n for n in parsed.names if n in self.swapped)
@@ -633,31 +796,233 @@ class FormulaGrader:
             return Verdict(
                 "incorrect", 0.0, f"Incorrect: the indices are swapped ({fix}).", parsed.text, "indices-swapped"
             )
+        try:
+            if self.indexed:
+                self.space.check(parsed.tree)
+            value = self.answer_values(parsed)
+        except SpaceError as exc:
+            return Verdict("invalid", 0.0, f"Could not read the answer: {exc}.", parsed.text)
         with np.errstate(all="ignore"):
-            value = evaluate(parsed.tree, self.env)
-            if _close(value, self.value, self.rtol):
-                if self.conditions and not _close(evaluate(parsed.tree, self.env_free), self.value_free, self.rtol):
-                    conds = "; ".join(c[0] for c in self.conditions)
-                    return Verdict(
-                        "correct",
-                        1.0,
-                        f"Correct{reading}, using the side condition ({conds}); "
-                        "it is not equal to the expected answer without it.",
-                        parsed.text,
-                    )
+            same, how = self._same(parsed, value, self.value, self.expected.tree, start)
+            if same:
+                if self.conditions:
+                    free_value = self.answer_values(parsed, free=True)
+                    if not self._same(parsed, free_value, self.value_free, self.expected.tree, start, free=True)[0]:
+                        conds = "; ".join(c[0] for c in self.conditions)
+                        return Verdict(
+                            "correct",
+                            1.0,
+                            f"Correct{reading}{how}, using the side condition ({conds}); "
+                            "it is not equal to the expected answer without it.",
+                            parsed.text,
+                        )
                 confirmed = self._confirm(parsed)
-                return Verdict("correct", 1.0, f"Correct{reading}{confirmed}.", parsed.text)
+                return Verdict("correct", 1.0, f"Correct{reading}{how}{confirmed}.", parsed.text)
             if time.perf_counter() - start > TIME_LIMIT:
                 return Verdict("incorrect", 0.0, f"Incorrect{reading}.", parsed.text)
             found = self._diagnose(value, parsed)
         if found:
             key, msg = found
             return Verdict("incorrect", 0.0, f"Incorrect{reading}: {msg}", parsed.text, key)
-        return Verdict("incorrect", 0.0, f"Incorrect{reading}: not equivalent to the expected answer.", parsed.text)
+        what = "the expected condition" if self.equation else "the expected answer"
+        return Verdict("incorrect", 0.0, f"Incorrect{reading}: not equivalent to {what}.", parsed.text)
+
+    # -- equivalence -------------------------------------------------------------------------
+    def _same(self, parsed, value, target, target_tree, start, free=False) -> tuple[bool, str]:
+        """(equal, how): numeric agreement, settled in high precision where floating point may
+        have cancelled, then re-checked on wide scales when the answer could hide a branch."""
+        if self.equation:
+            return self._multiple(parsed, value, target, free)
+        if not _close(value, target, self.rtol) and not (
+            self._borderline(parsed.tree, value, target)
+            and self._mp_agree(parsed.tree, target_tree, _disagree(value, target, self.rtol), free, start)
+        ):
+            return False, ""
+        if (
+            not free
+            and self._suspicious(parsed.tree)
+            and not (self._stress(parsed, target_tree, start) and self._same_where_undefined(parsed, target_tree))
+        ):
+            return False, ""
+        return True, ""
+
+    def _same_where_undefined(self, parsed, target_tree) -> bool:
+        """Where the expected answer is undefined on the names' first domain (log(x) for x < 0), an
+        answer that reaches there through abs must be undefined too: log(abs(x)) is not log(x)."""
+        if self.indexed or self.space_orig is None:
+            return True
+        if not any(n[0] == "call" and n[1] == "abs" for n in _nodes(parsed.tree)):
+            return True  # log(x/y) for log(x) - log(y): equal wherever the expected answer is defined
+        a = self.space_orig.values(parsed.tree)
+        b = self.space_orig.values(target_tree)
+        fa, fb = np.isfinite(a), np.isfinite(b)
+        return bool(np.array_equal(fa, fb)) and _close(a[fb], b[fb], self.rtol) if fb.any() else not fa.any()
+
+    def _borderline(self, tree, value, target) -> bool:
+        """Whether a float disagreement may be rounding: few points, small gaps, or huge constants
+        (``(x_1 + 1e12) - 1e12``); then it is settled in 50-digit arithmetic."""
+        a = np.asarray(value, dtype=float).reshape(-1)
+        b = np.broadcast_to(np.asarray(target, dtype=float).reshape(-1), a.shape)
+        finite = np.isfinite(b)
+        if finite.sum() < max(1, b.size // 2):
+            return False
+        bad = _disagree(a, b, self.rtol)
+        if len(bad) <= b.size // 4:
+            return True
+        with np.errstate(all="ignore"):
+            gap = np.abs(a[bad] - b[bad]) / np.maximum(np.abs(a[bad]), np.abs(b[bad]))
+        if np.all(np.isfinite(gap)) and float(np.max(gap)) < 1e-3:
+            return True
+        return any(n[0] == "num" and abs(n[1]) >= 1e6 for n in _nodes(tree))
+
+    def _mp_agree(self, tree, target_tree, rows, free, start) -> bool:
+        """Whether the answer and the expected agree at these sample positions in 50-digit arithmetic."""
+        space = self.space_free if free else self.space
+        rows = np.asarray(rows)[:64]
+        try:
+            with mp_context():
+                for chunk in np.array_split(rows, max(1, len(rows) // 8)):
+                    if time.perf_counter() - start > TIME_LIMIT:
+                        return False
+                    a = space.mp_values(space.prepare(tree), chunk)
+                    b = space.mp_values(space.prepare(target_tree), chunk)
+                    if not mp_close(a, b, self.rtol):
+                        return False
+        except (SpaceError, ArithmeticError, ValueError, TypeError):
+            return False
+        return True
+
+    @staticmethod
+    def _suspicious(tree) -> bool:
+        """Functions with branches (abs, sqrt, log), non-integer or symbolic powers, large constants:
+        an answer that may agree with the expected one only on part of the domain."""
+        for n in _nodes(tree):
+            if n[0] == "call" and n[1] in ("abs", "sqrt", "log"):
+                return True
+            if n[0] == "^" and not (n[2][0] == "num" and float(n[2][1]).is_integer()):
+                return True
+            if n[0] == "num" and abs(n[1]) > 100:
+                return True
+        return False
+
+    def _stress(self, parsed, target_tree, start) -> bool:
+        """Re-compare on much wider scales (up to 100 times the answer's largest constant)."""
+        consts = [abs(n[1]) for n in _nodes(parsed.tree) if n[0] == "num"] + [10.0]
+        wide = math.log10(max(consts)) + 2
+        rng = np.random.default_rng(self.seed + 1)
+        space: Any
+        if self.indexed:
+            space = IndexedSpace(
+                self.space.kinds, self.space.domains, self.space.indices, self.space.free, opaque=self.space.opaque
+            )
+            space.configs = space.sample(rng, self.definitions, self.normalisations, conditioned=True)
+            for cfg in space.configs:  # stretch the real-valued tables
+                for base, t in cfg.tables.items():
+                    if space.domains.get(base, domain_of(base)) == "real":
+                        cfg.tables[base] = draw(rng, "real", t.shape, wide)
+                for name, v in cfg.scalars.items():
+                    if space.domains.get(name, domain_of(name)) != "unit":
+                        cfg.scalars[name] = draw(rng, space.domains.get(name, domain_of(name)), v.shape, wide)
+        else:
+            try:
+                space = ScalarSpace(self._sample(rng, conditions=bool(self.conditions), wide=wide), SAMPLES)
+            except GraderError:
+                return True
+        with np.errstate(all="ignore"):
+            a = space.values(space.prepare(parsed.tree))
+            b = space.values(space.prepare(target_tree))
+        finite_b = np.isfinite(b)
+        if not finite_b.any():
+            return True
+        if _close(a, b, self.rtol):
+            return True
+        bad = _disagree(a, b, self.rtol)
+        old = self.space
+        try:
+            self.space = space
+            return self._mp_agree(parsed.tree, target_tree, bad, False, start)
+        finally:
+            self.space = old
+
+    def _multiple(self, parsed, value, target, free) -> tuple[bool, str]:
+        """An equation answer: lhs - rhs a non-zero multiple of the expected lhs - rhs."""
+        f = np.asarray(value, dtype=float).reshape(-1)
+        g = np.asarray(target, dtype=float).reshape(-1)
+        ok = np.isfinite(f) & np.isfinite(g)
+        if ok.sum() < max(1, g.size // 2):
+            return False, ""
+        f, g = f[ok], g[ok]
+        scale = np.median(np.abs(g)) + 1e-300
+        zero_g = np.abs(g) <= 1e-9 * scale
+        if np.any(np.abs(f[zero_g]) > 1e-9 * (np.median(np.abs(f)) + 1e-300)):
+            return False, ""
+        r = f[~zero_g] / g[~zero_g]
+        if r.size == 0 or not np.all(np.isfinite(r)) or np.any(r == 0):
+            return False, ""
+        c = float(np.median(r))
+        if np.all(np.abs(r - c) <= 1e-6 * abs(c)):
+            if abs(c - 1) <= 1e-6:
+                return True, ""
+            return True, f" (a multiple, {c:.6g} times, of the expected condition)"
+        if not self.unknowns or not (np.all(r > 0) or np.all(r < 0)):
+            return False, ""
+        # a non-constant factor: it must not involve the unknowns (then it never changes the solution)
+        moved = self._resample_unknowns(parsed, free)
+        if moved is None:
+            return False, ""
+        f2, g2 = moved
+        ok2 = np.isfinite(f2) & np.isfinite(g2) & (np.abs(g2) > 1e-9 * (np.median(np.abs(g2)) + 1e-300))
+        r2_full = np.full(f2.shape, np.nan)
+        r2_full[ok2] = f2[ok2] / g2[ok2]
+        r_full = np.full(ok.shape, np.nan)
+        idx = np.flatnonzero(ok)[~zero_g]
+        r_full[idx] = r
+        both = np.isfinite(r_full) & np.isfinite(r2_full)
+        if both.sum() < max(1, ok.size // 3):
+            return False, ""
+        if not np.allclose(r_full[both], r2_full[both], rtol=1e-6):
+            return False, ""
+        return True, (
+            f" (your condition is the expected one times a factor that never vanishes and does not involve "
+            f"{', '.join(self.unknowns)}, so it has the same solution)"
+        )
+
+    def _resample_unknowns(self, parsed, free):
+        """Answer and expected values with only the unknowns redrawn (the rest as before)."""
+        rng = np.random.default_rng(self.seed + 7)
+        space = self.space_free if free else self.space
+        if self.indexed:
+            import copy
+
+            moved = copy.copy(space)
+            moved.configs = []
+            for cfg in space.configs:
+                c2 = copy.copy(cfg)
+                c2.tables = dict(cfg.tables)
+                c2.scalars = dict(cfg.scalars)
+                for u in self.unknowns:
+                    ref = space.ref(u)
+                    if ref is not None:
+                        t = cfg.tables[ref.base]
+                        c2.tables[ref.base] = draw(rng, space.domains.get(ref.base, domain_of(ref.base)), t.shape)
+                    elif u in cfg.scalars:
+                        c2.scalars[u] = draw(rng, space.domains.get(u, domain_of(u)), cfg.scalars[u].shape)
+                moved.configs.append(c2)
+        else:
+            env = dict(space.env)
+            for u in self.unknowns:
+                if u in env:
+                    env[u] = self._draw(rng, u, SAMPLES)
+            moved = ScalarSpace(env, SAMPLES)
+        with np.errstate(all="ignore"):
+            return (
+                moved.values(moved.prepare(parsed.tree)),
+                moved.values(moved.prepare(self.expected.tree)),
+            )
 
     def _confirm(self, parsed: Parsed) -> str:
         """' (confirmed symbolically)' when sympy's cancel agrees cheaply; memoised per reading."""
-        if not self.symbolic:
+        if not self.symbolic or nesting(parsed.tree):
             return ""
         if parsed.text not in self._confirmed:
             if len(self._confirmed) > 10_000:
@@ -666,17 +1031,49 @@ class FormulaGrader:
         ok = self._confirmed[parsed.text]
         return " (confirmed symbolically)" if ok else ""
 
-    def _diagnose(self, value, parsed: Parsed):
-        if self._mistakes is None:
-            self._mistakes = []
+    def _matches(self, value, target) -> bool:
+        if self.equation:
+            f = np.asarray(value, dtype=float).reshape(-1)
+            g = np.asarray(target, dtype=float).reshape(-1)
             with np.errstate(all="ignore"):
-                for key, msg, tree in _mistakes(self.expected.tree):
-                    v = np.asarray(evaluate(tree, self.env), dtype=float)
-                    if not _close(v, self.value, self.rtol):  # a rewrite that changes nothing is no mistake
-                        self._mistakes.append((key, msg, v))
+                r = f / g
+            r = r[np.isfinite(r)]
+            return (
+                r.size > 0
+                and bool(np.all(np.abs(r - np.median(r)) <= 1e-6 * abs(np.median(r))))
+                and bool(np.median(r) != 0)
+            )
+        return _close(value, target, self.rtol)
+
+    def _mistake_values(self) -> list:
+        if self._mistakes is not None:
+            return self._mistakes
+        self._mistakes = []
+        with np.errstate(all="ignore"):
+            extra = self._extra_mistakes() if callable(self._extra_mistakes) else (self._extra_mistakes or [])
+            for m in extra:  # re-derived mistakes first: they name the step
+                try:
+                    tree = parse(m.answer, equation=self.equation).tree
+                    if self.indexed:
+                        self.space.check(tree)
+                    v = self.space.values(self.space.prepare(tree))
+                except (InvalidAnswer, SpaceError, GraderError):
+                    continue
+                if not self._matches(v, self.value) and np.isfinite(v).mean() > 0.5:
+                    self._mistakes.append((m.key, m.feedback(), v))
+            for key, msg, tree in _mistakes(self.expected.tree):
+                try:
+                    v = self.space.values(self.space.prepare(tree))
+                except SpaceError:
+                    continue
+                if not self._matches(v, self.value):  # a rewrite that changes nothing is no mistake
+                    self._mistakes.append((key, msg, v))
+        return self._mistakes
+
+    def _diagnose(self, value, parsed: Parsed):
         uses_old = any(n in self.extra for n in parsed.names)
-        for key, msg, v in self._mistakes:
-            if _close(value, v, self.rtol):
+        for key, msg, v in self._mistake_values():
+            if self._matches(value, v):
                 return key, msg
         if uses_old:
             old = sorted(n for n in parsed.names if n in self.extra)
@@ -684,11 +1081,26 @@ class FormulaGrader:
                 f"{', '.join(old)} is not one of this question's names here; did you mean "
                 f"{', '.join(_hat_variants(o)[0] for o in old)}?"
             )
+        if self.equation:
+            return None
         return _ratio_mistake(value, self.value)
 
     def _unknown_message(self, unknown) -> str:
         parts = []
         for n in unknown:
+            if self.indexed and "_" in n and n.split("_", 1)[0] in self.space.kinds:
+                base = n.split("_", 1)[0]
+                axes = self.space.kinds[base]
+                kinds = " and ".join(
+                    "a point index (" + ", ".join(c for c, s in self.space.indices.items() if s == a) + ")"
+                    if a == "N"
+                    else "a component index (" + ", ".join(c for c, s in self.space.indices.items() if s == a) + ")"
+                    if a == "K"
+                    else f"an index over 1..{a}"
+                    for a in axes
+                )
+                parts.append(f"{n}: {base} takes {kinds}")
+                continue
             close = difflib.get_close_matches(n, sorted(self.names), n=1, cutoff=0.5)
             parts.append(f"unknown name {n!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         allowed = ", ".join(sorted(self.names))
@@ -700,7 +1112,7 @@ class FormulaGrader:
             parsed = parse(str(answer))
         except InvalidAnswer:
             return None
-        if parsed.names:
+        if parsed.names or nesting(parsed.tree):
             return None
         with np.errstate(all="ignore"):
             value = float(np.asarray(evaluate(parsed.tree, {})).reshape(-1)[0])
@@ -718,6 +1130,11 @@ class FormulaGrader:
         return abs(got - want) <= self._allowed(want) + 1e-12 * max(1.0, abs(want))
 
     def _grade_number(self, parsed: Parsed, reading: str) -> Verdict:
+        if nesting(parsed.tree):
+            try:
+                parsed = Parsed(self.space.prepare(parsed.tree), parsed.text, parsed.names, parsed.implicit)
+            except SpaceError as exc:
+                return Verdict("invalid", 0.0, f"Could not read the answer: {exc}.", parsed.text)
         if parsed.names:
             return Verdict(
                 "invalid",

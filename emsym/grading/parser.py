@@ -647,6 +647,11 @@ class _Parser:
         self.bigops -= 1
         return self.node("big", op, idx_tok[1], low, high, body)
 
+    def _bishop(self) -> bool:
+        """Whether the next tokens are '(' z_SUB ')'."""
+        t = self.toks[self.i : self.i + 3]
+        return len(t) == 3 and t[1][0] == "name" and t[1][1].startswith("z_") and t[2][0] == ")"
+
     def atom(self):
         tok = self.take()
         kind = tok[0]
@@ -664,15 +669,10 @@ class _Parser:
                 if self.peek()[0] != "(":
                     self.fail("\\frac needs two groups: \\frac{a}{b}", self.peek())
                 return self.node("/", num, self.group())
-            if name == "gamma" and not self.known(name) and nxt == "(":
+            if name == "gamma" and not self.known(name) and nxt == "(" and self._bishop():
                 # Bishop's gamma(z_nk) is the responsibility gamma_nk
-                if (
-                    self.toks[self.i + 1][0] == "name"
-                    and self.toks[self.i + 1][1].startswith("z_")
-                    and self.toks[self.i + 2][0] == ")"
-                ):
-                    self.i += 3
-                    return self.node("var", "gamma_" + self.toks[self.i - 2][1][2:])
+                self.i += 3
+                return self.node("var", "gamma_" + self.toks[self.i - 2][1][2:])
             if nxt == "(" and name in FUNCTIONS and not self.known(name):
                 return self.node("call", FUNCTIONS[name], self.group())
             if name in FUNCTIONS and not self.known(name):
