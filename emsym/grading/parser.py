@@ -538,6 +538,8 @@ class _Parser:
         p, t = prev[0], tok[0]
         if t == "bigop":
             return  # 2 sum_n x_n, N_k^{-1} sum_n ...
+        if t == "name" and tok[1] in FUNCTIONS and not self.known(tok[1]) and tok[3]:
+            return  # gamma_nk sqrt(...), 2 log(x)
         if p == "num" and t in ("name", "("):
             return
         if p == ")" and t in ("(", "name"):
@@ -553,7 +555,7 @@ class _Parser:
                 self.fail(f"unknown name {unknown!r} (did you mean {close[0]!r}?)", at)
             self.fail(f"write '*' between {prev[1]!r} and {tok[1]!r}", tok)
         if p == "name" and t == "(":
-            if tok[3] and self.names is not None and prev[1] in self.names:
+            if tok[3] and (self.names is None or prev[1] in self.names):
                 return  # "gamma_k1 (x_1 - mu)": a known name, a space, a bracket
             self.fail(f"{prev[1]!r} is not a function; write {prev[1]}*( ... ) to multiply", tok)
         if t == "num":

@@ -305,6 +305,8 @@ class IndexedSpace:
     configs: list = field(default_factory=list)
     samples: int = 24
     opaque: set = field(default_factory=set)
+    definitions: list = field(default_factory=list)
+    normalisations: list = field(default_factory=list)
 
     indexed = True
 
@@ -390,6 +392,8 @@ class IndexedSpace:
     def sample(self, rng: np.random.Generator, definitions: list, normalisations: list, conditioned: bool):
         """One configuration per size choice; definitions and normalisations applied when conditioned."""
         configs = []
+        if conditioned:
+            self.definitions, self.normalisations = list(definitions), list(normalisations)
         size_names = sorted(self.sizes_names())
         for choice in range(3):
             sizes = {s: SIZES.get(s, OTHER_SIZES)[choice] for s in size_names}
@@ -413,12 +417,24 @@ class IndexedSpace:
         return configs
 
     # -- evaluation ------------------------------------------------------------------------
-    def _eval_config(self, cfg: _Config, tree: tuple, free: tuple, mp_rows=None):
+    def _mp_config(self, cfg: _Config, rows) -> _Config:
+        """The configuration at some sample rows in 50-digit numbers, with the normalisations and
+        definitions redone in that precision (a float N_k would carry its rounding into the check)."""
+        tables = {b: _mp_array(t[rows]) for b, t in cfg.tables.items()}
+        scalars = {n: _mp_array(v[rows]) for n, v in cfg.scalars.items()}
+        out = _Config(cfg.sizes, tables, scalars)
+        for base, axis, total in self.normalisations:
+            t = tables[base]
+            tables[base] = t * total / t.sum(axis=1 + axis, keepdims=True)
+        for base, letters, rhs in self.definitions:
+            value = self._eval_config(out, rhs, tuple(letters), mp=True, samples=len(rows))
+            tables[base] = np.broadcast_to(value, (len(rows), *(cfg.sizes[self.indices[c]] for c in letters))).copy()
+        return out
+
+    def _eval_config(self, cfg: _Config, tree: tuple, free: tuple, mp: bool = False, samples: int | None = None):
         nslots = len(free) + nesting(tree)
-        rows = mp_rows
-        tables = cfg.tables if rows is None else {b: _mp_array(t[rows]) for b, t in cfg.tables.items()}
-        scalars = cfg.scalars if rows is None else {n: _mp_array(v[rows]) for n, v in cfg.scalars.items()}
-        S = self.samples if rows is None else len(rows)
+        tables, scalars = cfg.tables, cfg.scalars
+        S = self.samples if samples is None else samples
         nan = float("nan")
 
         def shaped(arr):
@@ -427,7 +443,7 @@ class IndexedSpace:
         def lookup(name: str, bind: dict):
             if name in cfg.sizes:
                 v = np.full(S, float(cfg.sizes[name]))
-                return shaped(v if rows is None else _mp_array(v))
+                return shaped(_mp_array(v) if mp else v)
             ref = self.ref(name)
             if ref is None:
                 return shaped(scalars[name])
@@ -438,7 +454,7 @@ class IndexedSpace:
                 if isinstance(p, int):
                     if not 1 <= p <= t.shape[1 + axis]:
                         v = np.full(S, nan)
-                        return shaped(v if rows is None else _mp_array(v))
+                        return shaped(_mp_array(v) if mp else v)
                     index.append(p - 1)
                 else:
                     index.append(slice(None))
@@ -458,18 +474,19 @@ class IndexedSpace:
             inner = dict(bind)
             inner[letter] = slot
             value = ev(body, inner)
+            value = np.broadcast_to(value, np.broadcast_shapes(np.shape(value), (S,) + (1,) * nslots))
             size = cfg.sizes[self.indices[letter]]
             value = np.broadcast_to(value, value.shape[: 1 + slot] + (size,) + value.shape[2 + slot :])
             if isinstance(high, int) and high != size:
                 if high > size:
                     v = np.full(value.shape[:1] + (1,) * nslots, nan)
-                    return v if rows is None else _mp_array(v)
+                    return _mp_array(v) if mp else v
                 value = value[(slice(None),) * (1 + slot) + (slice(0, high),)]
             if op == "sum":
                 return value.sum(axis=1 + slot, keepdims=True)
             return value.prod(axis=1 + slot, keepdims=True)
 
-        ev = _Eval(lookup, bigop, mp=rows is not None)
+        ev = _Eval(lookup, bigop, mp=mp)
         bind = {c: i for i, c in enumerate(free)}
         out = ev(tree, bind)
         shape = [S] + [1] * nslots
@@ -496,7 +513,8 @@ class IndexedSpace:
             mine = [(i, r - start) for i, r in enumerate(flat_rows) if start <= r < start + n]
             if mine:
                 rows = sorted({r // per for _, r in mine})
-                vals = self._eval_config(cfg, tree, self.free, mp_rows=np.array(rows))
+                mp_cfg = self._mp_config(cfg, np.array(rows))
+                vals = self._eval_config(mp_cfg, tree, self.free, mp=True, samples=len(rows))
                 vals = np.asarray(vals, dtype=object).reshape(len(rows), per)
                 for i, r in mine:
                     out[i] = vals[rows.index(r // per), r % per]
