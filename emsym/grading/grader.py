@@ -27,7 +27,6 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-
 from typing import Any
 
 import numpy as np
