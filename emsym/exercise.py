@@ -55,6 +55,7 @@ QUANTITIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "larger_variance": ((), ("after",)),
     "estep": ((), ("component",)),
     "update": (("param",), ()),
+    "stationarity": (("param",), ()),
     "kmeans_vs_gmm": ((), ("field",)),
     "init_dependence": ((), ("seed", "field")),
     "likelihood_never_decreases": ((), ()),
@@ -177,8 +178,8 @@ _TOP_OPTIONAL = ("source", "statement", "data", "labels", "init", "responsibilit
 SOURCE_KEYS = ("course", "institution", "author", "year", "seed", "question", "url")
 _PART_COMMON = ("id", "kind", "prompt", "published", "published_note", "marks")
 _PART_KEYS = {
-    "numeric": (("quantity",), ("tolerance", "permutable")),
-    "formula": (("quantity", "names"), ("points", "notation", "where", "tolerance")),
+    "formula": (("quantity", "names"), ("points", "notation", "where", "tolerance", "indices", "uses", "credit")),
+    "numeric": (("quantity",), ("tolerance", "permutable", "uses", "credit")),
     "derivation": (("param",), ()),
     "assignment": ((), ("quantity",)),
     "choice": (("options",), ("check", "multiple")),
@@ -292,6 +293,29 @@ def _read_part(c: _Check, raw, kp, seen: set) -> Part | None:
             parse_tolerance(raw["tolerance"])
         except GraderError as exc:
             c.bad(kp + ("tolerance",), "a tolerance such as 0.05, '1%', 'nearest tenth'", raw["tolerance"], f" ({exc})")
+    if "uses" in raw:
+        uses = raw["uses"]
+        if not isinstance(uses, list) or not uses or not all(isinstance(u, str) and _ID.match(u) for u in uses):
+            c.bad(kp + ("uses",), "a list of the ids of earlier parts this part builds on", uses)
+    if "credit" in raw:
+        cr = raw["credit"]
+        if isinstance(cr, bool) or not isinstance(cr, (int, float)) or not 0 <= cr <= 1:
+            c.bad(
+                kp + ("credit",), "the share of the marks for an answer right from a wrong earlier answer, 0 to 1", cr
+            )
+        elif "uses" not in raw:
+            c.bad(kp + ("credit",), "a part with 'uses' (credit is for answers that follow from earlier parts)", cr)
+    if kind == "formula" and "indices" in raw:
+        ind = raw["indices"]
+        if (
+            not isinstance(ind, dict)
+            or not ind
+            or not all(
+                isinstance(k, str) and len(k) == 1 and k.isalpha() and isinstance(v, str) and v.isidentifier()
+                for k, v in ind.items()
+            )
+        ):
+            c.bad(kp + ("indices",), "a mapping of index letters to sizes, e.g. {n: N, k: K}", ind)
     if kind == "formula":
         names = raw.get("names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
@@ -574,11 +598,16 @@ def _check_parts_against_model(ex: Exercise, c: _Check) -> None:
             for k in range(1, K + 1)
             for l in range(1, int(spec.dim) + 1)
         }
+    earlier: list[str] = []
     for i, part in enumerate(ex.parts):
         kp = ("parts", i)
+        for used in part.spec.get("uses", []):
+            if used not in earlier:
+                c.bad(kp + ("uses",), f"ids of earlier parts ({', '.join(earlier) or 'none before this one'})", used)
+        earlier.append(part.id)
         q = part.spec.get("quantity") or part.spec.get("check")
         what = q["what"] if q else None
-        needs_data = what is not None and what not in ("estep", "update")
+        needs_data = what is not None and what not in ("estep", "update", "stationarity")
         if needs_data and ex.data is None:
             c.bad(kp + ("quantity",), "an exercise with data (this quantity is computed from data)", what)
         if needs_data and not spec.concrete:
@@ -591,7 +620,7 @@ def _check_parts_against_model(ex: Exercise, c: _Check) -> None:
                 q["name"],
                 f"; did you mean {close[0]!r}?" if close else "",
             )
-        if q and q["what"] == "update" and q["param"] not in names:
+        if q and q["what"] in ("update", "stationarity") and q["param"] not in names:
             c.bad(kp + ("quantity", "param"), f"a free parameter of the model ({', '.join(sorted(names))})", q["param"])
         if part.kind == "derivation" and part.spec["param"] not in names:
             c.bad(kp + ("param",), f"a free parameter of the model ({', '.join(sorted(names))})", part.spec["param"])

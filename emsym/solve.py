@@ -299,27 +299,79 @@ _DEFAULT_NOTATION = {
 }
 
 
+def _formula_source(ctx: _Context, part: Part):
+    """(derivation, generic) the part's formula comes from: the general derivation for component k."""
+    q = part.spec["quantity"]
+    generic = (q.get("component") == "k") or (q["what"] in ("update", "stationarity") and q["param"].endswith("_k"))
+    return (ctx.general if generic else ctx.derivation), generic
+
+
+def _instantiate(ctx: _Context, part: Part, expr, generic: bool):
+    """Fix K (a concrete model asked about component k) and N (a part with written-out points)."""
+    m = _formula_source(ctx, part)[0].model
+    subs = {}
+    if generic and ctx.ex.model.concrete:
+        subs[m.K] = ctx.ex.model.components
+    if part.spec.get("points"):
+        subs[m.N] = part.spec["points"]
+    return expr.subs(subs).doit() if subs else expr
+
+
 def _formula(ctx: _Context, part: Part) -> tuple[sp.Expr, tuple[Step, ...]]:
     q = part.spec["quantity"]
-    spec = ctx.ex.model
-    generic = (q.get("component") == "k") or (q["what"] == "update" and q["param"].endswith("_k"))
-    d = ctx.general if generic else ctx.derivation
+    d, generic = _formula_source(ctx, part)
     m = d.model
     if q["what"] == "estep":
         comp = m.k if generic else q.get("component", 1)
         expr = m.posterior(comp).rhs
         steps = tuple(s for s in d.steps if s.title == "E-step")
+    elif q["what"] == "stationarity":
+        step = next(s for s in d.steps if s.param == q["param"] and s.title == "Set the derivative to zero")
+        expr = step.expr.lhs
+        steps = tuple(s for s in d.steps_for(q["param"]) if s.title.startswith(("Differentiate", "Set the")))
     else:
         u = d.update(q["param"])
         expr = u.expr
         steps = tuple(d.steps_for(q["param"]))
-    subs = {}
-    if generic and spec.concrete:
-        subs[m.K] = spec.components
-    if part.spec.get("points"):
-        subs[m.N] = part.spec["points"]
-    expr = expr.subs(subs).doit() if subs else expr
-    return expr, steps
+    return _instantiate(ctx, part, expr, generic), steps
+
+
+def _rederived(ctx: _Context, part: Part):
+    """The part's re-derived mistakes (emsym.mistakes) as grader Mistakes, in the part's notation."""
+    from .grading import Mistake
+    from .mistakes import estep_mistakes, rederive
+
+    q = part.spec["quantity"]
+    d, generic = _formula_source(ctx, part)
+    if q["what"] == "estep":
+        found = estep_mistakes(d.model.posterior(d.model.k if generic else q.get("component", 1)))
+    else:
+        found = rederive(d, q["param"], equation=q["what"] == "stationarity")
+    notation = part.spec.get("notation", {})
+    m = d.model
+    counts = {}
+    if part.spec.get("points"):  # the points are written out: so is N_k = sum_n gamma_nk
+        comps = [m.k] if generic else list(getattr(m, "comps", []))
+        counts = {m.count_symbol(c): sp.Sum(m.gamma[m.n, c], (m.n, 1, m.N)) for c in comps}
+    out = []
+    for r in found:
+        expr = _rename(_instantiate(ctx, part, r.expr.xreplace(counts), generic), notation, d.model)
+        shown = _formula_text(expr) + (" = 0" if q["what"] == "stationarity" else "")
+        out.append(
+            Mistake(
+                r.key,
+                r.describe(lambda t: _formula_text(_rename(t, notation, d.model))),
+                shown,
+                step=r.step,
+                correct=_equation_text(r.correct, notation, d.model),
+                wrong=_equation_text(r.wrong, notation, d.model),
+            )
+        )
+    return out
+
+
+def _equation_text(eq, notation: dict, model) -> str:
+    return f"{_formula_text(_rename(eq.lhs, notation, model))} = {_formula_text(_rename(eq.rhs, notation, model))}"
 
 
 def _rename(expr: sp.Expr, notation: dict, model) -> sp.Expr:
@@ -504,11 +556,28 @@ def _solve_formula(ctx, part: Part) -> PartResult:
 
     expr, steps = _formula(ctx, part)
     expr = _rename(expr, part.spec.get("notation", {}), ctx.general.model)
-    shown = _formula_text(expr)
+    q = part.spec["quantity"]
+    equation = q["what"] == "stationarity"
+    shown = _formula_text(expr) + (" = 0" if equation else "")
     allowed = set(part.spec["names"])
     where = part.spec.get("where", [])
+    unknowns = []
+    if equation:
+        param = _rename(
+            _formula_source(ctx, part)[0].update(q["param"]).param.symbol,
+            part.spec.get("notation", {}),
+            ctx.general.model,
+        )
+        unknowns = [_formula_text(param)]
     try:
-        grader = FormulaGrader(shown, where=where, tolerance=part.spec.get("tolerance"))
+        grader = FormulaGrader(
+            shown,
+            where=where,
+            tolerance=part.spec.get("tolerance"),
+            indices=part.spec.get("indices"),
+            unknowns=unknowns,
+            mistakes=lambda: _rederived(ctx, part),
+        )
     except GraderError as exc:
         raise ExerciseError(
             [f"{part.where}: parts.{part.id}: the computed answer {shown!r} cannot be graded: {exc}"]
@@ -676,6 +745,7 @@ def solve(ex: Exercise) -> Solution:
     try:
         ctx = _Context(ex)
         parts = tuple(_SOLVERS[p.kind](ctx, p) for p in ex.parts)
+        parts = _with_follow_through(ctx, parts)
         tables = _tables(ctx)
         run = iters = None
         if ctx.model is not None and ctx.X is not None and (ctx.init is not None or ex.responsibilities is not None):
@@ -687,6 +757,127 @@ def solve(ex: Exercise) -> Solution:
         line, col = ex.marks.get(("model",), (1, 1))
         raise ExerciseError([f"{ex.path}:{line}:{col}: {exc}"]) from None
     return Solution(ex, ctx.derivation, parts, tables, run, iters or ())
+
+
+# -- follow-through (error carried forward) -----------------------------------------------------
+def _with_follow_through(ctx: _Context, parts: tuple) -> tuple:
+    """Attach to each part with ``uses:`` a check of whether an answer follows from the student's
+    own earlier answers: ``details['follow'](earlier: {part id: answer}, answer) -> bool | None``."""
+    by_id = {r.part.id: r for r in parts}
+    out = []
+    for r in parts:
+        uses = r.part.spec.get("uses")
+        if uses and r.grader is not None:
+            follow = _follow_formula(r, by_id) if r.part.kind == "formula" else _follow_numeric(ctx, r, by_id)
+            if follow is not None:
+                r = dataclasses.replace(r, details={**r.details, "follow": follow})
+        out.append(r)
+    return tuple(out)
+
+
+def _follow_formula(r: PartResult, by_id: dict):
+    """An update part after the stationarity part of the same parameter: the student's update must
+    solve the student's own condition (solved numerically at the sample points)."""
+    q = r.part.spec["quantity"]
+    sources = [
+        by_id[u]
+        for u in r.part.spec["uses"]
+        if by_id[u].part.kind == "formula"
+        and by_id[u].part.spec["quantity"]["what"] == "stationarity"
+        and by_id[u].part.spec["quantity"]["param"] == q.get("param")
+    ]
+    if q["what"] != "update" or not sources:
+        return None
+    cond = sources[0]
+
+    def follow(earlier: dict, answer: str) -> bool | None:
+        if cond.part.id not in earlier:
+            return None
+        return cond.grader.solves(earlier[cond.part.id], answer)
+
+    return follow
+
+
+def _follow_numeric(ctx: _Context, r: PartResult, by_id: dict):
+    """A number computed one EM step after earlier numbers: recompute it from the student's values.
+
+    Earlier responsibilities (after t iterations) feed the M-step that gives parameters after t + 1;
+    an earlier parameter (after t) feeds the E-step at t (responsibilities, log-likelihood) and
+    the next iteration (parameters after t + 1).
+    """
+    q = r.part.spec["quantity"]
+    if ctx.model is None or ctx.X is None or q["what"] not in ("parameter", "responsibility", "loglik"):
+        return None
+    used = [by_id[u] for u in r.part.spec["uses"] if by_id[u].part.kind == "numeric"]
+    if not used:
+        return None
+    step = lambda a: 0 if a == "init" else a  # noqa: E731
+
+    def follow(earlier: dict, answer: str) -> bool | None:
+        from .em import run_em
+
+        model, X = ctx._numeric()
+        got = r.grader.number(answer)
+        if got is None:
+            return None
+        values = {}
+        for u in used:
+            v = u.grader.number(earlier.get(u.part.id, "")) if u.part.id in earlier else None
+            if v is None:
+                return None
+            values[u.part.id] = v
+        after = q["after"]
+        if after == "converged":
+            return None
+        first = used[0].part.spec["quantity"]
+        base = first["after"]
+        if base == "converged":
+            return None
+        res = ctx.run(base)
+        params = dict(res.params)
+        R = np.array(res.responsibilities, dtype=float)
+        resp_changed = False
+        for u in used:
+            uq = u.part.spec["quantity"]
+            if uq.get("after") != base:
+                return None
+            v = values[u.part.id]
+            if uq["what"] == "responsibility":
+                p_, c_ = uq["point"] - 1, uq["component"] - 1
+                others = [j for j in range(R.shape[1]) if j != c_]
+                rest = R[p_, others].sum()
+                R[p_, c_] = v
+                if rest > 0:
+                    R[p_, others] *= (1 - v) / rest
+                resp_changed = True
+            elif uq["what"] == "parameter" and uq["name"] in params:
+                params[uq["name"]] = v
+            else:
+                return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmsymWarning)
+            try:
+                if resp_changed:
+                    if step(after) != step(base) + 1 or q["what"] != "parameter":
+                        return None
+                    new = model.m_step(np.ascontiguousarray(X.T), np.ascontiguousarray(R.T), params)
+                    res2 = run_em(model, X, new, max_iter=0, tol=-1, labels=ctx.labels, responsibilities=True)
+                else:
+                    n = step(after) - step(base)
+                    if n not in (0, 1):
+                        return None
+                    res2 = run_em(model, X, params, max_iter=n, tol=-1, labels=ctx.labels, responsibilities=True)
+            except (EmsymError, ValueError, FloatingPointError, np.linalg.LinAlgError):
+                return None
+        if q["what"] == "parameter":
+            want = ctx.view(res2, q["name"])
+        elif q["what"] == "responsibility" and res2.responsibilities is not None:
+            want = float(res2.responsibilities[q["point"] - 1, q["component"] - 1])
+        else:
+            want = float(res2.loglik[-1])
+        return bool(np.ndim(want) == 0 and r.grader.within(got, float(want)))
+
+    return follow
 
 
 def validate(path: str | os.PathLike) -> tuple[list[Solution], list[str]]:

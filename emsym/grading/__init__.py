@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .grader import FormulaGrader, GraderError, Verdict, parse_tolerance
+from .grader import FormulaGrader, GraderError, Mistake, Verdict, parse_tolerance
 from .parser import InvalidAnswer, parse
 
-__all__ = ["FormulaGrader", "GraderError", "InvalidAnswer", "Verdict", "parse", "parse_tolerance"]
+__all__ = ["FormulaGrader", "GraderError", "InvalidAnswer", "Mistake", "Verdict", "parse", "parse_tolerance"]

@@ -679,6 +679,8 @@ class FormulaGrader:
             b in RESPONSIBILITY_BASES and len(a) == 2 for b, a in kinds.items()
         ):  # N_k is the column sum of the responsibilities: students may write it out
             kinds["gamma"] = ("N", "K")
+        if "N" not in kinds and any(b in RESPONSIBILITY_BASES and a == ("N", "K") for b, a in kinds.items()):
+            kinds["N"] = ("K",)  # and may write N_k for it
         for base in list(kinds):  # hat twins: hatmu_k for mu_k and back (the old and the new mean)
             twin = base[3:] if base.startswith("hat") else "hat" + base
             kinds.setdefault(twin, kinds[base])
@@ -1019,6 +1021,90 @@ class FormulaGrader:
                 moved.values(moved.prepare(self.expected.tree)),
             )
 
+    # -- follow-through ------------------------------------------------------------------------
+    def solves(self, condition: str, answer: str) -> bool | None:
+        """Whether ``answer`` (an update for this equation's unknown) solves the student's own
+        ``condition`` -- an equation like this grader's -- at every sample point.  None when it
+        cannot be told (unreadable, no unknown, no root found)."""
+        if not self.equation or not self.unknowns:
+            return None
+        try:
+            cond = self.read(condition)
+            upd = self.read(answer)
+        except InvalidAnswer:
+            return None
+        if cond.tree[0] != "=" or upd.tree[0] == "=":
+            return None
+        if any(n not in self.parse_names for n in cond.names | upd.names):
+            return None
+        unknown = self.unknowns[0]
+        try:
+            if self.indexed:
+                self.space.check(cond.tree)
+                self.space.check(upd.tree)
+            root = self._root(cond.tree, unknown)
+            if root is None:
+                return None
+            with np.errstate(all="ignore"):
+                got = self.answer_values(upd)
+        except SpaceError:
+            return None
+        known = np.isfinite(root)
+        return _close(np.asarray(got, dtype=float).reshape(-1)[known], root[known], 1e-6)
+
+    def _root(self, tree, unknown: str):
+        """The unknown's value that zeroes lhs - rhs at every sample point (secant iterations)."""
+        space = self.space
+        if self.indexed:
+            ref = space.ref(unknown)
+            if ref is None or any(not isinstance(p, str) for p in ref.positions):
+                return None
+            shapes = [cfg.tables[ref.base].shape for cfg in space.configs]
+
+            def at(x_flat):
+                import copy
+
+                moved = copy.copy(space)
+                moved.configs = []
+                start = 0
+                for cfg, shape in zip(space.configs, shapes):
+                    size = int(np.prod(shape))
+                    c2 = copy.copy(cfg)
+                    c2.tables = dict(cfg.tables)
+                    c2.tables[ref.base] = np.asarray(x_flat[start : start + size]).reshape(shape)
+                    moved.configs.append(c2)
+                    start += size
+                return moved.values(tree)
+
+            total = sum(int(np.prod(sh)) for sh in shapes)
+            if free_letters(("var", unknown), space.indices) != list(space.free):
+                return None
+        else:
+            if unknown not in space.env:
+                return None
+
+            def at(x_flat):
+                return ScalarSpace({**space.env, unknown: x_flat}, space.samples).values(tree)
+
+            total = space.samples
+        positive = self.domains.get(unknown, domain_of(unknown)) != "real"
+        with np.errstate(all="ignore"):
+            x0, x1 = np.full(total, 0.5 if positive else -1.0), np.full(total, 2.0)
+            f0, f1 = at(x0), at(x1)
+            for _ in range(60):
+                step = f1 * (x1 - x0) / (f1 - f0)
+                x0, f0 = x1, f1
+                x1 = x1 - np.where(np.isfinite(step), step, 0.0)
+                f1 = at(x1)
+                if np.all(np.abs(f1) <= 1e-10 * (1 + np.abs(f0))) and np.all(
+                    np.abs(x1 - x0) <= 1e-10 * (1 + np.abs(x1))
+                ):
+                    break
+            ok = np.isfinite(x1) & (np.abs(f1) <= 1e-8 * (1 + np.abs(at(x1 * (1 + 1e-3)))))
+        if ok.mean() < 0.75:
+            return None
+        return np.where(ok, x1, np.nan)
+
     def _confirm(self, parsed: Parsed) -> str:
         """' (confirmed symbolically)' when sympy's cancel agrees cheaply; memoised per reading."""
         if not self.symbolic or nesting(parsed.tree):
@@ -1056,8 +1142,8 @@ class FormulaGrader:
                     if self.indexed:
                         self.space.check(tree)
                     v = self.space.values(self.space.prepare(tree))
-                except (InvalidAnswer, SpaceError, GraderError):
-                    continue
+                except (InvalidAnswer, SpaceError, GraderError, KeyError):
+                    continue  # a mistake in names this question does not sample
                 if not self._matches(v, self.value) and np.isfinite(v).mean() > 0.5:
                     self._mistakes.append((m.key, m.feedback(), v))
             for key, msg, tree in _mistakes(self.expected.tree):

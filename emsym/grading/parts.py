@@ -163,6 +163,7 @@ class ExerciseGraders:
         self.marks: dict[tuple[str, str], float] = {}  # a part's weight in a score (the exercise's `marks:`)
         self.problems: list[str] = []
         self.exercises: dict[str, list[str]] = {}
+        self.follow: dict[tuple[str, str], tuple[list[str], float, Any]] = {}  # parts with uses:
         files = exercise_files(path)
         # What a verdict depends on besides the answer: emsym's version and the exercise files.
         h = hashlib.sha256(f"emsym {__version__}".encode())
@@ -192,6 +193,13 @@ class ExerciseGraders:
                 else:
                     g = kind
                 self.graders[(sol.exercise.id, r.part.id)] = g
+                if "follow" in r.details:
+                    spec = r.part.spec
+                    self.follow[(sol.exercise.id, r.part.id)] = (
+                        spec["uses"],
+                        spec.get("credit", 0.5),
+                        r.details["follow"],
+                    )
                 self.marks[(sol.exercise.id, r.part.id)] = float(r.part.spec.get("marks", 1))
 
     def status(self, exercise: str, part: str) -> str:
@@ -211,21 +219,51 @@ class ExerciseGraders:
             )
         return self.graders[(exercise, part)], None
 
-    def grade(self, exercise: str, part: str, answer: str) -> Verdict:
-        """A verdict for any answer text; never raises (a batch must not stop on one row)."""
+    def grade(self, exercise: str, part: str, answer: str, earlier: dict | None = None) -> Verdict:
+        """A verdict for any answer text; never raises (a batch must not stop on one row).
+
+        ``earlier`` maps the ids of this exercise's other parts to the same student's answers: a
+        part with ``uses:`` then earns its ``credit:`` (default 0.5) when its answer is wrong but
+        follows from a wrong earlier answer (error carried forward), and the feedback says so.
+        """
         g, err = self.lookup(exercise, part)
         if g is None:
             return Verdict("invalid", 0.0, f"Not graded: {err}.")
         if isinstance(g, str):
             return _not_graded(g)
         try:
-            return g.grade(answer)
+            v = g.grade(answer)
+            if v.verdict == "incorrect" and earlier and (exercise, part) in self.follow:
+                v = self._carried_forward(exercise, part, answer, earlier, v)
+            return v
         except Exception as exc:  # a bug in emsym, not the student's fault: say so, keep the row
             return Verdict(
                 "invalid",
                 0.0,
                 f"Not graded: emsym could not grade this answer ({type(exc).__name__}); please report it.",
             )
+
+    def _carried_forward(self, exercise: str, part: str, answer: str, earlier: dict, v: Verdict) -> Verdict:
+        uses, credit, follow = self.follow[(exercise, part)]
+        wrong = []
+        for u in uses:
+            if u not in earlier:
+                return v
+            g: Any = self.graders.get((exercise, u))
+            if g is None or isinstance(g, str):
+                return v
+            if g.grade(earlier[u]).verdict == "incorrect":
+                wrong.append(u)
+        if not wrong or not follow(earlier, answer):
+            return v
+        return Verdict(
+            "incorrect",
+            float(credit),
+            f"Incorrect, but it follows correctly from your answer to part {', '.join(wrong)}, which was wrong "
+            f"(error carried forward: {credit:.0%} of the marks). {v.feedback}",
+            v.reading,
+            "carried-forward",
+        )
 
 
 # -- batches ----------------------------------------------------------------------------------
