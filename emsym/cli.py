@@ -137,6 +137,34 @@ def _parser() -> argparse.ArgumentParser:
         help="a side condition the answer may use, e.g. 'gamma_11 + gamma_21 = 1' (repeatable)",
     )
     g.add_argument(
+        "--given",
+        action="append",
+        default=[],
+        metavar="PART=ANSWER",
+        help="with --part: the student's answer to an earlier part this one uses (follow-through credit; repeatable)",
+    )
+    g.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --submissions: grade in N processes (default: every core)",
+    )
+    g.add_argument(
+        "--unknown",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --expected EQUATION: the name it is solved for (a multiple by a factor free of it is correct)",
+    )
+    g.add_argument(
+        "--index",
+        action="append",
+        default=[],
+        metavar="LETTER=SIZE",
+        help="with --expected: an index and its size, e.g. d=D (default n, i, m over N and k, j, l over K)",
+    )
+    g.add_argument(
         "--tolerance",
         metavar="T",
         help="for a number: 0.05, '1%%', 'nearest tenth', "
@@ -424,6 +452,12 @@ def cmd_grade(args) -> int:
         return _grade_expected(args)
     if not args.exercise:
         raise EmsymError("give --expected EXPR, or an EXERCISE with --part ID --answer TEXT or --submissions FILE.csv")
+    if args.given and not args.part:
+        raise EmsymError("--given goes with --part (the earlier answers of the student whose --answer is graded)")
+    if args.jobs is not None and not args.submissions:
+        raise EmsymError("--jobs goes with --submissions (a batch of rows)")
+    if args.unknown or args.index:
+        raise EmsymError("--unknown and --index go with --expected (an exercise part sets them in its file)")
     from .grading.parts import ExerciseGraders, grade_submissions, terminal_progress
 
     if args.submissions:
@@ -438,7 +472,12 @@ def cmd_grade(args) -> int:
         if args.out == "-":
             args.out = None  # '-' is standard output, as everywhere
         try:
-            done = grade_submissions(graders, args.submissions, out=args.out, fmt=fmt, progress=terminal_progress())
+            jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+            if jobs < 1:
+                raise EmsymError(f"--jobs should be 1 or more, not {jobs}")
+            done = grade_submissions(
+                graders, args.submissions, out=args.out, fmt=fmt, progress=terminal_progress(), jobs=jobs
+            )
         except KeyboardInterrupt:
             if args.out:
                 print(
@@ -472,7 +511,15 @@ def cmd_grade(args) -> int:
     g, err = graders.lookup(exercises[0], args.part)
     if g is None:
         raise EmsymError(err)
-    return _print_verdict(graders.grade(exercises[0], args.part, args.answer), args.format or "text")
+    earlier = {}
+    for item in args.given:
+        pid, sep, ans = item.partition("=")
+        if not sep or not pid.strip():
+            raise EmsymError(f"--given should be PART=ANSWER, e.g. --given mu-k-condition='... = 0', not {item!r}")
+        if graders.lookup(exercises[0], pid.strip())[0] is None:
+            raise EmsymError(f"--given: {graders.lookup(exercises[0], pid.strip())[1]}")
+        earlier[pid.strip()] = ans
+    return _print_verdict(graders.grade(exercises[0], args.part, args.answer, earlier or None), args.format or "text")
 
 
 def _print_verdict(v, fmt: str) -> int:
@@ -488,9 +535,25 @@ def _print_verdict(v, fmt: str) -> int:
 
 def _grade_expected(args) -> int:
     from .grading import FormulaGrader
+    from .grading.space import DEFAULT_INDICES
 
     # A stream of answers is about throughput: skip the (informational) symbolic confirmation.
-    grader = FormulaGrader(args.expected, where=args.where, tolerance=args.tolerance, symbolic=args.answers is None)
+    indices = None
+    if args.index:
+        indices = dict(DEFAULT_INDICES)
+        for item in args.index:
+            letter, sep, size = item.partition("=")
+            if not sep:
+                raise EmsymError(f"--index should be LETTER=SIZE, e.g. d=D, not {item!r}")
+            indices[letter.strip()] = size.strip()
+    grader = FormulaGrader(
+        args.expected,
+        where=args.where,
+        tolerance=args.tolerance,
+        symbolic=args.answers is None,
+        indices=indices,
+        unknowns=args.unknown,
+    )
     if args.answer is not None and args.answers:
         raise EmsymError("give --answer TEXT or --answers FILE, not both")
     if args.answer is not None:

@@ -412,12 +412,16 @@ def _tokens(src: str, cols: list[int], original: str, names):
                 continue
             if name == "SIGMA":
                 name = "Sigma"
+            braced = False
             if j < n and src[j] == "_":
+                braced = src[j + 1 : j + 2] == "{"
                 sub, j = _subscript(src, j + 1, cols, original)
                 name = f"{name}_{sub}"
             yield ("name", name, col, space)
             i = j
-            space = False
+            # after a braced subscript (LaTeX's \gamma_{nk}x_n, \gamma_{nk}(x_n - \mu_k)) what follows
+            # is a new factor, as if a space stood there
+            space = braced and j < n and (src[j].isalpha() or src[j] in "({")
             continue
         elif src.startswith("**", i):
             yield ("op", "^", col, space)

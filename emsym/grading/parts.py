@@ -358,25 +358,57 @@ def _key(fingerprint: str, row_no: int, raw: bytes) -> str:
     return h.hexdigest()[:32]
 
 
+_WORKER: dict = {}  # the graders a forked worker process grades with
+
+
+def _grade_task(task: tuple) -> dict:
+    ex_id, part_id, answer, earlier = task
+    graders = _WORKER["graders"]
+    v = graders.grade(ex_id, part_id, answer, earlier)
+    return {**v.to_dict(), "graded": graders.status(ex_id, part_id)}
+
+
+def _earlier_answers(graders: ExerciseGraders, rows) -> dict:
+    """(student, exercise) -> {part: answer} for the parts other parts build on (``uses:``); the last
+    row of a student's part counts, as in the output."""
+    used = {(ex, u) for (ex, _), (uses, _, _) in graders.follow.items() for u in uses}
+    out: dict = {}
+    if not used:
+        return out
+    for _, _, fields, problem in rows:
+        if problem is None and fields is not None:
+            ex, part = fields["exercise"].strip(), fields["part"].strip()
+            if (ex, part) in used:
+                out.setdefault((fields["student"].strip(), ex), {})[part] = fields["answer"]
+    return out
+
+
 def grade_submissions(
     graders: ExerciseGraders,
     submissions: str | os.PathLike,
     out: str | os.PathLike | None = None,
     fmt: str = "csv",
     progress: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> dict:
     """Grade every row of a submissions CSV; write ``out`` (or return the text) in csv, json or gradescope.
 
     With ``out``, graded rows are journalled beside it (``OUT.partial.jsonl``) and a rerun of the
     same command resumes; a journal entry is reused only for the same line, the same exercise files
     and the same emsym version.  Read problems raise ``EmsymError`` naming the submissions, write
-    problems naming the output.
+    problems naming the output.  ``jobs`` > 1 grades in that many worker processes (forked, so they
+    share the solved exercises); rows keep their order and the journal is written as they finish.
+    A part with ``uses:`` is graded with the same student's answers to the parts it builds on
+    (follow-through credit), wherever those rows are in the file.
     """
     from ..safeio import check_writable_target, write_atomic
 
     if fmt not in ("csv", "json", "gradescope"):
         raise ValueError(fmt)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise EmsymError(f"jobs should be a whole number >= 1, but got {jobs!r}")
     rows = list(_read_rows(submissions))
+    earlier = _earlier_answers(graders, rows)
     journal_path = None
     if out is not None:
         out = Path(out)
@@ -402,35 +434,61 @@ def grade_submissions(
     except OSError as exc:
         raise EmsymError(f"{journal_path}: cannot write the grading journal: {exc.strerror}") from None
     resumed = 0
+    keys = [_key(graders.fingerprint, row_no, raw) for row_no, raw, _, _ in rows]
+    tasks = []  # (row index, task) for the rows not in the journal and readable
+    for i, ((_, _, fields, problem), key) in enumerate(zip(rows, keys)):
+        if key in done or problem is not None or fields is None:
+            continue
+        ex_id, part_id = fields["exercise"].strip(), fields["part"].strip()
+        mine = earlier.get((fields["student"].strip(), ex_id)) if (ex_id, part_id) in graders.follow else None
+        tasks.append((i, (ex_id, part_id, fields["answer"], mine)))
+    pool = None
+    if jobs > 1 and len(tasks) > 1:
+        import multiprocessing
+
+        _WORKER["graders"] = graders
+        pool = multiprocessing.get_context("fork").Pool(jobs)
+        graded_iter: Any = iter(pool.imap(_grade_task, (t for _, t in tasks), chunksize=64))
+    else:
+        _WORKER["graders"] = graders
+        graded_iter = (_grade_task(t) for _, t in tasks)
+    task_rows = iter(i for i, _ in tasks)
+    next_task = next(task_rows, None)
     try:
-        for i, (row_no, raw, fields, problem) in enumerate(rows, 1):
-            key = _key(graders.fingerprint, row_no, raw)
+        for i, ((row_no, _, fields, problem), key) in enumerate(zip(rows, keys)):
             if key in done:
                 res = done[key]
                 resumed += 1
             else:
                 base = {c: (fields or {}).get(c, "") for c in ("student", "exercise", "part")}
                 ex_id, part_id = base["exercise"].strip(), base["part"].strip()
-                if problem is not None:
+                if i == next_task:
+                    got = next(graded_iter)
+                    next_task = next(task_rows, None)
+                    graded = got.pop("graded")
+                    verdict = got
+                else:
                     v = Verdict("invalid", 0.0, f"Not graded: {problem}.")
                     graded = "unknown"  # the row itself is broken: the TA's to fix, not the student's fault
-                else:
-                    v = graders.grade(ex_id, part_id, fields["answer"])
-                    graded = graders.status(ex_id, part_id)
+                    verdict = v.to_dict()
                 res = {
                     "row": row_no,
                     **base,
-                    **v.to_dict(),
+                    **verdict,
                     "graded": graded,
                     "marks": graders.marks.get((ex_id, part_id), 1.0),
                 }
                 if journal is not None:
                     journal.write(json.dumps({"key": key, "result": res}) + "\n")
-                    journal.flush()
+                    if i % 256 == 0:
+                        journal.flush()
             results.append(res)
             if progress is not None:
-                progress(i, len(rows))
+                progress(i + 1, len(rows))
     finally:
+        if pool is not None:
+            pool.terminate()
+        _WORKER.clear()
         if journal is not None:
             journal.close()
     text = _format(results, fmt)
