@@ -102,7 +102,7 @@ def rederive(d: Derivation, name: str, equation: bool = False) -> list[Rederived
         p = _param(d, name)
     except KeyError:
         return []
-    if p.matrix or p.block or p.vector:
+    if p.matrix or p.block or isinstance(p.symbol, sp.MatrixSymbol):
         return []  # matrix calculus: the slips below are for scalar conditions
     cond = _step(d, name, "Set the derivative to zero")
     if cond is None:
