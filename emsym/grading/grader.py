@@ -131,6 +131,29 @@ def _replace(tree, fn):
     return tree
 
 
+def _magnitude(tree):
+    """A tree whose value bounds the size of every intermediate result of ``tree``: signs dropped,
+    differences turned into sums (the float rounding of ``tree`` is at most eps times this)."""
+    kind = tree[0]
+    if kind in ("num", "const"):
+        return ("call", "abs", tree)
+    if kind == "var":
+        return ("call", "abs", tree)
+    if kind in ("+", "-", "="):
+        return ("+", _magnitude(tree[1]), _magnitude(tree[2]))
+    if kind == "neg":
+        return _magnitude(tree[1])
+    if kind in ("*", "/"):
+        return (kind, _magnitude(tree[1]), ("call", "abs", tree[2]) if kind == "/" else _magnitude(tree[2]))
+    if kind == "^":
+        return ("^", _magnitude(tree[1]), tree[2])
+    if kind == "call":
+        return ("call", "abs", tree)
+    if kind == "big":
+        return (*tree[:5], _magnitude(tree[5]))
+    return tree
+
+
 def _nodes(tree):
     yield tree
     for c in children(tree):
@@ -834,15 +857,17 @@ class FormulaGrader:
         have cancelled, then re-checked on wide scales when the answer could hide a branch."""
         if self.equation:
             return self._multiple(parsed, value, target, free)
-        if not _close(value, target, self.rtol) and not (
-            self._borderline(parsed.tree, value, target)
-            and self._mp_agree(parsed.tree, target_tree, _disagree(value, target, self.rtol), free, start)
-        ):
-            return False, ""
+        # an answer that may hide a branch is first tried on wide scales (cheap, and where it differs
+        # the difference is large), then compared as any other
         if (
             not free
             and self._suspicious(parsed.tree)
             and not (self._stress(parsed, target_tree, start) and self._same_where_undefined(parsed, target_tree))
+        ):
+            return False, ""
+        if not _close(value, target, self.rtol) and not (
+            self._borderline(parsed.tree, value, target)
+            and self._mp_agree(parsed.tree, target_tree, _disagree(value, target, self.rtol), free, start)
         ):
             return False, ""
         return True, ""
@@ -874,21 +899,31 @@ class FormulaGrader:
             gap = np.abs(a[bad] - b[bad]) / np.maximum(np.abs(a[bad]), np.abs(b[bad]))
         if np.all(np.isfinite(gap)) and float(np.max(gap)) < 1e-3:
             return True
-        return any(n[0] == "num" and abs(n[1]) >= 1e6 for n in _nodes(tree))
+        if not any(n[0] == "num" and abs(n[1]) >= 1e6 for n in _nodes(tree)):
+            return False
+        # huge constants: cancellation can only lose eps times the largest term; a larger gap is real
+        with np.errstate(all="ignore"):
+            bound = np.abs(self.space.values(_magnitude(tree))) + np.abs(
+                self.space.values(_magnitude(self.expected.tree))
+            )
+        bound = np.broadcast_to(bound.reshape(-1), a.shape)[bad]
+        real = np.abs(a[bad] - b[bad]) > 1e-12 * len(list(_nodes(tree))) * bound
+        return not bool(np.all(np.isfinite(bound)) and np.any(real))
 
     def _mp_agree(self, tree, target_tree, rows, free, start) -> bool:
         """Whether the answer and the expected agree at these sample positions in 50-digit arithmetic."""
         space = self.space_free if free else self.space
-        rows = np.asarray(rows)[:64]
+        rows = np.asarray(rows)
+        if len(rows) > 6:  # a spread of the disagreeing points, not only the first configuration's
+            rows = rows[np.linspace(0, len(rows) - 1, 6).astype(int)]
         try:
             with mp_context():
-                for chunk in np.array_split(rows, max(1, len(rows) // 8)):
-                    if time.perf_counter() - start > TIME_LIMIT:
-                        return False
-                    a = space.mp_values(space.prepare(tree), chunk)
-                    b = space.mp_values(space.prepare(target_tree), chunk)
-                    if not mp_close(a, b, self.rtol):
-                        return False
+                if time.perf_counter() - start > TIME_LIMIT:
+                    return False
+                a = space.mp_values(space.prepare(tree), rows)
+                b = space.mp_values(space.prepare(target_tree), rows)
+                if not mp_close(a, b, self.rtol):
+                    return False
         except (SpaceError, ArithmeticError, ValueError, TypeError):
             return False
         return True
@@ -941,7 +976,7 @@ class FormulaGrader:
         old = self.space
         try:
             self.space = space
-            return self._mp_agree(parsed.tree, target_tree, bad, False, start)
+            return self._borderline(parsed.tree, a, b) and self._mp_agree(parsed.tree, target_tree, bad, False, start)
         finally:
             self.space = old
 

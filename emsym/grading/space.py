@@ -183,20 +183,32 @@ def evaluate(tree: tuple, env: dict) -> Any:
     return _Eval(lambda name, bind: env[name], no_bigop)(tree, {})
 
 
+def _all_names(tree: tuple) -> set:
+    if tree[0] == "var":
+        return {tree[1]}
+    out: set = set()
+    for c in children(tree):
+        out |= _all_names(c)
+    return out
+
+
 def nesting(tree: tuple) -> int:
     """How deeply sums and products nest in a tree."""
     inner = max((nesting(c) for c in children(tree)), default=0)
     return inner + (tree[0] == "big")
 
 
-def _mp_array(a) -> np.ndarray:
-    import mpmath
+_TO_MP: list = []
 
-    flat = np.asarray(a, dtype=float)
-    out = np.empty(flat.shape, dtype=object)
-    for i, v in np.ndenumerate(flat):
-        out[i] = mpmath.mpf(float(v))
-    return out
+
+def _mp_array(a) -> np.ndarray:
+    """A float array as an object array of mpmath numbers (exact: a float is a binary fraction)."""
+    if not _TO_MP:
+        import mpmath
+
+        _TO_MP.append(np.frompyfunc(mpmath.mpf, 1, 1))
+    out = _TO_MP[0](np.asarray(a, dtype=float))
+    return out if isinstance(out, np.ndarray) else np.array(out, dtype=object)
 
 
 # -- scalar questions ----------------------------------------------------------------------
@@ -417,16 +429,31 @@ class IndexedSpace:
         return configs
 
     # -- evaluation ------------------------------------------------------------------------
-    def _mp_config(self, cfg: _Config, rows) -> _Config:
+    def _mp_config(self, cfg: _Config, rows, tree: tuple) -> _Config:
         """The configuration at some sample rows in 50-digit numbers, with the normalisations and
         definitions redone in that precision (a float N_k would carry its rounding into the check)."""
-        tables = {b: _mp_array(t[rows]) for b, t in cfg.tables.items()}
-        scalars = {n: _mp_array(v[rows]) for n, v in cfg.scalars.items()}
+        names = _all_names(tree)
+        needed = {r.base for r in map(self.ref, names) if r is not None}
+        grew = True
+        while grew:  # a defined table needs what its definition reads
+            grew = False
+            for base, _, rhs in self.definitions:
+                if base in needed:
+                    more = {r.base for r in map(self.ref, _all_names(rhs)) if r is not None} - needed
+                    if more:
+                        needed |= more
+                        grew = True
+        tables = {b: _mp_array(t[rows]) for b, t in cfg.tables.items() if b in needed}
+        scalars = {n: _mp_array(v[rows]) for n, v in cfg.scalars.items() if n in names}
         out = _Config(cfg.sizes, tables, scalars)
         for base, axis, total in self.normalisations:
+            if base not in tables:
+                continue
             t = tables[base]
             tables[base] = t * total / t.sum(axis=1 + axis, keepdims=True)
         for base, letters, rhs in self.definitions:
+            if base not in tables:
+                continue
             value = self._eval_config(out, rhs, tuple(letters), mp=True, samples=len(rows))
             tables[base] = np.broadcast_to(value, (len(rows), *(cfg.sizes[self.indices[c]] for c in letters))).copy()
         return out
@@ -513,7 +540,7 @@ class IndexedSpace:
             mine = [(i, r - start) for i, r in enumerate(flat_rows) if start <= r < start + n]
             if mine:
                 rows = sorted({r // per for _, r in mine})
-                mp_cfg = self._mp_config(cfg, np.array(rows))
+                mp_cfg = self._mp_config(cfg, np.array(rows), tree)
                 vals = self._eval_config(mp_cfg, tree, self.free, mp=True, samples=len(rows))
                 vals = np.asarray(vals, dtype=object).reshape(len(rows), per)
                 for i, r in mine:
