@@ -24,7 +24,7 @@ from .derive import Derivation, Step
 from .em import EMResult, run_em
 from .exceptions import DataError, EmsymError, EmsymWarning
 from .exercise import Exercise, ExerciseError, Part, fill_notation, notation_slots
-from .printing import Normal, latex, text
+from .printing import Equation, Normal, latex, text
 
 __all__ = ["PartResult", "Solution", "solve", "validate"]
 
@@ -591,7 +591,8 @@ def _solve_formula(ctx, part: Part) -> PartResult:
                 "add them or change 'notation'"
             ]
         )
-    res = PartResult(part, shown, shown, exact=shown, latex=latex(expr), steps=steps, grader=grader)
+    shown_latex = latex(Equation(expr, 0)) if equation else latex(expr)
+    res = PartResult(part, shown, shown, exact=shown, latex=shown_latex, steps=steps, grader=grader)
     if part.published is None:
         return res
     verdict = grader.grade(str(part.published))
