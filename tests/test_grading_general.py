@@ -246,3 +246,23 @@ def test_random_general_sums_grade_correct_against_themselves(body):
     renamed = text.replace("_n", "_i").replace("sum_i", "sum_i")
     assert g.grade(renamed).verdict == "correct", renamed
     assert g.grade(f"({text}) * 1.01 + 0.5").verdict == "incorrect"
+
+
+def test_sigma_squared_in_latex_is_the_variance():
+    g = FormulaGrader("sum_n gamma_nk*(x_n - mu_k)^2/N_k")
+    assert g.grade(r"\frac{1}{N_k}\sum_n \gamma_{nk}(x_n-\mu_k)^2").verdict == "correct"
+    s = FormulaGrader("(x_1 - mu_1)^2/sigma2_1")
+    assert s.grade(r"\frac{(x_1-\mu_1)^2}{\sigma_1^2}").verdict == "correct"
+    assert s.grade("(x_1 - mu_1)^2/sigma_1").mistake == "sigma-for-sigma2"
+
+
+def test_an_answer_fitted_to_the_published_sample_points_fails_at_fresh_ones(monkeypatch):
+    from emsym.grading import parser
+
+    monkeypatch.setitem(parser.LIMITS, "length", 5000)  # room for the fitted polynomial
+    g = FormulaGrader("x_1 + x_2")
+    roots = g.space.env["x_1"]  # public: the seed is in the source
+    poly = "*".join(f"(x_1 - ({float(v)!r}))" for v in roots)
+    fitted = f"x_1 + x_2 + {poly}"
+    assert (g.answer_values(g.read(fitted)) == g.value).all()  # it does match every published point
+    assert g.grade(fitted).verdict == "incorrect"

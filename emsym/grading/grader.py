@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -129,6 +130,16 @@ def _replace(tree, fn):
     if kind == "big":
         return (*tree[:5], _replace(tree[5], fn))
     return tree
+
+
+# Fresh points for the re-check of long answers: a seed drawn when the process starts, so an
+# answer cannot be fitted to them from the source code (verdicts of honest answers do not depend
+# on it: an expression equal to the expected one is equal at any points).
+_FRESH_SEED = int.from_bytes(os.urandom(8), "little")
+
+
+def _size(tree) -> int:
+    return sum(1 for _ in _nodes(tree))
 
 
 def _magnitude(tree):
@@ -599,7 +610,13 @@ class FormulaGrader:
         else:
             self.extra = {v for n in names for v in _hat_variants(n) if v not in names}
             self.swapped = {s: n for n in names for s in _index_swaps(n) if s not in names}
-            self.parse_names = self.names | self.extra | set(self.swapped)
+            # sigma_1^2 is how sigma2_1 is written in LaTeX: sigma_1 is its square root
+            self.aliases = {
+                n.replace("sigma2", "sigma", 1): n
+                for n in names | self.extra
+                if base_of(n) == "sigma2" and n.replace("sigma2", "sigma", 1) not in names
+            }
+            self.parse_names = self.names | self.extra | set(self.swapped) | set(self.aliases)
             self._draw_samples(seed)
             self.space_orig = None
             if not self.numeric and np.isfinite(self.value).mean() < 0.9:
@@ -653,7 +670,7 @@ class FormulaGrader:
             | {s for n in self.names for s in _index_swaps(n)}
         )
         if not conditions:
-            return {n: self._draw(rng, n, SAMPLES, wide) for n in all_names}
+            return self._with_aliases({n: self._draw(rng, n, SAMPLES, wide) for n in all_names})
         pool = SAMPLES * 8
         env = {n: self._draw(rng, n, pool, wide) for n in all_names}
         keep = np.ones(pool, dtype=bool)
@@ -677,7 +694,13 @@ class FormulaGrader:
         idx = np.flatnonzero(keep)
         if len(idx) < SAMPLES:
             raise GraderError("the side conditions leave too few valid sample points; check them")
-        return {n: v[idx[:SAMPLES]] for n, v in env.items()}
+        return self._with_aliases({n: v[idx[:SAMPLES]] for n, v in env.items()})
+
+    def _with_aliases(self, env: dict) -> dict:
+        for sd, var in getattr(self, "aliases", {}).items():
+            if var in env:
+                env[sd] = np.sqrt(env[var])
+        return env
 
     def _linear_name(self, f, env, solved, text) -> str:
         names = sorted(_names_in(f) - solved, reverse=True)
@@ -704,6 +727,14 @@ class FormulaGrader:
             kinds["gamma"] = ("N", "K")
         if "N" not in kinds and any(b in RESPONSIBILITY_BASES and a == ("N", "K") for b, a in kinds.items()):
             kinds["N"] = ("K",)  # and may write N_k for it
+        aliases = []
+        for base in [b for b in kinds if base_of(b) == "sigma2" and b.replace("sigma2", "sigma", 1) not in kinds]:
+            # sigma_k^2 is how sigma2_k is written in LaTeX: sigma_k is its square root
+            sd = base.replace("sigma2", "sigma", 1)
+            letters = [next(c for c, size in indices.items() if size == a) for a in kinds[base]]
+            kinds[sd] = kinds[base]
+            sub = "".join(letters)
+            aliases.append((sd, letters, ("call", "sqrt", ("var", f"{base}_{sub}"))))
         for base in list(kinds):  # hat twins: hatmu_k for mu_k and back (the old and the new mean)
             twin = base[3:] if base.startswith("hat") else "hat" + base
             kinds.setdefault(twin, kinds[base])
@@ -720,10 +751,11 @@ class FormulaGrader:
                 domains[name.split("_", 1)[0]] = d
         space = IndexedSpace(kinds, domains, indices, free, opaque=opaque)
         self.definitions, self.normalisations, self.default_conditions = self._indexed_conditions(space)
+        self.definitions = aliases + self.definitions
         rng = np.random.default_rng(self.seed)
         space.configs = space.sample(rng, self.definitions, self.normalisations, conditioned=True)
         free_space = IndexedSpace(kinds, domains, indices, free, opaque=opaque)
-        free_space.configs = free_space.sample(rng, [], [], conditioned=False)
+        free_space.configs = free_space.sample(rng, aliases, [], conditioned=True)
         self.space, self.space_free = space, free_space
         self.extra = hats
         self.swapped = {}
@@ -870,6 +902,13 @@ class FormulaGrader:
             and self._mp_agree(parsed.tree, target_tree, _disagree(value, target, self.rtol), free, start)
         ):
             return False, ""
+        # much longer than the expected answer: perhaps built to pass at the known points
+        if (
+            not free
+            and _size(parsed.tree) > 2 * _size(target_tree) + 10
+            and not self._stress(parsed, target_tree, start, fresh=True)
+        ):
+            return False, ""
         return True, ""
 
     def _same_where_undefined(self, parsed, target_tree) -> bool:
@@ -941,18 +980,20 @@ class FormulaGrader:
                 return True
         return False
 
-    def _stress(self, parsed, target_tree, start) -> bool:
-        """Re-compare on much wider scales (up to 100 times the answer's largest constant)."""
+    def _stress(self, parsed, target_tree, start, fresh: bool = False) -> bool:
+        """Re-compare at other points: on much wider scales (up to 100 times the answer's largest
+        constant), or with ``fresh`` at points drawn from a seed nobody can read in the code (an
+        answer built to match the published sample points fails there)."""
         consts = [abs(n[1]) for n in _nodes(parsed.tree) if n[0] == "num"] + [10.0]
-        wide = math.log10(max(consts)) + 2
-        rng = np.random.default_rng(self.seed + 1)
+        wide = None if fresh else math.log10(max(consts)) + 2
+        rng = np.random.default_rng(_FRESH_SEED if fresh else self.seed + 1)
         space: Any
         if self.indexed:
             space = IndexedSpace(
                 self.space.kinds, self.space.domains, self.space.indices, self.space.free, opaque=self.space.opaque
             )
             space.configs = space.sample(rng, self.definitions, self.normalisations, conditioned=True)
-            for cfg in space.configs:  # stretch the real-valued tables
+            for cfg in space.configs if wide is not None else ():  # stretch the real-valued tables
                 for base, t in cfg.tables.items():
                     if space.domains.get(base, domain_of(base)) == "real":
                         cfg.tables[base] = draw(rng, "real", t.shape, wide)
