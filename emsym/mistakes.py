@@ -109,81 +109,103 @@ def rederive(d: Derivation, name: str, equation: bool = False) -> list[Rederived
     cond = _step(d, name, "Set the derivative to zero")
     if cond is None:
         return []
-    m = d.model
-    lhs = cond.expr.lhs
-    x = p.symbol
-    lams = _multipliers(d) & lhs.free_symbols
-    out: list[Rederived] = []
+    r = _Rederiver(d, p, cond, equation)
+    r.term_slips()
+    r.lagrange_slip()
+    r.prior_slip()
+    return _distinct(r.out)
 
-    def add(key, step_title, message, wrong_lhs, term=None):
-        if equation:
+
+class _Rederiver:
+    """One parameter's stationarity condition, and the slips made on it."""
+
+    def __init__(self, d: Derivation, p, cond, equation: bool):
+        self.d, self.p, self.cond, self.equation = d, p, cond, equation
+        self.lhs = cond.expr.lhs
+        self.lams = _multipliers(d) & self.lhs.free_symbols
+        self.out: list[Rederived] = []
+
+    def add(self, key, step_title, message, wrong_lhs, term=None):
+        """Record a slip: the wrong condition and what solving it gives."""
+        if self.equation:
             expr = wrong_lhs
         else:
-            expr = _solve(wrong_lhs, x)
-            if expr is None or expr.has(*lams):
+            expr = _solve(wrong_lhs, self.p.symbol)
+            if expr is None or expr.has(*self.lams):
                 return
-            expr = _finish(d, expr, lams)
-        out.append(Rederived(key, step_title, message, cond.expr, Equation(wrong_lhs, 0), expr, term))
+            expr = _finish(self.d, expr, self.lams)
+        self.out.append(Rederived(key, step_title, message, self.cond.expr, Equation(wrong_lhs, 0), expr, term))
 
-    terms = [t for t in sp.Add.make_args(lhs) if t.has(x) or lams & t.free_symbols][:MAX_TERMS]
-    variance = p.kind == "variance"
-    if len(sp.Add.make_args(lhs)) >= 2:
+    def term_slips(self):
+        """A sign, a factor 2 or a whole term lost in one term of the condition."""
+        lhs, x, name = self.lhs, self.p.symbol, self.p.name
+        if len(sp.Add.make_args(lhs)) < 2:
+            return
+        terms = [t for t in sp.Add.make_args(lhs) if t.has(x) or self.lams & t.free_symbols][:MAX_TERMS]
         for t in terms:
             shown = "{term}"
-            add(
+            self.add(
                 "sign-slip",
-                cond.title,
+                self.cond.title,
                 f"a sign slip when setting the derivative to zero: the term {shown} has the wrong sign",
                 lhs - 2 * t,
                 t,
             )
             for factor in (2, sp.Rational(1, 2)):
-                if variance:
+                if self.p.kind == "variance":
                     msg = (
                         f"differentiating with respect to sigma instead of sigma^2: the chain rule's factor 2 "
                         f"(d sigma^2/d sigma = 2 sigma) is {'lost' if factor == 2 else 'doubled'} in the term {shown}"
                     )
                 else:
                     msg = f"a factor 2 is {'lost' if factor == 2 else 'added'} in differentiating the term {shown}"
-                add("chain-rule", f"Differentiate with respect to {name}", msg, lhs - t + t / factor, t)
-            if not (lams & t.free_symbols):
-                add(
+                self.add("chain-rule", f"Differentiate with respect to {name}", msg, lhs - t + t / factor, t)
+            if not (self.lams & t.free_symbols):
+                self.add(
                     "dropped-term",
                     f"Differentiate with respect to {name}",
                     f"the term {shown} of the derivative is missing (a dropped Jacobian, trace or normaliser term)",
                     lhs - t,
                     t,
                 )
-    if lams and not equation:
-        solved = _step(d, name, "Solve for")
-        if solved is not None:
-            raw = solved.expr.rhs
-            unnormalised = raw.subs(dict.fromkeys(lams, -1))
-            if not unnormalised.has(*lams) and unnormalised != raw:
-                out.append(
-                    Rederived(
-                        "no-lagrange",
-                        "Lagrangian for the mixing weights",
-                        "the Lagrange constraint was dropped: without sum_k = 1 the multiplier is never found, and "
-                        "the 'weights' are unnormalised counts",
-                        solved.expr,
-                        Equation(x, unnormalised),
-                        _finish(d, unnormalised, set()),
-                    )
-                )
-    if getattr(d.spec, "priors", None):
+
+    def lagrange_slip(self):
+        """The multiplier never found from the constraint (lambda = -1): unnormalised counts."""
+        if not self.lams or self.equation:
+            return
+        solved = _step(self.d, self.p.name, "Solve for")
+        if solved is None:
+            return
+        raw = solved.expr.rhs
+        unnormalised = raw.subs(dict.fromkeys(self.lams, -1))
+        if unnormalised.has(*self.lams) or unnormalised == raw:
+            return
+        self.out.append(
+            Rederived(
+                "no-lagrange",
+                "Lagrangian for the mixing weights",
+                "the Lagrange constraint was dropped: without sum_k = 1 the multiplier is never found, and "
+                "the 'weights' are unnormalised counts",
+                solved.expr,
+                Equation(self.p.symbol, unnormalised),
+                _finish(self.d, unnormalised, set()),
+            )
+        )
+
+    def prior_slip(self):
+        """MAP-EM without the log prior's term: the maximum-likelihood condition."""
+        m = self.d.model
         log_prior = getattr(m, "log_prior", None)
-        if log_prior is not None and log_prior != 0:
-            prior_part = with_counts(linearise(sp.diff(log_prior, x)), m)
-            if prior_part != 0:
-                add(
-                    "no-prior",
-                    "Log prior (MAP-EM)",
-                    "the prior is missing: this is the maximum-likelihood update, but MAP-EM maximises "
-                    "Q + log p(theta)",
-                    lhs - prior_part,
-                )
-    return _distinct(out)
+        if not getattr(self.d.spec, "priors", None) or log_prior is None or log_prior == 0:
+            return
+        prior_part = with_counts(linearise(sp.diff(log_prior, self.p.symbol)), m)
+        if prior_part != 0:
+            self.add(
+                "no-prior",
+                "Log prior (MAP-EM)",
+                "the prior is missing: this is the maximum-likelihood update, but MAP-EM maximises Q + log p(theta)",
+                self.lhs - prior_part,
+            )
 
 
 def _finish(d: Derivation, expr, lams) -> sp.Expr:
