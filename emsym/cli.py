@@ -192,6 +192,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--no-figures", action="store_true", help="skip the matplotlib figures")
     v.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="solve the variant with this seed (an exercise with randomise:); the same seed gives the same numbers",
+    )
+    v.add_argument(
         "--questions-only",
         action="store_true",
         help="write question sheets (the problem and every prompt, no answers) to hand out before the solutions",
@@ -625,12 +632,12 @@ def cmd_solve(args) -> int:
     for i, f in enumerate(files, 1):
         try:
             if args.questions_only:
-                ex = load_exercise(f)
+                ex = _variant(load_exercise(f), args.seed)
                 for fmt in sheets:
                     _emit(out, f"{ex.id}-questions", fmt, *_question_sheet(ex, fmt))
                 done = f"question sheet ({len(ex.parts)} parts)"
             else:
-                sol = _solve_one(load_exercise(f), sheets, out, args.no_figures)
+                sol = _solve_one(_variant(load_exercise(f), args.seed), sheets, out, args.no_figures)
                 results.append(sol.to_dict())
                 errata = len(sol.errata)
                 done = f"{len(sol.parts)} parts solved" + (
@@ -655,6 +662,21 @@ def cmd_solve(args) -> int:
             f"{written} exercise(s) written to {out}/" + (f"; {failures} failed" if failures else ""), file=sys.stderr
         )
     return 2 if failures else 0
+
+
+def _variant(ex, seed):
+    """The exercise itself, or its variant for --seed (an exercise without randomise: is unchanged)."""
+    if seed is None:
+        return ex
+    if ex.randomise is None:
+        print(f"emsym: note: {ex.id} has no randomise: section; --seed leaves it as written", file=sys.stderr)
+        return ex
+    from .variants import VariantError, variant
+
+    try:
+        return variant(ex, seed)
+    except VariantError as exc:
+        raise EmsymError(str(exc)) from None
 
 
 def _question_sheet(ex, fmt: str) -> tuple[str | bytes, dict]:

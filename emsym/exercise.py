@@ -89,6 +89,8 @@ class Exercise:
     path: str = ""
     notes: str | None = None
     marks: dict = field(default_factory=dict, compare=False, repr=False)
+    randomise: Any = None  # emsym.variants.Randomise: how a variant draws its numbers
+    seed: int | None = None  # the variant's seed (None: the exercise as written)
 
     def part(self, part_id: str) -> Part:
         for p in self.parts:
@@ -174,7 +176,7 @@ def _text(c: _Check, d: dict, key, kp, required=True):
 
 
 _TOP_REQUIRED = ("id", "title", "model", "parts")  # `source` is optional: an instructor's own exercise
-_TOP_OPTIONAL = ("source", "statement", "data", "labels", "init", "responsibilities", "notes")
+_TOP_OPTIONAL = ("source", "statement", "data", "labels", "init", "responsibilities", "notes", "randomise")
 SOURCE_KEYS = ("course", "institution", "author", "year", "seed", "question", "url")
 _PART_COMMON = ("id", "kind", "prompt", "published", "published_note", "marks")
 _PART_KEYS = {
@@ -545,6 +547,16 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
     statement = raw.get("statement", "")
     if not isinstance(statement, str):
         c.bad(("statement",), "text", statement)
+    randomise = None
+    if "randomise" in raw:
+        from .variants import parse_randomise
+
+        K = int(model.components) if model is not None and model.concrete else None
+        randomise = parse_randomise(raw["randomise"], lambda kp, what, got: c.bad(("randomise", *kp), what, got), K)
+        if resp is not None:
+            c.bad(("randomise",), "no randomise with given responsibilities (a variant draws its points)", "randomise")
+        if model is not None and not model.concrete:
+            c.bad(("randomise",), "a model with a whole number of components and dimension", "randomise")
     if c.problems:
         raise ExerciseError(c.problems)
     assert isinstance(ex_id, str) and model is not None  # required keys, checked above
@@ -562,8 +574,17 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
         path,
         raw.get("notes"),
         marks,
+        randomise,
     )
     _check_parts_against_model(ex, c)
+    if randomise is not None and not c.problems:
+        from .variants import VariantError, variant
+
+        try:
+            variant(ex, 0)  # a randomisation that cannot give a well-posed question is refused here
+        except VariantError as exc:
+            line, col = marks.get(("randomise",), (1, 1))
+            c.problems.append(f"{path}:{line}:{col}: {str(exc).split(': ', 1)[1]}")
     if c.problems:
         raise ExerciseError(c.problems)
     return ex
