@@ -178,6 +178,23 @@ def _parser() -> argparse.ArgumentParser:
         "or gradescope for --submissions",
     )
 
+    sv = sub.add_parser("serve", help="the practice web app: exercises in a browser, graded as typed")
+    sv.add_argument(
+        "path", nargs="?", default=None, metavar="PATH", help="a folder of exercises (default: the bundled ones)"
+    )
+    sv.add_argument("--port", type=int, default=8000, help="the port on 127.0.0.1 (default 8000)")
+    sv.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)",
+    )
+    sv.add_argument(
+        "--db",
+        default="emsym-practice.sqlite",
+        metavar="FILE",
+        help="the SQLite file of attempts (created on first start; default emsym-practice.sqlite here)",
+    )
+
     v = sub.add_parser("solve", help="solve exercise files and render worked solution sheets")
     v.add_argument("path", metavar="PATH", help="an exercise YAML file or a folder of them")
     v.add_argument(
@@ -602,6 +619,19 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .render import data_dir
+    from .webapp import serve
+
+    if not 0 < args.port < 65536:
+        raise EmsymError(f"--port should be 1 to 65535, not {args.port}")
+    path = args.path if args.path is not None else data_dir("exercises")
+    if not os.path.exists(path):
+        raise EmsymError(f"{path}: no such file or folder")
+    serve(path, args.db, host=args.host, port=args.port)
+    return 0
+
+
 def cmd_solve(args) -> int:
     from pathlib import Path
 
@@ -793,6 +823,7 @@ _COMMANDS = {
     "run": cmd_run,
     "grade": cmd_grade,
     "solve": cmd_solve,
+    "serve": cmd_serve,
     "validate": cmd_validate,
     "presets": cmd_presets,
 }

@@ -190,3 +190,24 @@ def figures(solution: Solution) -> dict[str, bytes]:
     ax.set_title("Log-likelihood per iteration (never decreases)")
     out["loglik"] = _png(fig)
     return out
+
+
+def question_figures(solution: Solution) -> dict[str, bytes]:
+    """Figures that pose the question without answering it: the points and the mixture at the
+    start (1-d Gaussians; the practice app shows them before any answer)."""
+    ex = solution.exercise
+    if ex.data is None or not solution.iterations:
+        return {}
+    from .compile import compile_derivation
+    from .family_spec import FamilySpec
+
+    X = np.array(ex.data, dtype=float).reshape(len(ex.data), -1)
+    if isinstance(ex.model, FamilySpec) or X.shape[1] != 1:
+        return {}
+    plt = _plt()
+    model = compile_derivation(solution.derivation)
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.88, bottom=0.17)
+    _densities(ax, X[:, 0], model.components(solution.iterations[0]), "The data and the mixture at the start")
+    ax.legend(fontsize=7)
+    return {"start": _png(fig)}

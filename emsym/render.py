@@ -112,6 +112,22 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     return env
 
 
+def page_env() -> jinja2.Environment:
+    """The HTML environment of the sheets (escaping on, the same filters), for the practice app's pages."""
+    return _env(autoescape=True, strict=False)
+
+
+def render_part_html(result) -> str:
+    """One part's worked solution as an HTML fragment, as the sheet shows it."""
+    env = page_env()
+    return env.get_template(f"sheet/parts/{result.part.kind}.html.j2").render(r=result, fig=None)
+
+
+def mathml(tex: str, display: bool = False) -> str:
+    """Sanitised MathML for LaTeX (the sheets' conversion)."""
+    return _mathml(tex, display)
+
+
 def _model_view(spec) -> dict:
     """The spec's options as a reader writes them: 'fixed [1, 4]', 'gamma(2, 1)', not a Python dict.
 

@@ -809,3 +809,62 @@ def parse(text: str, names=None, equation: bool = False) -> Parsed:
     p = _Parser(text, names, equation)
     tree = p.parse()
     return Parsed(tree, to_text(tree), frozenset(_names(tree, set())), p.implicit)
+
+
+# -- display -------------------------------------------------------------------------------------
+_GREEK_NAMES = set(_LATEX_GREEK) - {"varepsilon", "varphi", "vartheta"}
+
+
+def _name_latex(name: str) -> str:
+    base, _, sub = name.partition("_")
+    hat = base.startswith("hat") and len(base) > 3
+    if hat:
+        base = base[3:]
+    square = base.endswith("2") and base[:-1] in _GREEK_NAMES | {"s"}
+    if square:
+        base = base[:-1]
+    core = f"\\{base}" if base in _GREEK_NAMES else (base if len(base) == 1 else f"\\mathrm{{{base}}}")
+    if hat:
+        core = f"\\hat{{{core}}}"
+    if sub:
+        core = f"{core}_{{{sub}}}"
+    return f"{core}^{{2}}" if square else core
+
+
+def to_latex(tree: tuple, parent: int = 0, right: bool = False) -> str:
+    """LaTeX of a parsed answer, for showing a student how their answer was read."""
+    kind = tree[0]
+    if kind == "num":
+        return tree[2]
+    if kind == "var":
+        return _name_latex(tree[1])
+    if kind == "const":
+        return "\\pi" if tree[1] == "pi" else "e"
+    if kind == "call":
+        inner = to_latex(tree[2])
+        if tree[1] == "sqrt":
+            return f"\\sqrt{{{inner}}}"
+        if tree[1] == "abs":
+            return f"\\left|{inner}\\right|"
+        return f"\\{tree[1]}\\left({inner}\\right)"
+    if kind == "big":
+        _, op, idx, low, high, body = tree
+        sym = "\\sum" if op == "sum" else "\\prod"
+        head = f"{sym}_{{{idx}={low}}}^{{{high}}}" if high is not None else f"{sym}_{{{idx}}}"
+        s = f"{head} {to_latex(body, _PREC['*'])}"
+        return f"\\left({s}\\right)" if parent >= _PREC["*"] else s
+    if kind == "neg":
+        s = "-" + to_latex(tree[1], _PREC["neg"])
+        return f"\\left({s}\\right)" if parent >= _PREC["^"] or right else s
+    if kind == "=":
+        return f"{to_latex(tree[1])} = {to_latex(tree[2])}"
+    if kind == "/":
+        return f"\\frac{{{to_latex(tree[1])}}}{{{to_latex(tree[2])}}}"
+    p = _PREC[kind]
+    if kind == "^":
+        s = f"{to_latex(tree[1], p + 1)}^{{{to_latex(tree[2])}}}"
+    else:
+        sep = {"+": " + ", "-": " - ", "*": " \\, "}[kind]
+        s = f"{to_latex(tree[1], p)}{sep}{to_latex(tree[2], p, True)}"
+    needs = p < parent or (p == parent and right and kind in ("+", "-"))
+    return f"\\left({s}\\right)" if needs else s

@@ -151,10 +151,25 @@ class _ChoicePart:
         return Verdict("incorrect", 0.0, msg)
 
 
+def part_grader(r) -> Any:
+    """The grader of one solved part (a FormulaGrader, a numeric, assignment or choice grader), or the
+    part's kind for a part a person marks."""
+    kind = r.part.kind
+    if kind == "formula":
+        return r.grader
+    if kind == "numeric" and r.grader is not None:
+        return _NumericPart(r)
+    if kind == "assignment":
+        return _AssignmentPart(r)
+    if kind == "choice":
+        return _ChoicePart(r)
+    return kind
+
+
 class ExerciseGraders:
     """Graders for every part of the exercises under a path (a file or a folder)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike | None = None):
         from .. import __version__
         from ..exercise import ExerciseError, exercise_files, load_exercise
         from ..solve import solve
@@ -164,7 +179,7 @@ class ExerciseGraders:
         self.problems: list[str] = []
         self.exercises: dict[str, list[str]] = {}
         self.follow: dict[tuple[str, str], tuple[list[str], float, Any]] = {}  # parts with uses:
-        files = exercise_files(path)
+        files = exercise_files(path) if path is not None else []
         # What a verdict depends on besides the answer: emsym's version and the exercise files.
         h = hashlib.sha256(f"emsym {__version__}".encode())
         for f in files:
@@ -179,28 +194,18 @@ class ExerciseGraders:
             except ExerciseError as exc:
                 self.problems.extend(exc.problems)
                 continue
-            self.exercises[sol.exercise.id] = [r.part.id for r in sol.parts]
-            for r in sol.parts:
-                kind = r.part.kind
-                if kind == "formula":
-                    g = r.grader
-                elif kind == "numeric" and r.grader is not None:
-                    g = _NumericPart(r)
-                elif kind == "assignment":
-                    g = _AssignmentPart(r)
-                elif kind == "choice":
-                    g = _ChoicePart(r)
-                else:
-                    g = kind
-                self.graders[(sol.exercise.id, r.part.id)] = g
-                if "follow" in r.details:
-                    spec = r.part.spec
-                    self.follow[(sol.exercise.id, r.part.id)] = (
-                        spec["uses"],
-                        spec.get("credit", 0.5),
-                        r.details["follow"],
-                    )
-                self.marks[(sol.exercise.id, r.part.id)] = float(r.part.spec.get("marks", 1))
+            self.add(sol)
+
+    def add(self, sol) -> None:
+        """Graders for every part of one solved exercise (a file's, or a student's variant)."""
+        self.exercises[sol.exercise.id] = [r.part.id for r in sol.parts]
+        for r in sol.parts:
+            key = (sol.exercise.id, r.part.id)
+            self.graders[key] = part_grader(r)
+            self.marks[key] = float(r.part.spec.get("marks", 1))
+            if "follow" in r.details:
+                spec = r.part.spec
+                self.follow[key] = (spec["uses"], spec.get("credit", 0.5), r.details["follow"])
 
     def status(self, exercise: str, part: str) -> str:
         """'auto' (graded here), 'manual' (a person reads it) or 'unknown' (no such exercise or part)."""
