@@ -52,6 +52,11 @@ class CheckReport:
     def passed(self) -> bool:
         return all(i.passed is not False for i in self.items)
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from .notebook import check_html
+
+        return check_html(self)
+
     def to_dict(self) -> dict:
         return {
             "model": self.spec.to_dict(),

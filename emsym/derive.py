@@ -142,6 +142,21 @@ class Derivation:
     def steps_for(self, name: str | None) -> list[Step]:
         return [s for s in self.steps if s.param == name]
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from .notebook import derivation_html
+
+        return derivation_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .notebook import derivation_markdown
+
+        return derivation_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .notebook import derivation_latex
+
+        return derivation_latex(self)
+
     def to_dict(self) -> dict:
         return {
             "model": self.spec.to_dict(),

@@ -80,6 +80,11 @@ class EMResult:
         """-2 log L + 2 p (lower is better)."""
         return -2 * self.loglik[-1] + 2 * self.n_params
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from .notebook import result_html
+
+        return result_html(self)
+
     def to_dict(self) -> dict:
         def num(v):
             return np.asarray(v).tolist() if np.ndim(v) else float(v)

@@ -72,6 +72,11 @@ class Solution:
     def errata(self) -> list[tuple[str, str]]:
         return [(p.part.id, p.erratum) for p in self.parts if p.erratum]
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from .notebook import solution_html
+
+        return solution_html(self)
+
     def to_dict(self) -> dict:
         return {
             "id": self.exercise.id,
