@@ -195,6 +195,19 @@ def _parser() -> argparse.ArgumentParser:
         help="the SQLite file of attempts (created on first start; default emsym-practice.sqlite here)",
     )
 
+    xp = sub.add_parser("export", help="export exercises to PrairieLearn, Moodle or Gradescope")
+    xp.add_argument("target", choices=["prairielearn", "moodle", "gradescope"])
+    xp.add_argument("exercises", nargs="+", metavar="EX", help="exercise files or folders")
+    xp.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="prairielearn: a folder of questions; moodle: quiz.xml; gradescope: autograder.zip",
+    )
+    xp.add_argument(
+        "--variants", type=int, default=10, metavar="N", help="moodle: variants per randomised question (default 10)"
+    )
+
     v = sub.add_parser("solve", help="solve exercise files and render worked solution sheets")
     v.add_argument("path", metavar="PATH", help="an exercise YAML file or a folder of them")
     v.add_argument(
@@ -619,6 +632,32 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from . import exports
+    from .exercise import ExerciseError, exercise_files, load_exercise
+
+    exs, problems = [], []
+    for path in args.exercises:
+        for f in exercise_files(path):
+            try:
+                exs.append(load_exercise(f))
+            except ExerciseError as exc:
+                problems.extend(exc.problems)
+    for line in problems:
+        print(f"emsym: error: {line}", file=sys.stderr)
+    if not exs:
+        raise EmsymError("no exercise could be loaded; nothing exported")
+    if args.target == "prairielearn":
+        report = exports.prairielearn(exs, args.out)
+    elif args.target == "moodle":
+        report = exports.moodle(exs, args.out, args.variants)
+    else:
+        report = exports.gradescope(exs, args.out)
+    for line in report:
+        print(line, file=sys.stderr)
+    return 2 if problems else 0
+
+
 def cmd_serve(args) -> int:
     from .render import data_dir
     from .webapp import serve
@@ -824,6 +863,7 @@ _COMMANDS = {
     "grade": cmd_grade,
     "solve": cmd_solve,
     "serve": cmd_serve,
+    "export": cmd_export,
     "validate": cmd_validate,
     "presets": cmd_presets,
 }
