@@ -15,13 +15,16 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["check_html", "derivation_html", "derivation_markdown", "result_html", "solution_html"]
+__all__ = ["check_html", "derivation_html", "derivation_latex", "derivation_markdown", "result_html"]
 
 
 def _mathml(tex: str, display: bool = True) -> str:
-    from .render import mathml
+    """The sheets' sanitised MathML (texsafe's allow-list over latex2mathml)."""
+    import latex2mathml.converter
 
-    return mathml(tex, display)
+    from .texsafe import clean_mathml
+
+    return clean_mathml(latex2mathml.converter.convert(tex, display="block" if display else "inline"))
 
 
 def derivation_html(d: Any) -> str:
@@ -91,15 +94,3 @@ def check_html(report: Any) -> str:
         f"<p><strong>Check of {html.escape(report.spec.label())}</strong> ({html.escape(report.method)}): "
         f"{verdict}</p><table><tr><th>check</th><th>result</th><th>detail</th></tr>{rows}</table>"
     )
-
-
-def solution_html(sol: Any) -> str:
-    """The worked sheet's body (its own style kept), without the figures (a notebook draws its own)."""
-    import re
-
-    from .render import render_sheet
-
-    page = render_sheet(sol, "html")
-    style = re.search(r"<style>.*?</style>", page, re.S)
-    body = re.search(r"<body>(.*)</body>", page, re.S)
-    return (style.group(0) if style else "") + (body.group(1) if body else page)

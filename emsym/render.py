@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import jinja2
 from markupsafe import Markup
 
-from .derive import Derivation
 from .printing import latex
 from .safeio import write_atomic
 from .texsafe import clean_mathml, math_problem
 
 if TYPE_CHECKING:  # solve imports render and plots at run time
+    from .derive import Derivation
     from .solve import Solution
 
 __all__ = [
@@ -121,6 +121,14 @@ def render_part_html(result) -> str:
     """One part's worked solution as an HTML fragment, as the sheet shows it."""
     env = page_env()
     return env.get_template(f"sheet/parts/{result.part.kind}.html.j2").render(r=result, fig=None)
+
+
+def sheet_fragment(solution) -> str:
+    """The worked sheet's body with its style, for a notebook (``Solution._repr_html_``)."""
+    page = render_sheet(solution, "html")
+    style = re.search(r"<style>.*?</style>", page, re.S)
+    body = re.search(r"<body>(.*)</body>", page, re.S)
+    return (style.group(0) if style else "") + (body.group(1) if body else page)
 
 
 def mathml(tex: str, display: bool = False) -> str:

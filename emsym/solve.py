@@ -73,9 +73,9 @@ class Solution:
         return [(p.part.id, p.erratum) for p in self.parts if p.erratum]
 
     def _repr_html_(self) -> str:  # Jupyter
-        from .notebook import solution_html
+        from .render import sheet_fragment
 
-        return solution_html(self)
+        return sheet_fragment(self)
 
     def to_dict(self) -> dict:
         return {
@@ -747,7 +747,19 @@ def _tables(ctx) -> dict:
 
 
 def solve(ex: Exercise) -> Solution:
-    """Compute every part of an exercise (see the module docstring)."""
+    """Compute every part of an exercise (see the module docstring).
+
+    An exercise with ``randomise:`` is solved as written, after checking that its randomisation
+    gives a well-posed variant (seed 0); ``emsym.variants.variant`` gives a student's variant.
+    """
+    if ex.randomise is not None and ex.seed is None:
+        from .variants import VariantError, variant
+
+        try:
+            variant(ex, 0)
+        except VariantError as exc:
+            line, col = ex.marks.get(("randomise",), (1, 1))
+            raise ExerciseError([f"{ex.path}:{line}:{col}: {str(exc).split(': ', 1)[1]}"]) from None
     try:
         ctx = _Context(ex)
         parts = tuple(_SOLVERS[p.kind](ctx, p) for p in ex.parts)

@@ -81,8 +81,13 @@ def _write(tmp_path, text):
 
 def test_an_impossible_randomisation_is_refused_with_the_reason(tmp_path):
     text = PRACTICE.read_text().replace("separation: 2", "separation: 15")
+    ex = load_exercise(_write(tmp_path, text))  # reads; solving (validate, solve, serve) refuses it
     with pytest.raises(ExerciseError, match=r"randomise: no well-posed variant .* not 15 standard deviations apart"):
-        load_exercise(_write(tmp_path, text))
+        solve(ex)
+    r = subprocess.run(
+        [sys.executable, "-m", "emsym", "validate", str(tmp_path / "ex.yaml")], capture_output=True, text=True
+    )
+    assert r.returncode != 0 and "not 15 standard deviations apart" in r.stdout + r.stderr
 
 
 @pytest.mark.parametrize(
