@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -52,6 +53,7 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._local = threading.local()  # one connection per thread, kept open
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
@@ -67,9 +69,17 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise EmsymError(f"{self.path}: cannot open the practice database: {exc}") from None
 
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened once: opening and closing cost more than a write)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: a committed attempt survives a killed process
         db.execute("PRAGMA busy_timeout=30000")
         return db
 
@@ -86,17 +96,14 @@ class Store:
         feedback: str,
     ) -> int:
         """Store one attempt (one transaction); its id."""
-        db = self._connect()
-        try:
-            with db:
-                cur = db.execute(
-                    "INSERT INTO attempts (student, exercise, part, seed, answer, verdict, score, mistake, feedback, "
-                    "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (student, exercise, part, seed, answer, verdict, float(score), mistake, feedback, time.time()),
-                )
-                return int(cur.lastrowid or 0)
-        finally:
-            db.close()
+        db = self._connection()
+        with db:
+            cur = db.execute(
+                "INSERT INTO attempts (student, exercise, part, seed, answer, verdict, score, mistake, feedback, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (student, exercise, part, seed, answer, verdict, float(score), mistake, feedback, time.time()),
+            )
+            return int(cur.lastrowid or 0)
 
     def attempts(self, student: str | None = None, exercise: str | None = None) -> list[dict]:
         """Attempts, oldest first, optionally of one student and/or one exercise."""
@@ -110,11 +117,7 @@ class Store:
         sql = f"SELECT {', '.join(COLUMNS)} FROM attempts"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        db = self._connect()
-        try:
-            rows = db.execute(sql + " ORDER BY id", args).fetchall()
-        finally:
-            db.close()
+        rows = self._connection().execute(sql + " ORDER BY id", args).fetchall()
         return [dict(zip(COLUMNS, r)) for r in rows]
 
     def latest_answers(self, student: str, exercise: str) -> dict[str, str]:

@@ -112,9 +112,15 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     return env
 
 
+_PAGE_ENV: list = []
+
+
 def page_env() -> jinja2.Environment:
-    """The HTML environment of the sheets (escaping on, the same filters), for the practice app's pages."""
-    return _env(autoescape=True, strict=False)
+    """The HTML environment of the sheets (escaping on, the same filters), for the practice app's pages;
+    made once, so its templates compile once."""
+    if not _PAGE_ENV:
+        _PAGE_ENV.append(_env(autoescape=True, strict=False))
+    return _PAGE_ENV[0]
 
 
 def render_part_html(result) -> str:

@@ -341,8 +341,24 @@ def _formula(ctx: _Context, part: Part) -> tuple[sp.Expr, tuple[Step, ...]]:
     return _instantiate(ctx, part, expr, generic), steps
 
 
+_REDERIVED: dict = {}  # (model, part) -> Mistakes: they depend on the derivation and notation, not the numbers
+
+
 def _rederived(ctx: _Context, part: Part):
-    """The part's re-derived mistakes (emsym.mistakes) as grader Mistakes, in the part's notation."""
+    """The part's re-derived mistakes (emsym.mistakes) as grader Mistakes, in the part's notation.
+
+    Computed once per model and part (re-deriving takes sympy a tenth of a second or more) and
+    shared by every variant of the exercise, whose formula parts do not depend on its numbers.
+    """
+    key = (repr(ctx.ex.model), repr(part))
+    if key not in _REDERIVED:
+        if len(_REDERIVED) > 512:
+            _REDERIVED.clear()
+        _REDERIVED[key] = _rederive_part(ctx, part)
+    return _REDERIVED[key]
+
+
+def _rederive_part(ctx: _Context, part: Part):
     from .grading import Mistake
     from .mistakes import estep_mistakes, rederive
 

@@ -72,6 +72,7 @@ class Practice:
             self.exercises[ex.id] = ex
         self.store = Store(db)
         self._cache: OrderedDict = OrderedDict()
+        self._shared_html: dict = {}
         self._lock = threading.Lock()
         # Solving and grading run one at a time: they are CPU-bound (the GIL serialises them anyway)
         # and the numeric stages silence warnings with warnings.catch_warnings, which is not thread-safe.
@@ -117,6 +118,22 @@ class Practice:
             while len(self._cache) > CACHE:
                 self._cache.popitem(last=False)
         return entry
+
+    def warm_up(self) -> None:
+        """Solve each exercise as written and work out its formula parts' re-derived mistakes (shared by
+        every variant), so that no student's first wrong answer waits for sympy.  Runs in the
+        background when the server starts; one exercise at a time, so requests interleave."""
+        from .solve import solve
+
+        for ex in list(self.exercises.values()):
+            try:
+                with self._work:
+                    sol = solve(ex)
+                    for r in sol.parts:
+                        if r.part.kind == "formula" and r.grader is not None:
+                            r.grader.grade("0")  # a wrong answer: builds the mistakes
+            except EmsymError:
+                continue
 
     def figures(self, entry) -> dict:
         if entry["figures"] is None:
@@ -169,10 +186,15 @@ class Practice:
     def solution_html(self, student: str, ex_id: str, part_id: str) -> str:
         from .render import render_part_html
 
-        self.part(ex_id, part_id)
-        sol = self.solved(ex_id, student)["solution"]
-        r = next(r for r in sol.parts if r.part.id == part_id)
-        return render_part_html(r)
+        part = self.part(ex_id, part_id)
+        entry = self.solved(ex_id, student)
+        # a numeric part's solution is its variant's; the others' are the same in every variant
+        cache = entry.setdefault("solution_html", {}) if part.kind == "numeric" else self._shared_html
+        key = part_id if part.kind == "numeric" else (ex_id, part_id)
+        if key not in cache:
+            r = next(r for r in entry["solution"].parts if r.part.id == part_id)
+            cache[key] = render_part_html(r)
+        return cache[key]
 
 
 # -- the Starlette application ------------------------------------------------------------------
@@ -297,13 +319,13 @@ class _Pages:
         return JSONResponse(self.practice.preview(student, doc["exercise"], doc["part"], doc["answer"]))
 
     async def api_grade(self, request):
-        from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse
 
         student = _need_student(request)
         doc = await _json_body(request)
-        out = await run_in_threadpool(self.practice.grade, student, doc["exercise"], doc["part"], doc["answer"])
-        return JSONResponse(out)
+        # On the event loop: grading is CPU-bound and one at a time anyway (a few ms, bounded by the
+        # grader's 0.5 s budget); a thread hop per request cost more than it saved.
+        return JSONResponse(self.practice.grade(student, doc["exercise"], doc["part"], doc["answer"]))
 
     def api_solution(self, request):
         from starlette.responses import JSONResponse
@@ -386,5 +408,6 @@ def serve(path: str | Path, db: str | Path, host: str = "127.0.0.1", port: int =
     practice = Practice(path, db)
     for line in practice.problems:
         print(f"emsym: warning: {line}")
+    threading.Thread(target=practice.warm_up, name="emsym-warm-up", daemon=True).start()
     print(f"emsym serve: {len(practice.exercises)} exercise(s) at http://{host}:{port}/ (attempts in {db})")
     uvicorn.run(create_app(practice), host=host, port=port, log_level="warning")
