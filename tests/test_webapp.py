@@ -256,3 +256,31 @@ def test_a_student_practises_in_a_browser(server):
         assert "sigma-for-sigma2" in page.content()
         page.screenshot(path=str(Path(os.environ.get("EMSYM_SCREENSHOTS", "/tmp")) / "emsym-instructor.png"))
         browser.close()
+
+
+def test_every_bundled_exercise_page_renders(tmp_path):
+    """A student opens each bundled exercise: 200, its parts, no error page (families, choices, derivations)."""
+    import uvicorn
+
+    from emsym.exercise import exercise_files, load_exercise
+    from emsym.webapp import Practice, create_app
+
+    practice = Practice(EXERCISES, tmp_path / "all.sqlite")
+    assert not practice.problems
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(practice), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if srv.started:
+                break
+            time.sleep(0.05)
+        for f in exercise_files(EXERCISES):
+            ex = load_exercise(f)
+            status, text = _request(f"http://127.0.0.1:{port}/ex/{ex.id}", cookie="Ada")
+            assert status == 200, (ex.id, text[:300])
+            assert all(f'id="part-{p.id}"' in text for p in ex.parts), ex.id
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
