@@ -43,20 +43,21 @@ def _solve(ex, seed=None):
     return solve(variant(ex, seed) if seed is not None and ex.randomise is not None else ex)
 
 
+def _markdown_mathjax(text: str) -> str:
+    """Author Markdown as HTML with its math as \\( ... \\) for a platform's MathJax (Moodle, PrairieLearn)."""
+    from .render import _PLACEHOLDER, _markdown, _set_math_aside
+
+    protected, maths = _set_math_aside(text)
+    return _PLACEHOLDER.sub(
+        lambda m: "\\(" + html.escape(maths[int(m.group(1))]) + "\\)", _markdown().render(protected)
+    )
+
+
 def _statement_html(ex, math: str = "mathml") -> str:
-    """The statement, data and start as HTML; math as MathML, or with ``math="tex"`` as \\( ... \\)
-    for a platform's MathJax filter (Moodle)."""
+    """The statement, data and start as HTML; math as MathML, or with ``math="tex"`` for MathJax."""
     from .render import markdown_html
 
-    if math == "tex":
-        from .render import _PLACEHOLDER, _markdown, _set_math_aside
-
-        protected, maths = _set_math_aside(ex.statement)
-        out = _PLACEHOLDER.sub(
-            lambda m: "\\(" + html.escape(maths[int(m.group(1))]) + "\\)", _markdown().render(protected)
-        )
-    else:
-        out = markdown_html(ex.statement)
+    out = _markdown_mathjax(ex.statement) if math == "tex" else markdown_html(ex.statement)
     if ex.data is not None:
         out += f"<p><strong>Data</strong> ({len(ex.data)} points): {html.escape(_points(ex.data))}</p>"
     if ex.init is not None:
@@ -176,10 +177,7 @@ def _pl_question_html(sol, title: str) -> str:
 
 
 def _statement_html_pl(ex) -> str:
-    from .render import _PLACEHOLDER, _markdown, _set_math_aside
-
-    protected, maths = _set_math_aside(ex.statement)  # math as \\( \\) for PrairieLearn's MathJax
-    out = _PLACEHOLDER.sub(lambda m: "\\(" + html.escape(maths[int(m.group(1))]) + "\\)", _markdown().render(protected))
+    out = _markdown_mathjax(ex.statement)  # the numbers come from server.py's generate(): mustache fields
     if ex.data is not None:
         out += "<p><strong>Data</strong>: {{params.data}}</p>"
     if ex.init is not None:
