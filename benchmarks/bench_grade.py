@@ -8,7 +8,8 @@
    `simplify(answer - expected) == 0` decides it.  Only that is timed; unreadable answers
    cost sympy nothing here, which favours sympy.
 3. Latency: one FormulaGrader in a running process (symbolic confirmation on, as in the
-   Python API and for single answers) grades each answer separately; p50/p99/max.
+   Python API and for single answers) grades each distinct answer separately with its memo of
+   confirmations emptied first (every answer unseen); p50/p99/max.
 
     python benchmarks/bench_grade.py [--answers N] [--sympy-answers M]
 """
@@ -100,15 +101,19 @@ def main() -> None:
     print(f"ratio emsym / sympy: 1/{1 / ratio:.0f}   (target <= 1/20)")
 
     grader = FormulaGrader(EXPECTED)
+    grader.grade(EXPECTED)  # imports sympy for the confirmation once, as a running process has
     times = []
-    for answer, _ in items:
+    unseen = list(dict.fromkeys(a for a, _ in items))
+    for answer in unseen:  # every answer unseen: the confirmation memo is emptied before each grade
+        grader._confirmed.clear()
         t = time.perf_counter()
         grader.grade(answer)
         times.append(time.perf_counter() - t)
     ms = np.array(times) * 1e3
     print(
-        f"single grade in a running process: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
-        f"max {ms.max():.2f} ms   (target p99 <= 10 ms)"
+        f"single grade in a running process, {len(unseen)} distinct answers, none memoised: p50 "
+        f"{np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.2f} ms "
+        "(target p99 <= 10 ms)"
     )
     ok = wrong == 0 and ratio <= 1 / 20 and np.percentile(ms, 99) <= 10
     print("PASS" if ok else "FAIL")
