@@ -191,6 +191,41 @@ def _write(path: Path, d: Derivation) -> None:
             os.unlink(tmp)
 
 
+def get_blob(kind: str, key: str) -> bytes | None:
+    """Bytes stored by ``put_blob`` under (kind, key) in this user's trusted cache folder, or None.
+
+    Blobs carry the same per-user HMAC tag as derivations, so a file anyone else drops there is
+    ignored; they are never unpickled.
+    """
+    folder = cache_dir() / kind
+    secret = _secret(cache_dir(), create=False)
+    if secret is None:
+        return None
+    try:
+        blob = (folder / key).read_bytes()
+    except OSError:
+        return None
+    head, _, payload = blob.partition(b"\n")
+    return payload if hmac.compare_digest(_tag(secret, payload), head) else None
+
+
+def put_blob(kind: str, key: str, payload: bytes) -> None:
+    """Store bytes under (kind, key), atomically, when the cache folder can be trusted."""
+    secret = _secret(cache_dir(), create=True)
+    if secret is None:
+        return
+    folder = cache_dir() / kind
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_tag(secret, payload) + b"\n" + payload)
+        os.replace(tmp, folder / key)
+    except OSError:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)
+
+
 def _derive(spec: Spec) -> Derivation:
     if isinstance(spec, FamilySpec):
         return derive_family(spec)

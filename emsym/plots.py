@@ -9,6 +9,8 @@ by side.  matplotlib is imported only when a sheet asks for figures.
 from __future__ import annotations
 
 import io
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -127,6 +129,53 @@ def _family_figures(solution: Solution, model, X: np.ndarray, plt) -> dict[str, 
 
 
 def figures(solution: Solution) -> dict[str, bytes]:
+    """name -> PNG bytes for the sheet of a solved exercise, from the cache when the same numbers were
+    drawn before by the same code (a content hash: the data, the run, the iterations, this module)."""
+    import base64
+    import json
+
+    from .cache import get_blob, put_blob
+
+    key = _figure_key(solution)
+    hit = get_blob("figures", key)
+    if hit is not None:
+        try:
+            return {k: base64.b64decode(v) for k, v in json.loads(hit).items()}
+        except ValueError:
+            pass
+    out = _draw_figures(solution)
+    put_blob("figures", key, json.dumps({k: base64.b64encode(v).decode() for k, v in out.items()}).encode())
+    return out
+
+
+def _figure_key(solution: Solution) -> str:
+    import hashlib
+
+    import matplotlib
+
+    from . import __version__
+
+    run = solution.run
+    ex = solution.exercise
+    h = hashlib.sha256()
+    h.update(f"{__version__}|{matplotlib.__version__}|".encode())
+    h.update(Path(__file__).read_bytes())
+    parts = (
+        repr(ex.model),
+        repr(ex.data),
+        repr(ex.labels),
+        repr(run.loglik if run else None),
+        repr(run.components if run else None),
+        repr(run.responsibilities if run else None),
+        repr(solution.iterations),
+    )
+    with np.printoptions(threshold=sys.maxsize, precision=17):
+        for p in parts:
+            h.update(p.encode())
+    return h.hexdigest()
+
+
+def _draw_figures(solution: Solution) -> dict[str, bytes]:
     """name -> PNG bytes for the sheet of a solved exercise (empty when nothing to draw)."""
     run = solution.run
     ex = solution.exercise

@@ -86,7 +86,18 @@ def tex_escape(value) -> str:
     return "".join(_TEX.get(ch, ch) + ("\\allowbreak{}" if ch in _BREAK_AFTER else "") for ch in str(value))
 
 
+_ENVS: dict = {}
+
+
 def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
+    """The jinja2 environment of one kind of output, made once per process (templates compile once)."""
+    key = (autoescape, strict, tuple(template_dirs()))
+    if key not in _ENVS:
+        _ENVS[key] = _new_env(autoescape, strict)
+    return _ENVS[key]
+
+
+def _new_env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     # Sheets are lenient (a missing optional key renders as nothing), so restyled templates
     # may test any key; the derivation templates are strict.
     env = jinja2.Environment(
@@ -112,15 +123,9 @@ def _env(autoescape: bool = False, strict: bool = True) -> jinja2.Environment:
     return env
 
 
-_PAGE_ENV: list = []
-
-
 def page_env() -> jinja2.Environment:
-    """The HTML environment of the sheets (escaping on, the same filters), for the practice app's pages;
-    made once, so its templates compile once."""
-    if not _PAGE_ENV:
-        _PAGE_ENV.append(_env(autoescape=True, strict=False))
-    return _PAGE_ENV[0]
+    """The HTML environment of the sheets (escaping on, the same filters), for the practice app's pages."""
+    return _env(autoescape=True, strict=False)
 
 
 def render_part_html(result) -> str:

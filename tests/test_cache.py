@@ -135,3 +135,26 @@ def test_unwritable_cache_still_derives(tmp_path, monkeypatch):
     monkeypatch.setenv("EMSYM_CACHE_DIR", str(target / "sub"))
     cache.clear_memory()
     assert cache.get_derivation(load_spec("standard")).method == "EM"
+
+
+def test_figures_are_drawn_once_for_the_same_numbers(private_cache, monkeypatch):
+    from pathlib import Path
+
+    from emsym import plots
+    from emsym.exercise import load_exercise
+    from emsym.solve import solve
+
+    ex = Path(__file__).resolve().parents[1] / "exercises" / "mit-686x-em.yaml"
+    sol = solve(load_exercise(ex))
+    first = plots.figures(sol)
+    assert first and all(png.startswith(b"\x89PNG") for png in first.values())
+
+    def refuse(solution):
+        raise AssertionError("drawn again")
+
+    monkeypatch.setattr(plots, "_draw_figures", refuse)
+    assert plots.figures(sol) == first  # the same numbers: from the cache, not drawn
+    blob = next((private_cache / "figures").iterdir())
+    blob.write_bytes(b"0" * 64 + b"\n{}")  # a file someone else wrote: ignored, drawn afresh
+    with pytest.raises(AssertionError, match="drawn again"):
+        plots.figures(sol)
