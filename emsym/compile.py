@@ -245,8 +245,13 @@ class _Compiler:
         return _memoised(expr, fn) if self.is_param_free(f) else fn
 
 
-def _memoised(key, fn: Fn) -> Fn:
-    """fn once per M-step: a sum over the data that holds no parameter (N_k, sum_n gamma_nk x_n)."""
+def _memoised(expr, fn: Fn) -> Fn:
+    """fn once per M-step: a sum over the data that holds no parameter (N_k, sum_n gamma_nk x_n).
+
+    Keyed by the sum's text, made once here: equal sums in different updates share the value,
+    and a lookup costs a string hash, not sympy's structural comparison.
+    """
+    key = sp.srepr(expr)
 
     def memo(env):
         cache = env["memo"]

@@ -214,7 +214,10 @@ def _merge_sums(expr: sp.Expr, m: FamilyModel) -> sp.Expr:
     return sp.Add(*rest, *merged)
 
 
-def _memoised(store: str, key, fn: Fn) -> Fn:
+def _memoised(store: str, expr, fn: Fn) -> Fn:
+    """fn once per store (the data, or one M-step), keyed by the expression's text (a cheap hash)."""
+    key = sp.srepr(expr)
+
     def memo(env):
         cache = env[store]
         if key not in cache:
