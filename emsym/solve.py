@@ -598,6 +598,7 @@ def _solve_formula(ctx, part: Part) -> PartResult:
             indices=part.spec.get("indices"),
             unknowns=unknowns,
             mistakes=lambda: _rederived(ctx, part),
+            targets=_targets(ctx, part),
         )
     except GraderError as exc:
         raise ExerciseError(
@@ -622,6 +623,16 @@ def _solve_formula(ctx, part: Part) -> PartResult:
     if not agrees:
         _suggest_where(ctx, part, shown, where)
     return dataclasses.replace(res, agrees=agrees, erratum=note, details={"published_feedback": verdict.feedback})
+
+
+def _targets(ctx: _Context, part: Part) -> list[str]:
+    """The name an update part's answer is the value of, in the part's notation (mu_k = ... is read)."""
+    q = part.spec["quantity"]
+    if q["what"] != "update":
+        return []
+    d = _formula_source(ctx, part)[0]
+    symbol = _rename(d.update(q["param"]).param.symbol, part.spec.get("notation", {}), ctx.general.model)
+    return [_formula_text(symbol)]
 
 
 def _suggest_where(ctx: _Context, part: Part, shown: str, where: list[str]) -> None:

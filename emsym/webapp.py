@@ -260,14 +260,17 @@ class _Pages:
 
     async def index(self, request):
         ex = sorted(self.practice.exercises.values(), key=lambda e: e.id)
-        return self.page("index", exercises=ex, student=_student_of(request), problems=self.practice.problems)
+        nxt = request.query_params.get("next", "")
+        return self.page("index", exercises=ex, student=_student_of(request), problems=self.practice.problems, next=nxt)
 
     async def login(self, request):
         from starlette.responses import RedirectResponse
 
         form = urllib.parse.parse_qs((await _body(request)).decode("utf-8", errors="replace"))
         name = _valid_name((form.get("name") or [""])[0])
-        resp = RedirectResponse("/", status_code=303)
+        nxt = (form.get("next") or ["/"])[0]
+        target = nxt if nxt.startswith("/ex/") and nxt[4:].replace("-", "").replace("_", "").isalnum() else "/"
+        resp = RedirectResponse(target, status_code=303)
         resp.set_cookie(COOKIE, urllib.parse.quote(name), httponly=True, samesite="strict")
         return resp
 

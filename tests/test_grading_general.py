@@ -266,3 +266,20 @@ def test_an_answer_fitted_to_the_published_sample_points_fails_at_fresh_ones(mon
     fitted = f"x_1 + x_2 + {poly}"
     assert (g.answer_values(g.read(fitted)) == g.value).all()  # it does match every published point
     assert g.grade(fitted).verdict == "incorrect"
+
+
+def test_the_asked_name_on_the_left_is_read_as_the_answer():
+    g = FormulaGrader("sum_n gamma_nk*(x_n - mu_k)^2/N_k", targets=["sigma2_k"])
+    for a in (
+        r"\sigma_k^2 = \frac{1}{N_k}\sum_n \gamma_{nk}(x_n-\mu_k)^2",
+        "sigma2_k = sum_n gamma_nk (x_n - mu_k)^2 / N_k",
+    ):
+        assert g.grade(a).verdict == "correct", a
+    assert "without '='" in g.grade("x = sum_n gamma_nk (x_n - mu_k)^2 / N_k").feedback
+    assert "without '='" in FormulaGrader("x_1 + x_2").grade("y = x_1 + x_2").feedback  # no target: refused
+
+
+def test_superscript_before_subscript_in_unicode_and_plain_text():
+    assert parse("σ²ₖ").text == "sigma_k^2"
+    assert parse("sigma^2_k + 1").text == "sigma_k^2 + 1"
+    assert parse("x^{2}_{n}").text == "x_n^2"

@@ -284,3 +284,21 @@ def test_every_bundled_exercise_page_renders(tmp_path):
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+def test_login_returns_to_the_exercise_asked_for(server):
+    import http.client
+    import urllib.parse as up
+
+    host = up.urlparse(server["url"])
+
+    def login(body: bytes):
+        con = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+        con.request("POST", "/login", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = con.getresponse()
+        r.read()
+        con.close()
+        return r.status, r.getheader("Location")
+
+    assert login(b"name=Lovelace&next=%2Fex%2F" + PRACTICE.encode()) == (303, f"/ex/{PRACTICE}")
+    assert login(b"name=Lovelace&next=https%3A%2F%2Fevil.example") == (303, "/")  # never off the site

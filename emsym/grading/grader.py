@@ -553,6 +553,9 @@ class FormulaGrader:
         (``sum_n gamma_nk (x_n - mu_k) = 0`` for ``.../sigma2_k = 0``, unknown mu_k).
     mistakes : list of Mistake, or a callable returning one, optional
         Further wrong answers to name (emsym's re-derived mistakes); evaluated on first need.
+    targets : list of str, optional
+        The name the answer is the value of (``mu_k``): ``mu_k = ...``, ``hatmu_k = ...`` (and for
+        ``sigma2_k``, ``sigma_k^2 = ...``) is then read as its right-hand side.
     """
 
     space: Any  # ScalarSpace or IndexedSpace: the sample points answers are compared at
@@ -571,6 +574,7 @@ class FormulaGrader:
         indices: dict | None = None,
         unknowns: Iterable[str] = (),
         mistakes=None,
+        targets: Iterable[str] = (),
     ) -> None:
         try:
             self.expected = parse(expected, equation=True)
@@ -594,6 +598,7 @@ class FormulaGrader:
         self.numeric = not self.expected.names and not self.equation
         self.declared_domains = dict(domains or {})
         self.unknowns = tuple(unknowns)
+        self.targets = frozenset(targets)
         self.seed = seed
         self.indexed = (
             indices is not None
@@ -817,6 +822,15 @@ class FormulaGrader:
         except (ArithmeticError, ValueError, TypeError, MemoryError, IndexError):  # a verdict, never a crash
             return Verdict("invalid", 0.0, "Could not read the answer: it cannot be evaluated.")
 
+    def _is_target(self, lhs) -> bool:
+        """Whether the left of an answer's '=' names the asked quantity (or its hat, or sigma_k^2)."""
+        if lhs[0] == "var":
+            return lhs[1] in self.targets or any(v in self.targets for v in _hat_variants(lhs[1]))
+        if lhs[0] == "^" and lhs[1][0] == "var" and lhs[2][0] == "num" and lhs[2][1] == 2:
+            name = lhs[1][1].replace("sigma", "sigma2", 1) if base_of(lhs[1][1]) == "sigma" else None
+            return name is not None and (name in self.targets or any(v in self.targets for v in _hat_variants(name)))
+        return False
+
     def read(self, answer: str) -> Parsed:
         """Parse an answer in this question's names (raises InvalidAnswer)."""
         return parse(answer if isinstance(answer, str) else str(answer), names=self.parse_names, equation=True)
@@ -832,6 +846,9 @@ class FormulaGrader:
             parsed = self.read(answer)
         except InvalidAnswer as exc:
             return Verdict("invalid", 0.0, f"Could not read the answer: {exc}")
+        if parsed.tree[0] == "=" and not self.equation and self._is_target(parsed.tree[1]):
+            rhs = parsed.tree[2]  # "mu_k = ...": the value of the asked quantity
+            parsed = Parsed(rhs, to_text(rhs), frozenset(_names_in(rhs)), parsed.implicit)
         reading = f" (read as {parsed.text})" if parsed.implicit or self.indexed or "\\" in str(answer) else ""
         is_eq = parsed.tree[0] == "="
         if self.numeric and not is_eq:

@@ -193,9 +193,6 @@ def _latex(src: str, cols: list[int], original: str) -> tuple[str, list[int]]:
     src, cols = _rewrite(src, cols, re.compile(r"\$+|\\[()\[\]]"), lambda m: " ")
     src, cols = _rewrite(src, cols, _HAT, lambda m: "hat" + (m.group(1) or m.group(2) or m.group(3)))
     src, cols = _rewrite(src, cols, _WRAP, lambda m: m.group(1))
-    src, cols = _rewrite(
-        src, cols, _SUP_SUB, lambda m: f"{m.group(1)}_{m.group(3)}^{m.group(2)}" if "\\" in m.group(0) else m.group(0)
-    )
 
     def command(m: re.Match) -> str:
         word = m.group(1)
@@ -452,6 +449,8 @@ class _Parser:
         self.original = text
         src, cols = _normalise(text)
         src, cols = _latex(src, cols, text)
+        # x^2_k (a superscript before the subscript: sigma^2_k, σ²ₖ, \sigma^2_k) is x_k^2
+        src, cols = _rewrite(src, cols, _SUP_SUB, lambda m: f"{m.group(1)}_{m.group(3)}^{m.group(2)}")
         self.toks = list(_tokens(src, cols, text, names))
         self.i = 0
         self.names = names
