@@ -283,3 +283,12 @@ def test_superscript_before_subscript_in_unicode_and_plain_text():
     assert parse("σ²ₖ").text == "sigma_k^2"
     assert parse("sigma^2_k + 1").text == "sigma_k^2 + 1"
     assert parse("x^{2}_{n}").text == "x_n^2"
+
+
+def test_sums_in_a_question_that_writes_its_terms_out():
+    """The MIT E-step asks for pi_k N_k over pi_1 N_1 + pi_2 N_2: a sum over j runs over the terms it names."""
+    g = FormulaGrader("N_k*pi_k/(N_1*pi_1 + N_2*pi_2)")
+    assert g.grade("pi_k N_k / sum_j pi_j N_j").verdict == "correct"
+    assert g.grade(r"\frac{\pi_k N_k}{\sum_{j=1}^{2} \pi_j N_j}").verdict == "correct"
+    assert g.grade("pi_k N_k / sum_j pi_j N_k").verdict == "incorrect"
+    assert "pi_3 is not one of this question's names" in g.grade("pi_k N_k / sum_{j=1}^{3} pi_j N_j").feedback

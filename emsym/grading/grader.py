@@ -39,6 +39,7 @@ from .space import (
     RESPONSIBILITY_BASES,
     WEIGHT_BASES,
     IndexedSpace,
+    ScalarNames,
     ScalarSpace,
     SpaceError,
     base_of,
@@ -621,7 +622,7 @@ class FormulaGrader:
                 for n in names | self.extra
                 if base_of(n) == "sigma2" and n.replace("sigma2", "sigma", 1) not in names
             }
-            self.parse_names = self.names | self.extra | set(self.swapped) | set(self.aliases)
+            self.parse_names = ScalarNames(self.names | self.extra | set(self.swapped) | set(self.aliases))
             self._draw_samples(seed)
             self.space_orig = None
             if not self.numeric and np.isfinite(self.value).mean() < 0.9:

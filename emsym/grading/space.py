@@ -235,32 +235,84 @@ def substitute_index(tree: tuple, letter: str, value: int) -> tuple:
     return tree
 
 
-def expand(tree: tuple) -> tuple:
-    """Write out every sum and product over a written range (scalar questions)."""
+def _written_range(body: tuple, letter: str, known) -> int | None:
+    """How far a sum without bounds runs in a question that writes its terms out: the largest m such
+    that every name of the body with ``letter`` in its subscript exists for 1..m (x_1..x_3, N_1, N_2)."""
+    subs = {n for n in _all_names(body) if "_" in n and letter in n.split("_", 1)[1]}
+    if not subs:
+        return None
+    m = 0
+    while m < EXPAND_LIMIT and all(
+        f"{n.split('_', 1)[0]}_{n.split('_', 1)[1].replace(letter, str(m + 1))}" in known for n in subs
+    ):
+        m += 1
+    return m or None
+
+
+def expand(tree: tuple, known=frozenset()) -> tuple:
+    """Write out every sum and product over a written range (scalar questions); a sum without bounds
+    runs over the terms the question names (``sum_j pi_j N_j`` with pi_1, pi_2, N_1, N_2: j = 1, 2)."""
     kind = tree[0]
     if kind == "big":
         _, op, letter, low, high, body = tree
+        if high is None and low in (None, 1):
+            high, low = _written_range(body, letter, known), 1
         if not isinstance(high, int) or not isinstance(low, int):
             raise SpaceError(
-                f"this question writes the points out one by one: give the sum's range as numbers, e.g. "
+                f"this question writes its terms out one by one: give the {op}'s range as numbers, e.g. "
                 f"{op}_{{{letter}=1}}^{{3}}, or write the terms out"
             )
         if high - low + 1 > EXPAND_LIMIT:
             raise SpaceError(f"the {op} over {letter} has more than {EXPAND_LIMIT} terms")
         if high < low:
             return ("num", 0.0 if op == "sum" else 1.0, "0" if op == "sum" else "1")
-        terms = [expand(substitute_index(body, letter, v)) for v in range(low, high + 1)]
+        terms = [expand(substitute_index(body, letter, v), known) for v in range(low, high + 1)]
         out = terms[0]
         for t in terms[1:]:
             out = ("+" if op == "sum" else "*", out, t)
         return out
     if kind in ("+", "-", "*", "/", "^", "="):
-        return (kind, expand(tree[1]), expand(tree[2]))
+        return (kind, expand(tree[1], known), expand(tree[2], known))
     if kind == "neg":
-        return ("neg", expand(tree[1]))
+        return ("neg", expand(tree[1], known))
     if kind == "call":
-        return ("call", tree[1], expand(tree[2]))
+        return ("call", tree[1], expand(tree[2], known))
     return tree
+
+
+class ScalarNames:
+    """The names of a scalar question, and the same names with a bound index in their subscript:
+    ``pi_j`` reads where the question has ``pi_1, pi_2`` (inside ``sum_j``), ``gamma_nk`` where it has
+    ``gamma_1k, gamma_2k``.  Whether the index is bound is checked when the sum is written out."""
+
+    def __init__(self, listed, indices=DEFAULT_INDICES):
+        import re
+
+        self.listed = frozenset(listed)
+        self._indices = indices
+        self._re = re
+        self._seen: dict = {}
+
+    def __contains__(self, name) -> bool:
+        if name in self.listed:
+            return True
+        if not isinstance(name, str) or "_" not in name:
+            return False
+        if name not in self._seen:
+            base, sub = name.split("_", 1)
+            if not any(c in self._indices for c in sub) or len(self._seen) > 4096:
+                return False
+            pat = (
+                self._re.escape(base)
+                + "_"
+                + "".join(f"[0-9{c}]" if c in self._indices else self._re.escape(c) for c in sub)
+            )
+            rx = self._re.compile(pat)
+            self._seen[name] = any(rx.fullmatch(n) for n in self.listed)
+        return self._seen[name]
+
+    def __iter__(self):
+        return iter(sorted(self.listed))
 
 
 @dataclass
@@ -273,11 +325,14 @@ class ScalarSpace:
     indexed = False
 
     def prepare(self, tree: tuple) -> tuple:
-        return expand(tree) if nesting(tree) else tree
+        return expand(tree, self.env.keys()) if nesting(tree) else tree
 
     def values(self, tree: tuple) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            v = evaluate(tree, self.env)
+        try:
+            with np.errstate(all="ignore"):
+                v = evaluate(tree, self.env)
+        except KeyError as exc:  # a written-out sum reached a term the question does not have (x_4 of three)
+            raise SpaceError(f"{exc.args[0]} is not one of this question's names") from None
         return np.broadcast_to(np.asarray(v, dtype=float), (self.samples,))
 
     def mp_values(self, tree: tuple, rows: np.ndarray) -> np.ndarray:
