@@ -471,6 +471,21 @@ def parse_tolerance(spec: str | float) -> tuple[str, float]:
     return ("abs", _amount(text, spec))
 
 
+def _read_conditions(where: Iterable[str]) -> list[tuple[str, Parsed, Parsed]]:
+    """Side conditions "LHS = RHS" parsed (an author's text: a GraderError names the bad one)."""
+    out = []
+    for cond in where:
+        cond = cond.replace("==", "=")
+        if cond.count("=") != 1:
+            raise GraderError(f"side condition {cond!r} should have the form 'LHS = RHS'")
+        left, right = cond.split("=")
+        try:
+            out.append((cond.strip(), parse(left), parse(right)))
+        except InvalidAnswer as exc:
+            raise GraderError(f"side condition {cond!r} cannot be read: {exc}") from None
+    return out
+
+
 def _general(names) -> bool:
     """An expected answer about a generic component, with sizes: N_k/N (no point written out)."""
     sizes = {"N", "K"}
@@ -582,16 +597,7 @@ class FormulaGrader:
         except InvalidAnswer as exc:
             raise GraderError(f"the expected answer {expected!r} cannot be read: {exc}") from None
         self.equation = self.expected.tree[0] == "="
-        self.conditions: list[tuple[str, Parsed, Parsed]] = []
-        for cond in where:
-            cond = cond.replace("==", "=")
-            if cond.count("=") != 1:
-                raise GraderError(f"side condition {cond!r} should have the form 'LHS = RHS'")
-            left, right = cond.split("=")
-            try:
-                self.conditions.append((cond.strip(), parse(left), parse(right)))
-            except InvalidAnswer as exc:
-                raise GraderError(f"side condition {cond!r} cannot be read: {exc}") from None
+        self.conditions = _read_conditions(where)
         names = set(self.expected.names)
         for _, lhs, rhs in self.conditions:
             names |= lhs.names | rhs.names
@@ -614,26 +620,7 @@ class FormulaGrader:
         if self.indexed:
             self._setup_indexed(dict(indices or DEFAULT_INDICES))
         else:
-            self.extra = {v for n in names for v in _hat_variants(n) if v not in names}
-            self.swapped = {s: n for n in names for s in _index_swaps(n) if s not in names}
-            # sigma_1^2 is how sigma2_1 is written in LaTeX: sigma_1 is its square root
-            self.aliases = {
-                n.replace("sigma2", "sigma", 1): n
-                for n in names | self.extra
-                if base_of(n) == "sigma2" and n.replace("sigma2", "sigma", 1) not in names
-            }
-            self.parse_names = ScalarNames(self.names | self.extra | set(self.swapped) | set(self.aliases))
-            self._draw_samples(seed)
-            self.space_orig = None
-            if not self.numeric and np.isfinite(self.value).mean() < 0.9:
-                self.space_orig = self.space
-                # log(x), sqrt(x - mu), ...: where the expected answer is undefined at many points,
-                # sample the real-valued names that were not declared on positive values instead.
-                self.domains = {
-                    n: ("positive" if d == "real" and n not in self.declared_domains else d)
-                    for n, d in self.domains.items()
-                }
-                self._draw_samples(seed)
+            self._setup_scalar()
         if self.numeric:
             self.tolerance = parse_tolerance(tolerance if tolerance is not None else "0.1%")
             if not np.isfinite(self.value).all():
@@ -657,6 +644,29 @@ class FormulaGrader:
         return value
 
     # -- sampling: scalar questions --------------------------------------------------------
+    def _setup_scalar(self) -> None:
+        names = set(self.names)
+        self.extra = {v for n in names for v in _hat_variants(n) if v not in names}
+        self.swapped = {s: n for n in names for s in _index_swaps(n) if s not in names}
+        # sigma_1^2 is how sigma2_1 is written in LaTeX: sigma_1 is its square root
+        self.aliases = {
+            n.replace("sigma2", "sigma", 1): n
+            for n in names | self.extra
+            if base_of(n) == "sigma2" and n.replace("sigma2", "sigma", 1) not in names
+        }
+        self.parse_names = ScalarNames(self.names | self.extra | set(self.swapped) | set(self.aliases))
+        self._draw_samples(self.seed)
+        self.space_orig = None
+        if not self.numeric and np.isfinite(self.value).mean() < 0.9:
+            self.space_orig = self.space
+            # log(x), sqrt(x - mu), ...: where the expected answer is undefined at many points,
+            # sample the real-valued names that were not declared on positive values instead.
+            self.domains = {
+                n: ("positive" if d == "real" and n not in self.declared_domains else d)
+                for n, d in self.domains.items()
+            }
+            self._draw_samples(self.seed)
+
     def _draw_samples(self, seed: int) -> None:
         rng = np.random.default_rng(seed)
         self.space_free = ScalarSpace(self._sample(rng, conditions=False), SAMPLES)
