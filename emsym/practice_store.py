@@ -5,6 +5,7 @@ Tables (schema version 1)::
     meta(key TEXT PRIMARY KEY, value TEXT)             -- schema_version
     attempts(id INTEGER PRIMARY KEY, student TEXT, exercise TEXT, part TEXT, seed INTEGER,
              answer TEXT, verdict TEXT, score REAL, mistake TEXT, feedback TEXT, created REAL)
+    rounds(student TEXT, exercise TEXT, round INTEGER)  -- how many times a student asked for new numbers
 
 Every write is one transaction (``with connection``), the file is in WAL mode with a busy
 timeout, and each call opens its own connection, so concurrent submissions from the server's
@@ -44,6 +45,12 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_by_student ON attempts (student, exercise, part);
 CREATE INDEX IF NOT EXISTS attempts_by_part ON attempts (exercise, part);
+CREATE TABLE IF NOT EXISTS rounds (
+    student TEXT NOT NULL,
+    exercise TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    PRIMARY KEY (student, exercise)
+);
 """
 COLUMNS = ("id", "student", "exercise", "part", "seed", "answer", "verdict", "score", "mistake", "feedback", "created")
 
@@ -104,6 +111,25 @@ class Store:
                 (student, exercise, part, seed, answer, verdict, float(score), mistake, feedback, time.time()),
             )
             return int(cur.lastrowid or 0)
+
+    def round(self, student: str, exercise: str) -> int:
+        """How many times the student asked for new numbers in this exercise (0: their first variant)."""
+        row = (
+            self._connection()
+            .execute("SELECT round FROM rounds WHERE student = ? AND exercise = ?", (student, exercise))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def next_round(self, student: str, exercise: str) -> int:
+        """Move the student to fresh numbers (one transaction); the new round."""
+        db = self._connection()
+        with db:
+            db.execute(
+                "INSERT INTO rounds VALUES (?, ?, 1) ON CONFLICT (student, exercise) DO UPDATE SET round = round + 1",
+                (student, exercise),
+            )
+        return self.round(student, exercise)
 
     def attempts(self, student: str | None = None, exercise: str | None = None) -> list[dict]:
         """Attempts, oldest first, optionally of one student and/or one exercise."""

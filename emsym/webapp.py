@@ -86,9 +86,21 @@ class Practice:
         return ex
 
     def seed_for(self, ex, student: str) -> int | None:
+        """The student's variant seed: from their name, and the round when they asked for new numbers."""
         from .variants import student_seed
 
-        return student_seed(ex.id, student) if ex.randomise is not None else None
+        if ex.randomise is None:
+            return None
+        rnd = self.store.round(student, ex.id)
+        return student_seed(ex.id, student if rnd == 0 else f"{student}\x00round {rnd}")
+
+    def new_numbers(self, student: str, ex_id: str) -> int | None:
+        """Fresh numbers for a randomised exercise (its next round); the new seed."""
+        ex = self.exercise(ex_id)
+        if ex.randomise is None:
+            raise RequestError(400, f"exercise {ex_id!r} has fixed numbers (no randomise: section)")
+        self.store.next_round(student, ex_id)
+        return self.seed_for(ex, student)
 
     def solved(self, ex_id: str, student: str):
         """(solution, graders, seed) of a student's variant; solved once and kept (bounded)."""
@@ -228,7 +240,7 @@ async def _body(request) -> bytes:
     return data
 
 
-async def _json_body(request) -> dict:
+async def _json_body(request, keys=("exercise", "part", "answer")) -> dict:
     if "application/json" not in request.headers.get("content-type", ""):
         raise RequestError(415, "send JSON (Content-Type: application/json)")
     try:
@@ -236,8 +248,8 @@ async def _json_body(request) -> dict:
     except (UnicodeDecodeError, ValueError):
         raise RequestError(400, "the request body is not valid JSON") from None
     if not isinstance(doc, dict):
-        raise RequestError(400, "send a JSON object with exercise, part and answer")
-    for key in ("exercise", "part", "answer"):
+        raise RequestError(400, f"send a JSON object with {', '.join(keys)}")
+    for key in keys:
         if not isinstance(doc.get(key), str):
             raise RequestError(400, f"{key!r} is missing or not text")
     return doc
@@ -330,6 +342,13 @@ class _Pages:
         # grader's 0.5 s budget); a thread hop per request cost more than it saved.
         return JSONResponse(self.practice.grade(student, doc["exercise"], doc["part"], doc["answer"]))
 
+    async def api_new_numbers(self, request):
+        from starlette.responses import JSONResponse
+
+        student = _need_student(request)
+        doc = await _json_body(request, keys=("exercise",))
+        return JSONResponse({"seed": self.practice.new_numbers(student, doc["exercise"])})
+
     def api_solution(self, request):
         from starlette.responses import JSONResponse
 
@@ -387,6 +406,7 @@ def create_app(practice: Practice):
         Route("/api/preview", w(pages.api_preview), methods=["POST"]),
         Route("/api/grade", w(pages.api_grade), methods=["POST"]),
         Route("/api/solution/{ex_id}/{part}", w(pages.api_solution)),
+        Route("/api/new-numbers", w(pages.api_new_numbers), methods=["POST"]),
         Route("/instructor", w(pages.instructor)),
         Route("/instructor/attempts.csv", w(pages.attempts_csv)),
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -302,3 +303,34 @@ def test_login_returns_to_the_exercise_asked_for(server):
 
     assert login(b"name=Lovelace&next=%2Fex%2F" + PRACTICE.encode()) == (303, f"/ex/{PRACTICE}")
     assert login(b"name=Lovelace&next=https%3A%2F%2Fevil.example") == (303, "/")  # never off the site
+
+
+def test_new_numbers_give_a_fresh_variant_and_keep_the_attempts(server):
+    def exercise_page(student):
+        return _request(server["url"] + f"/ex/{PRACTICE}", cookie=student)[1]
+
+    def data(page):
+        return re.search(r'<span id="data">([^<]*)</span>', page).group(1)
+
+    before = data(exercise_page("Noether"))
+    _grade(server, "loglik", "-1", student="Noether")
+    doc = json.dumps({"exercise": PRACTICE}).encode()
+    status, text = _request(
+        server["url"] + "/api/new-numbers", "POST", doc, {"Content-Type": "application/json"}, cookie="Noether"
+    )
+    assert status == 200 and isinstance(json.loads(text)["seed"], int)
+    after = exercise_page("Noether")
+    assert data(after) != before and data(exercise_page("Noether")) == data(after)  # new, then stable
+    assert "incorrect (0): <code>-1</code>" in after  # the earlier attempt is kept
+    seeds = {a["seed"] for a in server["practice"].store.attempts("Noether", PRACTICE)}
+    _grade(server, "loglik", "-1", student="Noether")
+    assert len({a["seed"] for a in server["practice"].store.attempts("Noether", PRACTICE)} - seeds) == 1
+    status, text = _request(
+        server["url"] + "/api/new-numbers", "POST", b"{bad", {"Content-Type": "application/json"}, cookie="Noether"
+    )
+    assert status == 400
+    doc = json.dumps({"exercise": "gt-gmm-mle"}).encode()
+    status, text = _request(
+        server["url"] + "/api/new-numbers", "POST", doc, {"Content-Type": "application/json"}, cookie="Noether"
+    )
+    assert status == 400 and "fixed numbers" in text
