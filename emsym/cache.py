@@ -37,6 +37,7 @@ from .derive import Derivation, derive
 from .exceptions import EmsymWarning
 from .family_derive import derive_family
 from .family_spec import FamilySpec
+from .instantiate import instantiate
 from .spec import Spec
 
 __all__ = ["cache_dir", "cache_path", "clear_memory", "get_derivation"]
@@ -62,6 +63,7 @@ _STAGES = (
     "derive.py",
     "summation.py",
     "family_derive.py",
+    "instantiate.py",
     "mclust.py",
     "printing.py",
     *(f"families/{f.name}" for f in sorted((Path(__file__).resolve().parent / "families").glob("*.py"))),
@@ -180,6 +182,8 @@ def _write(path: Path, d: Derivation) -> None:
     key = _secret(path.parent, create=True)
     if key is None:
         return
+    for step in d.steps:  # printed once here, so every later process reads the printed forms
+        step.latex, step.plain  # noqa: B018 - cached_property
     try:
         payload = pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pickle")
@@ -226,23 +230,29 @@ def put_blob(kind: str, key: str, payload: bytes) -> None:
             os.unlink(tmp)
 
 
-def _derive(spec: Spec) -> Derivation:
+def _derive(spec: Spec, use_cache: bool) -> Derivation:
+    """A family derives for a generic component; a concrete Gaussian with a general form is that form
+    (derived once, cached) written out for its K components (``emsym.instantiate``): the cost does
+    not grow with K.  Pinned variants (fixed or linked values, Bernoulli z) and a general d derive per component."""
     if isinstance(spec, FamilySpec):
         return derive_family(spec)
-    return derive(spec)
+    general = spec.general()
+    if general is None or general is spec or spec.general_d:
+        return derive(spec)
+    return instantiate(get_derivation(general, use_cache), spec)
 
 
 def get_derivation(spec: Spec, use_cache: bool = True) -> Derivation:
-    """``derive(spec)``, from the memory or disk cache when possible."""
+    """The derivation of ``spec``, from the memory or disk cache when possible."""
     if not use_cache:
-        return _derive(spec)
+        return _derive(spec, use_cache=False)
     key = _key(spec)
     d = _MEMORY.get(key)
     if d is None:
         path = cache_dir() / f"{key}.pickle"
         d = _read(path, spec)
         if d is None:
-            d = _derive(spec)
+            d = _derive(spec, use_cache=True)
             _write(path, d)
         _MEMORY[key] = d
     if d.spec.name != spec.name or d.spec.description != spec.description:

@@ -23,6 +23,7 @@ N_2/N
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,14 +32,26 @@ import sympy as sp
 from . import mclust
 from .exceptions import DerivationError
 from .printing import Equation, latex, text
-from .qfunction import MatSum, Param, SymbolicModel, split_scalar
+from .qfunction import Atoms, MatSum, Param, SymbolicModel, split_scalar
 from .spec import ModelSpec
 from .summation import linearise
 
 if TYPE_CHECKING:
     from .family_spec import FamilySpec
 
-__all__ = ["Derivation", "Deriver", "Step", "Update", "derive", "linearise", "solve_for", "with_counts"]
+__all__ = [
+    "Block",
+    "Derivation",
+    "Deriver",
+    "NoClosedForm",
+    "Step",
+    "Update",
+    "derive",
+    "linearise",
+    "solve_for",
+    "step",
+    "with_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -48,9 +61,17 @@ class Step:
     title: str
     text: str
     expr: sp.Basic
-    latex: str
-    plain: str
     param: str | None = None  # the parameter this step derives, None for model-level steps
+
+    # Printed on first use: printing a K = 50 derivation costs more than deriving it, and most
+    # uses (running, grading) never print the steps.  ``emsym.cache`` prints before storing.
+    @functools.cached_property
+    def latex(self) -> str:
+        return latex(self.expr)
+
+    @functools.cached_property
+    def plain(self) -> str:
+        return text(self.expr)
 
     def to_dict(self) -> dict:
         return {
@@ -64,7 +85,7 @@ class Step:
 
 
 def _step(title: str, what: str, expr: sp.Basic, param: str | None = None) -> Step:
-    return Step(title, what, expr, latex(expr), text(expr), param)
+    return Step(title, what, expr, param)
 
 
 @dataclass(frozen=True)
@@ -800,7 +821,8 @@ class _Deriver:
                 return sol.scatter
             return sol.derivative if isinstance(sol, _NoClosedForm) else sol
 
-        uses = {p.name: tuple(q.name for q in params if q is not p and q.occurs_in(body(p.name))) for p in params}
+        atoms = {p.name: Atoms(body(p.name)) for p in params}
+        uses = {p.name: tuple(q.name for q in params if q is not p and q.occurs_in(atoms[p.name])) for p in params}
         reach = {a: set(uses[a]) for a in uses}
         changed = True
         while changed:
@@ -862,7 +884,9 @@ class _Deriver:
         return updates, ("ECM" if cyclic else "EM"), notes
 
 
-Deriver = _Deriver  # the generic stages, reused by emsym.family_derive
+Deriver = _Deriver  # the generic stages, reused by emsym.family_derive and emsym.instantiate
+step = _step
+Block, NoClosedForm = _Block, _NoClosedForm
 solve_for = _solve
 with_counts = _with_counts
 

@@ -3,18 +3,25 @@
 The general derivation is done once for a generic component k (``emsym derive standard-general``,
 ``VVV``, ...); ``instantiate`` writes its updates out for components 1..K -- k becomes 1..K, sums over
 the components j become explicit sums, d becomes a number -- and pairs them with the concrete
-model.  The numbers are those of a concrete derivation (tested on every preset); the recorded steps
-stay the generic ones.  ``emsym select`` uses it, so a new K costs no derivation.
+model.  The numbers are those of a concrete derivation (tested on every preset), and so are the
+recorded steps: the model-level steps (mixture density, likelihoods, one E-step per component, Q)
+are written for the K components directly -- they are constructions, not derivations -- and every
+step of a generic parameter (differentiate, set to zero, solve for mu_k) is written out once per
+component, k -> 1..K, with the Kronecker deltas of the generic derivative evaluated, so
+``dQ/dmu_1`` reads as a per-component derivation does.  ``emsym.cache`` derives every concrete
+Gaussian with a general form this way: the derivation cost no longer grows with K.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import Any
 
 import sympy as sp
 
-from .derive import Derivation, Update
-from .qfunction import MatSum, SymbolicModel
+from .derive import Block, Derivation, Deriver, NoClosedForm, Step, step, with_counts
+from .qfunction import MatSum
 from .spec import ModelSpec
 
 __all__ = ["instantiate"]
@@ -39,10 +46,13 @@ def _expand_components(expr: sp.Basic, j: sp.Symbol, K: int, shapes: dict) -> sp
 
     def expand(e):
         if isinstance(e, MatSum):
-            return sp.MatAdd(*[_rename(e.function.xreplace({j: c}), "j", str(c), shapes) for c in range(1, K + 1)])
+            return sp.MatAdd(
+                *[_rename(_counts(e.function.xreplace({j: c}), "j", c), "j", str(c), shapes) for c in range(1, K + 1)]
+            )
         rest = [lim for lim in e.limits if lim[0] != j]
-        terms = [_rename(e.function.xreplace({j: c}), "j", str(c), shapes) for c in range(1, K + 1)]
-        return sp.Add(*[sp.Sum(t, *rest) if rest else t for t in terms])
+        cs = _surviving(e.function, j, K)
+        terms = [_rename(_counts(e.function.xreplace({j: c}), "j", c), "j", str(c), shapes) for c in cs]
+        return sp.Add(*[sp.Sum(t, *rest) if rest else t for t in terms if t != 0])
 
     while True:
         found = [e for e in sp.preorder_traversal(expr) if over_j(e)]
@@ -51,37 +61,119 @@ def _expand_components(expr: sp.Basic, j: sp.Symbol, K: int, shapes: dict) -> sp
         expr = expr.xreplace({found[0]: expand(found[0])})
 
 
+def _surviving(f: sp.Expr, j: sp.Symbol, K: int) -> list[int]:
+    """The components j whose term of sum_j f can be non-zero: just c when f vanishes without delta(j, c)."""
+    for delta in f.atoms(sp.KroneckerDelta):
+        other = [a for a in delta.args if a != j]
+        if j in delta.args and len(other) == 1 and other[0].is_Integer:
+            rest = f.xreplace({delta: sp.S.Zero}).replace(
+                lambda e: isinstance(e, sp.Sum) and e.function == 0, lambda e: sp.S.Zero
+            )
+            if rest == 0:
+                return [int(other[0])]
+    return list(range(1, K + 1))
+
+
+def _counts(expr: sp.Basic, index: str, c: int) -> sp.Basic:
+    """Scalar symbols of a component (N_k, N_j) renamed for component c."""
+    rep = {s: sp.Symbol(f"{s.name[:-2]}_{c}", **s.assumptions0) for s in expr.atoms(sp.Symbol)}
+    return expr.xreplace({s: t for s, t in rep.items() if s.name.endswith(f"_{index}")})
+
+
 def _limits(e) -> list:
     return list(e.limits) if isinstance(e, sp.Sum) else [e.limit]
 
 
-def instantiate(general: Derivation, spec: ModelSpec) -> Derivation:
-    """The derivation of ``spec`` (concrete K and d) from ``general`` (the same variant, general K and d)."""
-    g = general.model
-    K, dim = int(spec.components), int(spec.dim)
-    m = SymbolicModel(spec)
-    shapes = {g.d: dim} if isinstance(g.d, sp.Symbol) else {}
-    base = {g.K: K, **shapes} if isinstance(g.K, sp.Symbol) else dict(shapes)
-    by_name = {p.name: p for p in m.params}
-    updates: list[Update] = []
-    generic = {u.name for u in general.updates if u.name.endswith("_k")}
+class _Writer:
+    """Writes a generic-k expression of ``general`` for component c (or none) of the concrete model."""
 
-    def concrete(expr, c):
-        e = expr.xreplace(base)
+    def __init__(self, general: Derivation, K: int, dim: int):
+        g = general.model
+        self.g, self.K = g, K
+        self.shapes = {g.d: dim} if isinstance(g.d, sp.Symbol) else {}
+        self.base = {g.K: K, **self.shapes} if isinstance(g.K, sp.Symbol) else dict(self.shapes)
+
+    def __call__(self, expr: sp.Basic, c: int | None) -> sp.Basic:
+        e = expr.xreplace(self.base)
         if c is not None:
-            e = _rename(e.xreplace({g.k: c}), "k", str(c), shapes)
-        e = _rename(e, "", "", shapes)
-        return _expand_components(e, g.j, K, shapes)
+            e = _rename(_counts(e.xreplace({self.g.k: c}), "k", c), "k", str(c), self.shapes)
+        e = _rename(e, "", "", self.shapes)
+        return _expand_components(e, self.g.j, self.K, self.shapes)
 
+
+def _parameter_steps(
+    general: Derivation, write: _Writer, deriver: Deriver, generic: set[str], solutions: dict[str, sp.Basic]
+) -> None:
+    """The general derivation's parameter steps, each generic one written out for k = 1..K, into ``deriver``.
+
+    A run of steps of one generic parameter (differentiate, set to zero, solve for pi_k) becomes
+    the run for pi_1, then for pi_2, ... as a per-component derivation records them; a step of the
+    run that holds no k (the Lagrangian) is written once, as a model-level step.  Sums of the
+    responsibilities read as counts (N_1) and, after each solve, the concrete derivation's own
+    ``finish`` folds N_1 + ... + N_K into N where the solution allows it (and records that step).
+    """
+    k = write.g.k
+    steps = [
+        s
+        for s in general.steps
+        if not s.title.startswith("M-step update of")  # deriver.result() writes these
+        and not (s.param and s.title == "Use the normalisation of the responsibilities")  # deriver.finish() does
+    ]
+    by_name = {p.name: p for p in deriver.m.params}
+    i = next((i for i, s in enumerate(steps) if s.param is not None), len(steps))
+
+    def add(s: Step, c: int | None, name: str | None) -> None:
+        expr = with_counts(write(s.expr, c), deriver.m)
+        title = re.sub(r"\b(\w+)_k\b", rf"\g<1>_{c}", s.title) if c is not None else s.title
+        deriver.steps.append(step(title, s.text, expr, name))
+        solution = solutions.get(name or "")
+        if isinstance(solution, sp.Expr) and s.title.startswith("Solve for") and by_name[name].kind != "weight":
+            deriver.finish(by_name[name], solution)  # N_1 + ... + N_K -> N, with its step
+
+    while i < len(steps):
+        param = steps[i].param
+        end = i + 1
+        while param in generic and end < len(steps) and steps[end].param == param:
+            end += 1
+        run = steps[i:end]
+        if param in generic:
+            for s in run:
+                if not s.expr.has(k):
+                    add(s, None, None)
+            for c in range(1, write.K + 1):
+                for s in run:
+                    if s.expr.has(k):
+                        add(s, c, f"{param[:-2]}_{c}")
+        else:
+            for s in run:
+                add(s, None, s.param)
+        i = end
+
+
+def instantiate(general: Derivation, spec: ModelSpec) -> Derivation:
+    """The derivation of ``spec`` (concrete K and d) from ``general`` (the same variant, general K and d).
+
+    The concrete model writes its own model-level steps; the parameter steps and the solutions
+    come from ``general``, written out per component; ordering the updates, their display forms,
+    the "M-step update" steps and the notes are the concrete derivation's own last stage.
+    """
+    K, dim = int(spec.components), int(spec.dim)
+    write = _Writer(general, K, dim)
+    deriver = Deriver(spec)  # mixture density, likelihoods, E-steps, Q: written for the K components
+    deriver.model_steps()
+    generic = {u.name for u in general.updates if u.name.endswith("_k")}
+    solutions: dict[str, Any] = {}
     for u in general.updates:
-        comps = list(range(1, K + 1)) if u.name in generic else [None]
-        for c in comps:
+        for c in range(1, K + 1) if u.name in generic else [None]:
             name = u.name[:-2] + f"_{c}" if c is not None else u.name
-            uses = tuple(x[:-2] + f"_{c}" if x in generic and c is not None else x for x in u.uses)
             if u.block:  # the scatter matrices of every component
-                expr = sp.Tuple(*[concrete(u.expr[0], comp) for comp in range(1, K + 1)])
+                solutions[name] = Block(u.block, sp.Tuple(*[write(u.expr[0], j) for j in range(1, K + 1)]))
+            elif u.numeric:
+                solutions[name] = NoClosedForm(write(u.expr, c))
             else:
-                expr = concrete(u.expr, c)
-            updates.append(Update(by_name[name], expr, expr, uses, u.conditional, u.numeric, u.block))
-    notes = (*general.notes, f"Instantiated for K = {K}, d = {dim} from the derivation for a generic component k.")
-    return Derivation(spec, m, general.steps, tuple(updates), general.method, notes)
+                solutions[name] = write(u.expr, c)
+    _parameter_steps(general, write, deriver, generic, solutions)
+    deriver.solutions = {**solutions, **deriver.solutions}  # finish() may have folded N_1 + ... + N_K into N
+    d = deriver.result()
+    note = f"Derived once for a generic component k and written out for K = {K}, d = {dim}."
+    return dataclasses.replace(d, notes=(*d.notes, note))

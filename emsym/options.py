@@ -141,10 +141,11 @@ def suggest(word: str, options: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-# Bounds on what a model file may ask for.  The derivation is symbolic and today grows with K
-# (a cold derivation of K = 20 takes about 4 s, `emsym check` about 6 s); an exact number in a
-# fixed list must stay a number a float can hold, so '1e999999999' cannot build a huge integer.
-LIMITS = {"components": 20, "dim": 100, "number_digits": 40, "number_exponent": 300}
+# Bounds on what a model file may ask for.  A variant is derived once for a generic component and
+# written out for its K (about 1 s of CPU at K = 50; variants pinned per component -- fixed or
+# linked values -- still derive per component); an exact number in a fixed list must stay a
+# number a float can hold, so '1e999999999' cannot build a huge integer.
+LIMITS = {"components": 50, "dim": 100, "number_digits": 40, "number_exponent": 300}
 _EXACT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:/[+-]?\d+)?", re.ASCII)
 
 

@@ -34,7 +34,7 @@ from .spec import Fixed, ModelSpec
 
 Index = Union[int, sp.Symbol]  # noqa: UP007 - a runtime alias: a concrete component/point, or a symbolic index
 
-__all__ = ["EMObjects", "MatSum", "Param", "SymbolicModel", "split_scalar"]
+__all__ = ["Atoms", "EMObjects", "MatSum", "Param", "SymbolicModel", "split_scalar"]
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,32 @@ class Param:
         """All K covariances of an mclust-constrained model, updated together (a (K, d, d) value)."""
         return self.domain == "mclust"
 
-    def occurs_in(self, expr: sp.Basic) -> bool:
-        """Whether ``expr`` depends on this parameter (sums over components included)."""
+    def occurs_in(self, expr: sp.Basic | Atoms) -> bool:
+        """Whether ``expr`` depends on this parameter (sums over components included).
+
+        ``expr`` may be its ``Atoms`` (collected once when many parameters are asked about one expression).
+        """
+        a = expr if isinstance(expr, Atoms) else Atoms(expr)
         if self.block:  # stands for every Sigma_c
-            return any(a.name.startswith("Sigma_") for a in expr.atoms(sp.MatrixSymbol))
+            return any(m.name.startswith("Sigma_") for m in a.matrices)
         if isinstance(self.symbol, sp.MatrixSymbol):  # mu_k also stands for mu_j inside sums over j
             generic = {self.symbol.name[:-2] + "_j"} if self.symbol.name.endswith("_k") else set()
-            return expr.has(self.symbol) or any(a.name in generic for a in expr.atoms(sp.MatrixSymbol))
+            return self.symbol in a.matrices or any(m.name in generic for m in a.matrices)
         if isinstance(self.symbol, sp.Symbol):
-            return expr.has(self.symbol)
+            return self.symbol in a.symbols
         base = self.symbol.base
-        return any(a.base == base and (self.comp is None or a.indices[0] == self.comp) for a in expr.atoms(sp.Indexed))
+        return base in a.bases if self.comp is None else (base, self.comp) in a.firsts
+
+
+class Atoms:
+    """The matrix symbols, indexed objects and symbols of an expression, collected once."""
+
+    def __init__(self, expr: sp.Basic):
+        self.matrices = expr.atoms(sp.MatrixSymbol)
+        indexed = expr.atoms(sp.Indexed)
+        self.symbols = expr.atoms(sp.Symbol)
+        self.bases = {i.base for i in indexed}
+        self.firsts = {(i.base, i.indices[0]) for i in indexed}  # (base, component index)
 
 
 class MatSum(sp.MatrixExpr):
@@ -176,10 +191,13 @@ class EMObjects:
         def term(j):  # unevaluated, so 1/2 N_1 / (1/2 N_1 + 1/2 N_2) stays as written
             return sp.Mul(self.weight(j), self.normal(j, x), evaluate=False)
 
-        if self.general:
-            den = sp.Sum(term(self.j), (self.j, 1, self.K))
-        else:
-            den = sp.Add(*[term(j) for j in self.comps], evaluate=False)
+        den = getattr(self, "_evidence", None)  # the same for every component: built once
+        if den is None:
+            if self.general:
+                den = sp.Sum(term(self.j), (self.j, 1, self.K))
+            else:
+                den = sp.Add(*[term(j) for j in self.comps], evaluate=False)
+            self._evidence = den
         return Equation(self.gamma[n, c], sp.Mul(term(c), sp.Pow(den, -1, evaluate=False), evaluate=False))
 
     def count(self, c: Index) -> sp.Sum:
