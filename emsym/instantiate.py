@@ -92,12 +92,14 @@ class _Writer:
         self.g, self.K = g, K
         self.shapes = {g.d: dim} if isinstance(g.d, sp.Symbol) else {}
         self.base = {g.K: K, **self.shapes} if isinstance(g.K, sp.Symbol) else dict(self.shapes)
+        self._concrete: dict[sp.Basic, sp.Basic] = {}  # K and d made numbers, once per expression
 
     def __call__(self, expr: sp.Basic, c: int | None) -> sp.Basic:
-        e = expr.xreplace(self.base)
+        e = self._concrete.get(expr)
+        if e is None:
+            e = self._concrete[expr] = _rename(expr.xreplace(self.base), "", "", self.shapes)
         if c is not None:
             e = _rename(_counts(e.xreplace({self.g.k: c}), "k", c), "k", str(c), self.shapes)
-        e = _rename(e, "", "", self.shapes)
         return _expand_components(e, self.g.j, self.K, self.shapes)
 
 
