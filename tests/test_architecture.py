@@ -61,3 +61,20 @@ def test_no_function_over_80_lines_without_a_reason():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > 80:
                 long.add(f"{f.name}:{node.name}")
     assert long <= set(LONG), sorted(long - set(LONG))
+
+
+def test_the_package_imports_its_stages_on_first_use():
+    """``import emsym`` is light (the command line and the grader start without sympy); every public
+    name still resolves, to the object its stage module defines."""
+    import importlib
+    import subprocess
+    import sys
+
+    import emsym
+
+    assert sorted(emsym.__all__) == sorted([*emsym._EXPORTS, "__version__"])
+    for name, module in emsym._EXPORTS.items():
+        assert getattr(emsym, name) is getattr(importlib.import_module(f"emsym.{module}"), name)
+    probe = "import sys, emsym, emsym.cli, emsym.grading.parser; print('sympy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
