@@ -40,7 +40,9 @@ def _close(a, b, rtol=RTOL) -> bool:
     a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
     a, b = a.reshape(-1), b.reshape(-1)
     fa, fb = np.isfinite(a), np.isfinite(b)
-    if not np.array_equal(fa, fb) or fb.sum() < max(1, b.size // 2):
+    # the same points undefined, and enough defined ones to compare: a quarter of them (sqrt(2 - x^2)
+    # is defined at about half of the multi-scale points, and at fewer on some draws)
+    if not np.array_equal(fa, fb) or fb.sum() < max(1, b.size // 4):
         return False
     a, b = a[fb], b[fb]
     scale = 1e-12 * (1 + float(np.median(np.abs(b))))
