@@ -14,6 +14,12 @@ replace it).  Someone who can drop a file into the cache but cannot read the key
 an entry emsym will load; an entry whose tag or content does not match is ignored and
 rebuilt.  Writes are atomic (temporary file + rename); a read-only cache folder only disables
 the disk layer.
+
+Plans.  ``get_model`` gives the compiled numeric model.  For a family (not the Gaussian) the
+derivation lowered to a plan (``emsym.family_plan``, plain JSON) is stored under ``plans/`` with
+the same key and HMAC tag, and never unpickled; a process that finds it builds the model from
+it without importing sympy or reading the derivation -- ``emsym run`` on a cached family model
+pays for numpy and the data, not for the computer algebra.
 """
 
 from __future__ import annotations
@@ -28,22 +34,23 @@ import secrets
 import stat
 import tempfile
 import warnings
+from importlib import metadata
 from pathlib import Path
-
-import sympy
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .derive import Derivation, derive
 from .exceptions import EmsymWarning
-from .family_derive import derive_family
 from .family_spec import FamilySpec
-from .instantiate import instantiate
-from .spec import Spec
 
-__all__ = ["cache_dir", "cache_path", "clear_memory", "get_derivation"]
+if TYPE_CHECKING:
+    from .derive import Derivation
+    from .spec import ModelSpec, Spec
+
+__all__ = ["cache_dir", "cache_path", "clear_memory", "get_derivation", "get_model"]
 
 _MAGIC = b"EMSYM-DERIVATION-2\n"
 _MEMORY: dict[str, Derivation] = {}
+_PLANS: dict[str, bytes] = {}
 
 
 def cache_dir() -> Path:
@@ -64,6 +71,8 @@ _STAGES = (
     "summation.py",
     "family_derive.py",
     "instantiate.py",
+    "family_lower.py",
+    "family_plan.py",
     "mclust.py",
     "printing.py",
     *(f"families/{f.name}" for f in sorted((Path(__file__).resolve().parent / "families").glob("*.py"))),
@@ -83,10 +92,11 @@ def _code_fingerprint() -> str:
 
 
 _FINGERPRINT = _code_fingerprint()
+_SYMPY_VERSION = metadata.version("sympy")  # without importing sympy (about 0.3 s)
 
 
 def _key(spec: Spec) -> str:
-    return hashlib.sha256(f"{__version__}|{sympy.__version__}|{_FINGERPRINT}|{spec.key()}".encode()).hexdigest()
+    return hashlib.sha256(f"{__version__}|{_SYMPY_VERSION}|{_FINGERPRINT}|{spec.key()}".encode()).hexdigest()
 
 
 def cache_path(spec: Spec) -> Path:
@@ -95,6 +105,7 @@ def cache_path(spec: Spec) -> Path:
 
 def clear_memory() -> None:
     _MEMORY.clear()
+    _PLANS.clear()
 
 
 _WARNED: set[str] = set()
@@ -173,6 +184,8 @@ def _read(path: Path, spec: Spec) -> Derivation | None:
         d = pickle.loads(payload)
     except Exception:  # a damaged or foreign payload: rebuild
         return None
+    from .derive import Derivation
+
     if not isinstance(d, Derivation) or d.spec.key() != spec.key():
         return None
     return d
@@ -230,10 +243,20 @@ def put_blob(kind: str, key: str, payload: bytes) -> None:
             os.unlink(tmp)
 
 
+def derive(spec: ModelSpec) -> Derivation:
+    """``emsym.derive.derive`` (a Gaussian), imported when a derivation is first needed (it imports sympy)."""
+    from .derive import derive as derive_spec
+
+    return derive_spec(spec)
+
+
 def _derive(spec: Spec, use_cache: bool) -> Derivation:
     """A family derives for a generic component; a concrete Gaussian with a general form is that form
     (derived once, cached) written out for its K components (``emsym.instantiate``): the cost does
     not grow with K.  Pinned variants (fixed or linked values, Bernoulli z) and a general d derive per component."""
+    from .family_derive import derive_family
+    from .instantiate import instantiate
+
     if isinstance(spec, FamilySpec):
         return derive_family(spec)
     general = spec.general()
@@ -258,3 +281,34 @@ def get_derivation(spec: Spec, use_cache: bool = True) -> Derivation:
     if d.spec.name != spec.name or d.spec.description != spec.description:
         d = dataclasses.replace(d, spec=spec)
     return d
+
+
+def get_model(spec: Spec, use_cache: bool = True):
+    """The compiled numeric model of a concrete ``spec`` (what ``emsym.em.run_em`` runs).
+
+    A family model comes from its stored plan when there is one (no sympy, no derivation read);
+    otherwise the derivation is compiled, and a family's plan stored for the next process.
+    """
+    if not isinstance(spec, FamilySpec):
+        from .compile import compile_derivation
+
+        return compile_derivation(get_derivation(spec, use_cache))
+    from .family_compile import FamilyCompiledModel
+    from .family_plan import Plan
+
+    key = _key(spec)
+    payload = _PLANS.get(key) or (get_blob("plans", key) if use_cache else None)
+    if payload is not None:
+        try:
+            model = FamilyCompiledModel(spec, Plan.from_json(payload), lambda: get_derivation(spec, use_cache))
+        except (ValueError, TypeError, KeyError, IndexError):  # pragma: no cover - a plan of another format
+            payload = None
+        else:
+            _PLANS[key] = payload
+            return model
+    model = FamilyCompiledModel.from_derivation(get_derivation(spec, use_cache))
+    if use_cache:
+        payload = model.plan.to_json()
+        _PLANS[key] = payload
+        put_blob("plans", key, payload)
+    return model

@@ -295,8 +295,7 @@ def cmd_check(args) -> int:
 
 def _run_inputs(args):
     """The spec (a vector family's d from the data), the data and the compiled model, each checked."""
-    from .cache import get_derivation
-    from .compile import compile_derivation
+    from .cache import get_model
     from .data import load_data
     from .family_spec import FamilySpec
 
@@ -327,7 +326,7 @@ def _run_inputs(args):
             f"{args.data}: line {bad + 2}, column 'label': expected 1..{spec.components} or empty, "
             f"got {int(data.labels[bad])}"
         )
-    model = compile_derivation(get_derivation(spec))
+    model = get_model(spec)
     model.check_data(data.X, args.data)
     return spec, data, model
 
@@ -375,7 +374,7 @@ def _print_run(args, spec, data, model, result) -> None:
 
     n = data.X.shape[0]
     lab = "" if data.labels is None else f" ({int((data.labels > 0).sum())} labelled)"
-    print(f"Model: {spec.label()} ({model.derivation.method}); data: {args.data}, {n} points{lab}")
+    print(f"Model: {spec.label()} ({model.method}); data: {args.data}, {n} points{lab}")
     if result.iterations == 0:
         print(f"No iteration: log-likelihood at the initial values {result.loglik[0]:.10g}")
     else:

@@ -25,7 +25,7 @@ import sympy as sp
 from . import mclust
 from .derive import Derivation
 from .exceptions import DataError, NotPositiveDefinite
-from .options import Linked
+from .options import VARIANCE_FLOOR_FACTOR, Linked
 from .qfunction import MatSum, split_scalar
 from .seeding import kmeanspp, overall_variance
 from .spec import Fixed, ModelSpec
@@ -33,8 +33,6 @@ from .spec import Fixed, ModelSpec
 __all__ = ["CompiledModel", "compile_derivation"]
 
 Fn = Callable[[dict[str, Any]], Any]
-
-VARIANCE_FLOOR_FACTOR = 1e-6
 
 
 class _Compiler:
@@ -277,6 +275,7 @@ class CompiledModel:
         self.d: int = int(self.spec.dim)
         self.vector = m.vector
         self.params = m.params
+        self.method = derivation.method
         self.update_order = tuple(u.name for u in derivation.updates)
         comp = _Compiler(derivation)
         self._weight = [comp(m.weight(c)) for c in m.comps]
@@ -859,4 +858,4 @@ def compile_derivation(derivation: Derivation):
         return CompiledModel(derivation)
     from .family_compile import FamilyCompiledModel
 
-    return FamilyCompiledModel(derivation)
+    return FamilyCompiledModel.from_derivation(derivation)

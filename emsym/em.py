@@ -24,12 +24,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .compile import VARIANCE_FLOOR_FACTOR, CompiledModel
 from .exceptions import CollapseWarning, ConvergenceWarning, DataError
+from .options import VARIANCE_FLOOR_FACTOR
 from .seeding import overall_variance
+
+if TYPE_CHECKING:
+    from .compile import CompiledModel
 
 __all__ = ["VARIANCE_FLOOR_FACTOR", "EMResult", "default_init", "overall_variance", "run_em", "silhouette"]
 

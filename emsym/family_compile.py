@@ -1,12 +1,10 @@
-"""Compile a family derivation into numpy: every component at once.
+"""The numeric face of a family model: what ``emsym.em.run_em`` and ``emsym.check`` run.
 
-The derivation is written for a generic component k, so each expression is evaluated once for
-all components: a value is an array broadcastable to (K, d, n) -- components on axis 0,
-coordinates on axis 1, points on axis 2 -- and a sum reduces its axis.  A sum of a product of
-several arrays is one ``np.einsum`` contraction (BLAS for sum_n gamma_nk x_nl and for
-sum_i x_ni log p_ki), so a Bernoulli E-step is two matrix products, not a loop over components.
-Sums that hold no parameter are memoised: over the data for the whole run (log x_n!), over
-the responsibilities for one M-step (N_k).
+A ``FamilyCompiledModel`` runs a plan (``emsym.family_plan``: the derivation lowered to plain
+data by ``emsym.family_lower``) -- every component at once, see ``emsym.family_plan`` for the
+layout.  It needs no sympy: ``emsym.cache.get_model`` builds one from the plan stored beside a
+cached derivation, and reads the derivation itself only when something asks for it
+(``derivation``, ``params``).
 
 Parameter values (``params``) are arrays keyed by parameter name: ``pi`` (K,), a per-component
 scalar (K,), a per-component vector (K, d), a shared scalar (a float) or a shared vector (d,).
@@ -16,17 +14,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sympy as sp
 
-from .derive import Derivation
 from .exceptions import DataError
-from .family_model import FamilyModel
+from .family_plan import Plan, as3, build
 from .family_spec import FamilySpec
 from .options import Fixed
-from .summation import linearise
+
+if TYPE_CHECKING:
+    from .derive import Derivation
 
 __all__ = ["FamilyCompiledModel"]
 
@@ -37,235 +35,31 @@ Fn = Callable[[dict[str, Any]], Any]
 EDGE = 1e-12
 
 
-def _as3(v) -> np.ndarray:
-    a = np.asarray(v, dtype=float)
-    return a.reshape((1,) * (3 - a.ndim) + a.shape) if a.ndim < 3 else a
-
-
-class _VCompiler:
-    """sympy -> closures over env = {X (1, d, n), R (K, 1, n), params, memo, data}."""
-
-    AXIS: ClassVar[dict[str, int]] = {"n": 2, "i": 1, "l": 1, "j": 0, "k": 0}
-
-    def __init__(self, model: FamilyModel, K: int, d: int):
-        self.m = model
-        self.K, self.d = K, d
-        self.free = {p.name for p in model.params}
-        self.names = {}  # IndexedBase / Symbol -> parameter name
-        for name, base in model.bases.items():
-            self.names[base] = name
-        self.names[model.pi_] = "pi"
-        self.names[model.w_fixed] = "pi"
-
-    def __call__(self, expr: sp.Basic) -> Fn:
-        m = self.m
-        if not expr.free_symbols and not expr.atoms(sp.Indexed):
-            value = float(expr)
-            return lambda env: value
-        if expr == m.N:
-            return lambda env: env["X"].shape[2]
-        if expr == m.K:
-            K = self.K
-            return lambda env: K
-        if expr == m.d:
-            d = self.d
-            return lambda env: d
-        if isinstance(expr, (sp.Symbol, sp.Indexed)):
-            return self.leaf(expr)
-        if isinstance(expr, sp.Add):
-            parts = [self(a) for a in expr.args]
-            return lambda env: sum((p(env) for p in parts[1:]), parts[0](env))
-        if isinstance(expr, sp.Mul):
-            parts = [self(a) for a in expr.args]
-
-            def mul(env):
-                out = parts[0](env)
-                for p in parts[1:]:
-                    out = out * p(env)
-                return out
-
-            return mul
-        if isinstance(expr, sp.Pow):
-            base, ex = self(expr.base), expr.exp
-            if ex == -1:
-                return lambda env: 1.0 / base(env)
-            if ex == 2:
-                return lambda env: np.square(base(env))
-            power = self(ex)
-            return lambda env: np.power(base(env), power(env))
-        if isinstance(expr, sp.log):
-            inner = expr.args[0]
-            if isinstance(inner, sp.factorial):
-                arg = self(inner.args[0])
-                return lambda env: _log_factorial(arg(env))
-            arg = self(inner)
-            return lambda env: np.log(arg(env))
-        if isinstance(expr, sp.exp):
-            arg = self(expr.args[0])
-            return lambda env: np.exp(arg(env))
-        if isinstance(expr, sp.factorial):
-            arg = self(expr.args[0])
-            return lambda env: np.exp(_log_factorial(arg(env)))
-        if isinstance(expr, sp.loggamma):
-            arg = self(expr.args[0])
-            return lambda env: np.vectorize(math.lgamma, otypes=[float])(arg(env))
-        if isinstance(expr, sp.Abs):
-            arg = self(expr.args[0])
-            return lambda env: np.abs(arg(env))
-        if isinstance(expr, sp.Sum):
-            return self.sum(expr)
-        raise TypeError(f"emsym cannot compile {type(expr).__name__}: {expr}")  # pragma: no cover
-
-    def leaf(self, expr) -> Fn:
-        m = self.m
-        if isinstance(expr, sp.Indexed):
-            base, idx = expr.base, expr.indices
-            if base == m.x:
-                return lambda env: env["X"]  # (1, 1, n) or (1, d, n)
-            if base == m.gamma:
-                return lambda env: env["R"]
-            name = self.names.get(base)
-            if name is not None:
-                if len(idx) == 2:
-                    return lambda env: env["params"][name][:, :, None]
-                if self.m.spec.option(name) == "shared":  # a shared vector p_l
-                    return lambda env: env["params"][name][None, :, None]
-                return lambda env: env["params"][name][:, None, None]
-        elif expr in self.names:
-            name = self.names[expr]
-            return lambda env: env["params"][name]
-        raise TypeError(f"emsym cannot compile the symbol {expr}")  # pragma: no cover
-
-    def _length(self, a, b) -> Fn:
-        lo, hi = self(a), self(b)
-        return lambda env: hi(env) - lo(env) + 1
-
-    def sum(self, expr: sp.Sum) -> Fn:
-        if isinstance(expr.function, sp.Add):  # linearity: one sum (one contraction) per term
-            return self(sp.Add(*[sp.Sum(t, *expr.limits) for t in expr.function.args], evaluate=False))
-        axes = [self.AXIS[var.name] for var, _, _ in expr.limits]
-        lengths = [self._length(a, b) for _, a, b in expr.limits]
-        factors = sp.Mul.make_args(expr.function)
-        parts = [self(f) for f in factors]
-
-        def fn(env):
-            scalars, arrays = 1.0, []
-            for p in parts:
-                v = p(env)
-                if np.ndim(v) == 0:
-                    scalars = scalars * v
-                else:
-                    arrays.append(_as3(v))
-            for ax, length in zip(axes, lengths):  # a summand constant along an axis: times the range
-                if not any(a_.shape[ax] != 1 for a_ in arrays):
-                    scalars = scalars * length(env)
-            if not arrays:
-                return scalars
-            return scalars * _contract(arrays, [ax for ax in axes if any(a_.shape[ax] != 1 for a_ in arrays)])
-
-        free_of_params = not any(self.names.get(getattr(s, "base", s)) for s in expr.atoms(sp.Indexed, sp.Symbol))
-        if free_of_params:
-            store = "data" if not expr.has(self.m.gamma) else "memo"
-            return _memoised(store, expr, fn)
-        return fn
-
-
-def _contract(arrays: list[np.ndarray], axes: list[int]) -> np.ndarray:
-    """Sum over ``axes`` of the product of (K|1, d|1, n|1) arrays, as one einsum (BLAS for two operands)."""
-    if len(arrays) == 1:
-        return arrays[0].sum(axis=tuple(axes), keepdims=True) if axes else arrays[0]
-    if not axes:
-        out = arrays[0]
-        for a in arrays[1:]:
-            out = out * a
-        return out
-    letters = "abc"
-    subs, ops, present = [], [], set()
-    for a in arrays:
-        keep = [ax for ax in range(3) if a.shape[ax] != 1]
-        ops.append(a.reshape([a.shape[ax] for ax in keep]))
-        subs.append("".join(letters[ax] for ax in keep))
-        present |= set(keep)
-    out_axes = sorted(present - set(axes))
-    spec = ",".join(subs) + "->" + "".join(letters[ax] for ax in out_axes)
-    res = np.einsum(spec, *ops, optimize=len(ops) > 2 or "greedy")
-    shape = [1, 1, 1]
-    for ax, size in zip(out_axes, res.shape):
-        shape[ax] = size
-    return np.reshape(res, shape)
-
-
-def _merge_sums(expr: sp.Expr, m: FamilyModel) -> sp.Expr:
-    """Sums over the same range become one sum, its summand collected by data factor.
-
-    sum_i x_ni log p_ki - sum_i x_ni log(1 - p_ki) becomes sum_i x_ni (log p_ki - log(1 - p_ki)): one
-    contraction with the data (one matrix product per E-step) instead of two.  Same value.
-    """
-    groups: dict = {}
-    rest = []
-    for term in sp.Add.make_args(expr):
-        coeff, body = term.as_independent(sp.Sum, as_Add=False)
-        if isinstance(body, sp.Sum) and not (coeff.free_symbols & {v for v, _, _ in body.limits}):
-            groups.setdefault(body.limits, []).append(coeff * body.function)
-        else:
-            rest.append(term)
-    data = sorted({a for a in expr.atoms(sp.Indexed) if a.base == m.x}, key=str)
-    merged = [sp.Sum(sp.collect(sp.expand(sp.Add(*fs)), data), *limits) for limits, fs in groups.items()]
-    return sp.Add(*rest, *merged)
-
-
-def _memoised(store: str, expr, fn: Fn) -> Fn:
-    """fn once per store (the data, or one M-step), keyed by the expression's text (a cheap hash)."""
-    key = sp.srepr(expr)
-
-    def memo(env):
-        cache = env[store]
-        if key not in cache:
-            cache[key] = fn(env)
-        return cache[key]
-
-    return memo
-
-
-def _log_factorial(v) -> np.ndarray:
-    """log(v!) for whole numbers v >= 0 (the data of a count family): a table of cumulative logs."""
-    a = np.asarray(v, dtype=float)
-    top = int(a.max(initial=0))
-    if np.all(a == np.floor(a)) and a.min(initial=0) >= 0 and top <= 10_000_000:
-        table = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, top + 1, dtype=float)))])
-        return table[a.astype(np.int64)]
-    return np.vectorize(lambda t: math.lgamma(t + 1), otypes=[float])(a)
-
-
 class FamilyCompiledModel:
     """Numeric face of a family derivation, with the protocol ``emsym.em.run_em`` and ``emsym.check`` use."""
 
     full = False
     diag = False
 
-    def __init__(self, derivation: Derivation):
-        spec: FamilySpec = derivation.spec  # type: ignore[assignment]
+    def __init__(self, spec: FamilySpec, plan: Plan, derivation: Callable[[], Derivation]):
         if not spec.concrete:
             raise ValueError("only a spec with a whole number of components and dimension compiles; use instantiate()")
-        self.derivation = derivation
         self.spec: FamilySpec = spec
-        self.m: FamilyModel = derivation.model
-        self.family = self.m.family
+        self.plan = plan
+        self._source = derivation  # gives the derivation when something asks for it
+        self._derivation: Derivation | None = None
+        self.family = spec.family
         self.K: int = int(spec.components)
         self.d: int = int(spec.dim)
-        self.vector = self.m.vector
-        self.params = self.m.params
-        self.update_order = tuple(u.name for u in derivation.updates)
-        comp = _VCompiler(self.m, self.K, self.d)
-        m = self.m
-        self._logf = comp(_merge_sums(linearise(sp.expand(m.logf(m.k, m.n))), m))
-        self._log_prior = comp(linearise(m.log_prior)) if spec.priors else None
+        self.vector = spec.vector
+        self.method = plan.method
+        self.update_order = tuple(name for name, _, _ in plan.updates)
+        self._logf = build(plan.logf)
+        self._log_prior = build(plan.log_prior) if plan.log_prior is not None else None
         self._updates = []
-        for u in derivation.updates:
-            if u.numeric:
-                self._updates.append((u.name, _numeric_update(comp(u.expr), u.param, self)))
-            else:
-                self._updates.append((u.name, comp(u.expr)))
+        for name, numeric, node in plan.updates:
+            fn = build(node)
+            self._updates.append((name, _numeric_update(fn, self.family.parameter(name), self) if numeric else fn))
         self._data: tuple[Any, dict] = (None, {})
         # known values: fixed weights, and fixed parameter values (all components, or some)
         self.known: dict[str, np.ndarray] = {}
@@ -282,6 +76,25 @@ class FamilyCompiledModel:
                 self.known[p.name] = np.array(fill, dtype=float)
                 self.fixed_mask[p.name] = mask
 
+    @classmethod
+    def from_derivation(cls, derivation: Derivation) -> FamilyCompiledModel:
+        """Lower a concrete family derivation to its plan (imports sympy) and compile that."""
+        from .family_lower import lower
+
+        return cls(derivation.spec, lower(derivation), lambda: derivation)  # type: ignore[arg-type]
+
+    @property
+    def derivation(self) -> Derivation:
+        """The derivation the plan came from (a model built from a stored plan reads it on first use)."""
+        if self._derivation is None:
+            self._derivation = self._source()
+        return self._derivation
+
+    @property
+    def params(self):
+        """The derivation's parameters (``qfunction.Param``: name, kind, domain), for ``emsym.check``."""
+        return self.derivation.model.params
+
     # -- layout ------------------------------------------------------------------------------
     def _shape(self, name: str) -> tuple[int, ...]:
         if name == "pi":
@@ -293,7 +106,7 @@ class FamilyCompiledModel:
         return () if shared else (self.K,)
 
     def _store(self, name: str, value) -> Any:
-        a = np.broadcast_to(_as3(value), (self.K, self.d, 1))
+        a = np.broadcast_to(as3(value), (self.K, self.d, 1))
         if name != "pi" and self.spec.option(name) == "shared":
             a = a[:1]
         p = None if name == "pi" else self.family.parameter(name)
@@ -330,7 +143,7 @@ class FamilyCompiledModel:
 
     def log_joint(self, X: np.ndarray, params: dict, out: np.ndarray | None = None) -> np.ndarray:
         env = self._env(X, params)
-        logf = np.broadcast_to(_as3(self._logf(env)), (self.K, 1, X.shape[1]))[:, 0, :]
+        logf = np.broadcast_to(as3(self._logf(env)), (self.K, 1, X.shape[1]))[:, 0, :]
         if out is None:
             out = np.empty((self.K, X.shape[1]))
         with np.errstate(divide="ignore"):
@@ -345,7 +158,7 @@ class FamilyCompiledModel:
     # -- M-step ------------------------------------------------------------------------------
     def m_step(self, X: np.ndarray, R: np.ndarray, params: dict, exact: bool = False) -> dict:
         new = dict(params)
-        cycles = 1000 if exact and self.derivation.method == "ECM" else 1
+        cycles = 1000 if exact and self.method == "ECM" else 1
         for _ in range(cycles):
             before = dict(new)
             env = self._env(X, new, R)
@@ -638,7 +451,7 @@ def _numeric_update(derivative: Fn, param, model: FamilyCompiledModel) -> Fn:
             params[name] = to_p(t)
             env["memo"] = {}
             with np.errstate(all="ignore"):
-                return np.broadcast_to(_as3(derivative(env)), (model.K, 1, 1))[:, 0, 0].copy()
+                return np.broadcast_to(as3(derivative(env)), (model.K, 1, 1))[:, 0, 0].copy()
 
         try:
             a = to_t(old)

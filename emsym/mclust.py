@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import sympy as sp
 
 __all__ = [
     "ALIASES",
@@ -84,6 +83,8 @@ def n_covariance_params(name: str, K: int, d: int) -> int:
 def derivation_steps(name: str, general_k: bool):
     """(title, text, equation) triples: the volume and shape blocks solved by sympy, the
     orientation rule stated, the update assembled (sympy Equations, see printing.Equation)."""
+    import sympy as sp
+
     from .printing import Equation
 
     v, s, o = tuple(name)

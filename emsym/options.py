@@ -145,6 +145,9 @@ def suggest(word: str, options: Iterable[str]) -> str:
 # written out for its K (about 1 s of CPU at K = 50; variants pinned per component -- fixed or
 # linked values -- still derive per component); an exact number in a fixed list must stay a
 # number a float can hold, so '1e999999999' cannot build a huge integer.
+# The default variance floor of a Gaussian run: this fraction of the data's overall variance.
+VARIANCE_FLOOR_FACTOR = 1e-6
+
 LIMITS = {"components": 50, "dim": 100, "number_digits": 40, "number_exponent": 300}
 _EXACT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:/[+-]?\d+)?", re.ASCII)
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-import sympy as sp
+if TYPE_CHECKING:
+    import sympy as sp
 
 __all__ = ["KINDS", "PriorKind", "log_prior", "log_prior_term", "parse_priors", "valid_hyper"]
 
@@ -52,6 +54,8 @@ def valid_hyper(kind: str, hyper: tuple) -> bool:
 
 
 def _r(v: Fraction) -> sp.Rational:
+    import sympy as sp
+
     return sp.Rational(v.numerator, v.denominator)
 
 
@@ -62,6 +66,8 @@ def log_prior_term(kind: str, hyper: tuple, value: Callable[[sp.Expr | None], sp
     Dirichlet over a probability vector, ``coord`` is the summation index and ``hyper[0]`` is
     one alpha (symmetric) -- the caller sums over the coordinates.
     """
+    import sympy as sp
+
     if kind == "gamma":
         a, b = (_r(h) for h in hyper)
         lam = value(coord)
@@ -140,6 +146,8 @@ def log_prior(priors, model, value, per_coordinate, shared) -> sp.Expr:
     parameter name); ``per_coordinate(target)`` and ``shared(target)`` say how it is laid out.
     ``model`` supplies ``over_components``, ``comps``, ``i`` and ``d``.
     """
+    import sympy as sp
+
     total = sp.Integer(0)
     for prior in priors:
         target = prior.target

@@ -62,11 +62,10 @@ def variant(ex, seed: int):
     r: Randomise | None = getattr(ex, "randomise", None)
     if r is None:
         return ex
-    from .cache import get_derivation
-    from .compile import compile_derivation
+    from .cache import get_model
     from .em import run_em
 
-    model = compile_derivation(get_derivation(ex.model))
+    model = get_model(ex.model)
     rng = np.random.default_rng(seed)
     reason = "no draw was tried"
     for _ in range(MAX_DRAWS):

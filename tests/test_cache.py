@@ -10,6 +10,7 @@ import pytest
 from emsym import cache
 from emsym.derive import derive
 from emsym.exceptions import EmsymWarning
+from emsym.family_plan import Plan
 from emsym.spec import load_spec
 
 
@@ -158,3 +159,14 @@ def test_figures_are_drawn_once_for_the_same_numbers(private_cache, monkeypatch)
     blob.write_bytes(b"0" * 64 + b"\n{}")  # a file someone else wrote: ignored, drawn afresh
     with pytest.raises(AssertionError, match="drawn again"):
         plots.figures(sol)
+
+
+def test_a_damaged_plan_is_derived_again(private_cache):
+    spec = load_spec({"family": "poisson", "components": 3})
+    cache.get_model(spec)
+    (plan,) = (private_cache / "plans").iterdir()
+    plan.write_bytes(plan.read_bytes()[:-5] + b"xxxxx")  # the tag no longer matches
+    cache.clear_memory()
+    model = cache.get_model(spec)
+    assert model.update_order == ("pi", "rate")
+    assert Plan.from_json((private_cache / "plans" / plan.name).read_bytes().partition(b"\n")[2]) == model.plan

@@ -5,13 +5,13 @@ A point is d binary coordinates; component k has one probability p_kl per coordi
 
 from __future__ import annotations
 
-import sympy as sp
-
 from ..seeding import kmeanspp
 from .base import SUPPORTS, Family, Parameter
 
 
 def _log_density(v):
+    import sympy as sp
+
     p, i = v["p", v.i], v.i
     return sp.Sum(v.x_i * sp.log(p) + (1 - v.x_i) * sp.log(1 - p), (i, 1, v.d))
 

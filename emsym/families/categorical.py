@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 
 from .base import Family, Parameter, Support
 from .multinomial import _start
 
 
 def _log_density(v):
+    import sympy as sp
+
     return sp.Sum(v.x_i * sp.log(v["p", v.i]), (v.i, 1, v.d))
 
 

@@ -7,13 +7,14 @@ log-likelihood is that of the counts themselves, not of one ordering of the tria
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 
 from ..seeding import kmeanspp
 from .base import SUPPORTS, Family, Parameter
 
 
 def _log_density(v):
+    import sympy as sp
+
     p, i = v["p", v.i], v.i
     total = sp.Sum(v.x_i, (i, 1, v.d))
     return (

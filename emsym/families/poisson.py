@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 
 from ..seeding import quantile_groups
 from .base import SUPPORTS, Family, Parameter
 
 
 def _log_density(v):
+    import sympy as sp
+
     lam = v["rate"]
     return v.x * sp.log(lam) - lam - sp.log(sp.factorial(v.x))
 
