@@ -19,6 +19,24 @@ def test_reads_header_and_points(tmp_path):
     assert d.X.tolist() == [[1, 2], [3, 4.5]]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "1,2\n3,-4\n0,7\n",  # whole numbers: read as integers, then floats
+        "1,2\n3,4.5\n",  # a float after whole numbers: read again as floats
+        "1,2\n3,1e3\n",
+        " 1, 2\r\n-0,+3\r\n",
+        "1,2\n99999999999999999999,3\n",  # beyond int64
+        "9007199254740993,1\n",  # 2^53 + 1: rounds as the float parser rounds it
+    ],
+)
+def test_whole_number_files_read_exactly_as_floats(tmp_path, body):
+    """Reference: numpy's float parser on the same rows (the fast path must not change a value)."""
+    expected = np.loadtxt(write(tmp_path, body, "ref.csv"), delimiter=",", dtype=float, ndmin=2)
+    got = load_data(write(tmp_path, "x,y\n" + body)).X
+    assert got.dtype == float and np.array_equal(got, expected)
+
+
 def test_label_column_with_unknowns(tmp_path):
     d = load_data(write(tmp_path, "x,label\n1,1\n2,\n3,2\n"))
     assert d.X[:, 0].tolist() == [1, 2, 3] and d.labels.tolist() == [1, 0, 2]
