@@ -196,7 +196,7 @@ def _write(path: Path, d: Derivation) -> None:
     if key is None:
         return
     for step in d.steps:  # printed once here, so every later process reads the printed forms
-        step.latex, step.plain  # noqa: B018 - cached_property
+        step.latex, step.plain, step.rows  # noqa: B018 - cached_property
     try:
         payload = pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pickle")

@@ -31,7 +31,7 @@ import sympy as sp
 
 from . import mclust
 from .exceptions import DerivationError
-from .printing import Equation, latex, text
+from .printing import Equation, latex, latex_rows, text
 from .qfunction import Atoms, MatSum, Param, SymbolicModel, split_scalar
 from .spec import ModelSpec
 from .summation import linearise
@@ -72,6 +72,11 @@ class Step:
     @functools.cached_property
     def plain(self) -> str:
         return text(self.expr)
+
+    @functools.cached_property
+    def rows(self) -> tuple[str, ...]:
+        """The LaTeX as display rows: a long sum of terms a term per row (``printing.latex_rows``)."""
+        return latex_rows(self.expr)
 
     def to_dict(self) -> dict:
         return {

@@ -22,7 +22,7 @@ from sympy.core.sympify import _sympify  # strict: sympy objects and numbers onl
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-__all__ = ["Equation", "Normal", "QuadForm", "latex", "text"]
+__all__ = ["ROW_CHARACTERS", "Equation", "Normal", "QuadForm", "latex", "latex_rows", "text"]
 
 
 def _index_text(indices) -> str:
@@ -216,3 +216,37 @@ def text(expr: sp.Basic) -> str:
 def latex(expr: sp.Basic) -> str:
     """LaTeX form of a sympy expression in textbook notation."""
     return _Latex({"order": "none"}).doprint(expr)
+
+
+# An equation whose plain text is longer than this is shown a term per row: a page of about 100
+# characters' width shows the three-component Q function of a 1-d mixture (about 260) in rows.
+ROW_CHARACTERS = 150
+
+
+def latex_rows(expr: sp.Basic, width: int = ROW_CHARACTERS) -> tuple[str, ...]:
+    """A long equation ``lhs = t_1 + t_2 + ...`` (or ``lhs = sum_n (t_1 + t_2 + ...)``) as display
+    rows: the first with ``lhs =`` and the first term, then one ``+ t`` / ``- t`` per row (the sum's
+    bracket opened on the first row and closed on the last).  Anything shorter or of another
+    shape is one row, the expression's own LaTeX."""
+    whole = latex(expr)
+    if not isinstance(expr, sp.Equality) or len(text(expr)) <= width:
+        return (whole,)
+    printer = _Latex({"order": "none"})
+    lhs, rhs = expr.args
+    head, body, close = printer.doprint(lhs) + " = ", rhs, ""
+    if isinstance(rhs, sp.Sum) and isinstance(rhs.function, sp.Add):
+        hole = sp.Symbol("EMSYMHOLE")
+        head += printer.doprint(sp.Sum(hole, *rhs.limits)).replace("EMSYMHOLE", r"\Bigg(")
+        body, close = rhs.function, r" \Bigg)"
+    if not isinstance(body, sp.Add):
+        return (whole,)
+    rows = []
+    for i, term in enumerate(printer._as_ordered_terms(body)):
+        if i == 0:
+            rows.append(head + printer.doprint(term))
+        elif _negative(term):
+            rows.append("- " + printer.doprint(-term))
+        else:
+            rows.append("+ " + printer.doprint(term))
+    rows[-1] += close
+    return tuple(rows)

@@ -112,6 +112,8 @@ def _new_env(autoescape: bool = False, strict: bool = True) -> jinja2.Environmen
     env.filters["latex"] = latex
     # sheet filters: author text with $...$ math for HTML (MathML, sanitised) and for LaTeX (whitelisted)
     env.filters["mathml"] = lambda tex, display=False: Markup(_mathml(tex, display))
+    env.filters["mathrows"] = lambda rows: Markup(_mathml_rows(rows))
+    env.filters["texrows"] = _tex_rows
     env.filters["inline"] = lambda text: Markup(_inline_html(text))
     env.filters["texmath"] = _tex_keep_math
     env.filters["startvalues"] = _start_values
@@ -193,6 +195,20 @@ def _mathml(tex: str, display: bool = False) -> str:
     import latex2mathml.converter
 
     return clean_mathml(latex2mathml.converter.convert(tex, display="block" if display else "inline"))
+
+
+def _mathml_rows(rows) -> str:
+    """Display rows (``Step.rows``) as one block of MathML displays, the continuation rows indented."""
+    if len(rows) == 1:
+        return _mathml(rows[0], True)
+    return '<div class="rows">' + "".join(_mathml(r, True) for r in rows) + "</div>"
+
+
+def _tex_rows(rows) -> str:
+    """Display rows as one ``aligned`` block (amsmath), the continuation rows indented."""
+    if len(rows) == 1:
+        return rows[0]
+    return r"\begin{aligned}&" + r" \\ &\qquad ".join(rows) + r"\end{aligned}"
 
 
 def _inline_html(text: str) -> str:

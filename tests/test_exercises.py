@@ -243,6 +243,66 @@ window.addEventListener('load', () => {
 </script></body>"""
 
 
+_WIDE = """<script>
+window.addEventListener('load', () => {
+  const wide = [...document.querySelectorAll('math[display=block]')]
+    .filter(e => e.scrollWidth > e.clientWidth + 2)
+    .map(e => [e.clientWidth, e.scrollWidth, e.textContent.slice(0, 40)]);
+  document.body.setAttribute('data-wide', JSON.stringify(wide));
+});
+</script></body>"""
+
+
+def _chromium(tmp_path, window: str) -> list[str]:
+    return [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--window-size={window}",
+    ]
+
+
+def _probe(flags: list[str], page, attribute: str):
+    """What a probe script left in the body's ``attribute`` once the page loaded (JSON)."""
+    dom = subprocess.run(
+        flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    m = re.search(attribute + r'="([^"]*)"', dom)
+    assert m, dom[:500]
+    return json.loads(m.group(1).replace("&quot;", '"'))
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium (Debian package 'chromium'; `make test` installs it when it can)"
+)
+def test_long_equations_fit_the_page_in_rows(tmp_path):
+    """The three-component Q function (about 260 characters) and the MAP objective used to run past the
+    right edge; they are shown a term per row, and no display on these sheets is wider than the page."""
+    names = ["own-three-components", "own-map-bernoulli", "own-tied-variance"]
+    for name in names:
+        assert (
+            main(["solve", str(EXERCISES / f"{name}.yaml"), "--format", "html", "--no-figures", "--out", str(tmp_path)])
+            == 0
+        )
+    html = (tmp_path / "own-three-components.html").read_text()
+    q = html[html.index("<strong>Q function.</strong>") :]
+    assert q.index('<div class="rows">') < q.index("<h2")  # Q is written in rows
+    for name in names:
+        probe = tmp_path / f"{name}-probe.html"
+        probe.write_text((tmp_path / f"{name}.html").read_text().replace("</body>", _WIDE))
+        assert _probe(_chromium(tmp_path, "1280,2000"), probe, "data-wide") == [], name
+
+
 @pytest.mark.skipif(
     CHROMIUM is None, reason="no Chromium (Debian package 'chromium'; `make test` installs it when it can)"
 )
@@ -254,28 +314,8 @@ def test_html_sheet_shows_math_and_plots_in_a_browser(tmp_path):
     assert "http://" not in html.replace("http://www.w3.org/1998/Math/MathML", "") and "https://" not in html
     probe = tmp_path / "probe.html"
     probe.write_text(html.replace("</body>", _PROBE))
-    flags = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1000,3000",
-    ]
-    dom = subprocess.run(
-        flags + ["--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    m = re.search(r'data-sizes="([^"]*)"', dom)
-    assert m, dom[:500]
-    sizes = json.loads(m.group(1).replace("&quot;", '"'))
+    flags = _chromium(tmp_path, "1000,3000")
+    sizes = _probe(flags, probe, "data-sizes")
     maths = [s for s in sizes if s[0] == "math"]
     imgs = [s for s in sizes if s[0] == "img"]
     assert len(maths) > 10 and all(w > 0 and h > 0 for _, w, h, _ in maths)
