@@ -21,7 +21,7 @@ import numpy as np
 from .exceptions import DataError
 from .family_plan import Plan, as3, build
 from .family_spec import FamilySpec
-from .options import Fixed
+from .options import Fixed, Linked
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -66,6 +66,12 @@ class FamilyCompiledModel:
         self.fixed_mask: dict[str, np.ndarray] = {}
         if isinstance(spec.mixing, Fixed):
             self.known["pi"] = np.array([float(v) for v in spec.mixing.values])
+        # linked: theta_k = kappa_k a; params hold theta (K,), the plan reads a and kappa from the env
+        self.linked: dict[str, np.ndarray] = {
+            p.name: np.array([float(coef) for coef, _ in o.entries])
+            for p in self.family.parameters
+            if isinstance(o := spec.option(p.name), Linked)
+        }
         for p in self.family.parameters:
             o = spec.option(p.name)
             if isinstance(o, Fixed):
@@ -125,6 +131,10 @@ class FamilyCompiledModel:
                 full[name] = value
         if self.spec.mixing == "equal":
             full["pi"] = np.full(self.K, 1.0 / self.K)
+        for name, kappa in self.linked.items():
+            full[f"{name}:kappa"] = kappa
+            if name in full:
+                full[f"{name}:link"] = float(np.asarray(full[name])[0] / kappa[0])
         return {
             "X": XT[None],
             "R": None if R is None else R[:, None, :],
@@ -163,7 +173,11 @@ class FamilyCompiledModel:
             before = dict(new)
             env = self._env(X, new, R)
             for name, fn in self._updates:
-                new[name] = self._store(name, fn(env))
+                value = fn(env)
+                if name in self.linked:  # the update is a's; every component's value follows
+                    env["params"][f"{name}:link"] = a = float(np.asarray(value).item())
+                    value = (self.linked[name] * a)[:, None, None]  # components on axis 0
+                new[name] = self._store(name, value)
                 env["params"][name] = new[name]
             if cycles > 1 and all(np.allclose(new[k], before[k], rtol=1e-14, atol=0) for k in self.update_order):
                 break
@@ -171,7 +185,10 @@ class FamilyCompiledModel:
 
     def update_one(self, name: str, X: np.ndarray, R: np.ndarray, params: dict) -> Any:
         env = self._env(X, params, R)
-        return self._store(name, dict(self._updates)[name](env))
+        value = dict(self._updates)[name](env)
+        if name in self.linked:
+            value = (self.linked[name] * float(np.asarray(value).item()))[:, None, None]
+        return self._store(name, value)
 
     def Q(self, X: np.ndarray, R: np.ndarray, params: dict) -> float:
         """Q (plus the log prior for MAP-EM) at ``params`` with responsibilities R."""
@@ -184,7 +201,7 @@ class FamilyCompiledModel:
         for p in self.family.parameters:
             o = self.spec.option(p.name)
             size = self.d - (p.shape == "simplex") if p.per_coordinate else 1
-            if o == "shared":
+            if o == "shared" or isinstance(o, Linked):
                 count += size
             elif isinstance(o, Fixed):
                 count += size * int(np.sum(~self.fixed_mask[p.name]))
@@ -237,6 +254,9 @@ class FamilyCompiledModel:
                 if option == "shared" and k > 0 and c.get(p.name) is None:
                     values.append(values[0])
                     continue
+                if p.name in self.linked and k > 0 and c.get(p.name) is None:  # follows the first component
+                    values.append(values[0] * self.linked[p.name][k] / self.linked[p.name][0])
+                    continue
                 values.append(_check_value(_need(c, p.name, at), p, self.d, at))
             arr = np.array(values, dtype=float)
             if option == "shared":
@@ -246,6 +266,8 @@ class FamilyCompiledModel:
                         f"but got {[_show(v) for v in arr]}"
                     )
                 params[p.name] = float(arr[0]) if arr.ndim == 1 else arr[0]
+            elif p.name in self.linked:
+                params[p.name] = self._linked_values(p.name, arr, where)
             else:
                 params[p.name] = arr
         view = self.components(params)
@@ -265,6 +287,18 @@ class FamilyCompiledModel:
             )
         return params
 
+    def _linked_values(self, name: str, values: np.ndarray, where: str) -> np.ndarray:
+        """Values of a linked parameter checked against its links (theta_k / kappa_k the same for every k)."""
+        kappa = self.linked[name]
+        a = values / kappa
+        if not np.allclose(a, a[0], rtol=1e-9, atol=0):
+            raise DataError(
+                f"{where}: the model links {name} as {self.spec.option(name).as_list()}, so "  # type: ignore[union-attr]
+                f"the components' {name} should be in those ratios, but got {[_show(v) for v in values]}; "
+                f"give the first component's {name} alone, or values in the model's ratios"
+            )
+        return kappa * a[0]
+
     def default_init(self, X: np.ndarray, seed: int = 0, labels: np.ndarray | None = None) -> dict:
         """The family's own start (``Family.start``) with equal weights; fixed values stay fixed."""
         rng = np.random.default_rng(seed)
@@ -279,6 +313,9 @@ class FamilyCompiledModel:
                 continue
             if self.spec.option(p.name) == "shared":
                 params[p.name] = float(v.mean()) if v.ndim == 1 else v.mean(axis=0)
+                continue
+            if p.name in self.linked:  # a from the family's start: the mean of theta_k / kappa_k
+                params[p.name] = self.linked[p.name] * float(np.mean(v / self.linked[p.name]))
                 continue
             if mask is not None:
                 v = v.copy()
@@ -296,6 +333,8 @@ class FamilyCompiledModel:
             for p in self.family.parameters:
                 v = np.asarray(truth[p.name], dtype=float)
                 entry[p.name] = v[0] if self.spec.option(p.name) == "shared" else v[k]
+                if p.name in self.linked:
+                    entry[p.name] = abs(float(v[0])) * self.linked[p.name][k]
             comps.append(entry)
         for p in self.family.parameters:  # fixed values win
             if p.name in self.known:
@@ -319,6 +358,9 @@ class FamilyCompiledModel:
                     e = np.zeros(self.K)
                     e[0], e[a] = 1.0, -1.0
                     yield f"pi_1 - pi_{a + 1}", {name: e}
+                continue
+            if name in self.linked:  # a moves, every component's value with it
+                yield f"{name} (the linked a)", {name: self.linked[name].copy()}
                 continue
             shared = self.spec.option(name) == "shared"
             rows = [None] if shared else [k for k in range(self.K) if not mask[k]]

@@ -22,6 +22,7 @@ import sympy as sp
 from .derive import Derivation, Deriver, solve_for, with_counts
 from .family_model import FamilyModel
 from .family_spec import FamilySpec
+from .options import Linked, plain
 from .printing import Equation
 from .qfunction import Param
 from .summation import linearise
@@ -57,10 +58,26 @@ class FamilyDeriver(Deriver):
         for p in m.params:
             if p.name in self.solutions:
                 continue
+            if p.name in m.kappa:
+                self.linked(p)
             if p.domain == "simplex":
                 self.simplex(p)
             else:
                 self.finish(p, self.stationary(p, m.Q))
+
+    def linked(self, p: Param):
+        """theta_k = kappa_k a: the model file's known ratios; Q is maximised over the one value a."""
+        m = self.m
+        option: Linked = self.spec.option(p.name)  # type: ignore[assignment]
+        kappa = ", ".join(str(plain(coef)) for coef, _ in option.entries)
+        links = ", ".join(str(e) for e in option.as_list())
+        self.add(
+            f"Linked values of {p.name}",
+            f"The model links {p.name} as [{links}]: each component's value is a known multiple kappa_k of one "
+            f"unknown {p.symbol}, with kappa = ({kappa}); Q is maximised over {p.symbol}.",
+            Equation(sp.IndexedBase(m.family.parameter(p.name).sym)[m.k], m.param(p.name, m.k)),
+            p.name,
+        )
 
     def simplex(self, p: Param):
         """A probability vector per component: a Lagrange multiplier nu_k for sum_l p_kl = 1."""

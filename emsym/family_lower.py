@@ -38,6 +38,9 @@ class _Lowerer:
         self.names = {base: name for name, base in model.bases.items()}  # IndexedBase / Symbol -> name
         self.names[model.pi_] = "pi"
         self.names[model.w_fixed] = "pi"
+        for name, kappa in model.kappa.items():  # linked: theta_k = kappa_k a (see FamilyCompiledModel)
+            self.names[model.bases[name]] = f"{name}:link"
+            self.names[kappa] = f"{name}:kappa"
 
     def __call__(self, expr: sp.Basic) -> list:
         m = self.m

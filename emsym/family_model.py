@@ -26,7 +26,7 @@ import sympy as sp
 
 from .families import Handles
 from .family_spec import FamilySpec
-from .options import Fixed
+from .options import Fixed, Linked
 from .printing import Equation
 from .priors import log_prior
 from .qfunction import EMObjects, Param
@@ -62,9 +62,17 @@ class FamilyModel(EMObjects):
         self.nu = sp.IndexedBase("nu", real=True)  # Lagrange multipliers of per-component simplex parameters
         self.comps = [self.k]
         self.bases: dict[str, Any] = {}  # parameter name -> IndexedBase or Symbol
+        # linked: theta_k = kappa_k a, one free symbol a and known coefficients kappa_k (bound when run)
+        self.kappa: dict[str, sp.IndexedBase] = {}
+        linked = [p.name for p in self.family.parameters if isinstance(spec.option(p.name), Linked)]
+        for number, name in enumerate(linked, 1):
+            self.kappa[name] = sp.IndexedBase("kappa" if len(linked) == 1 else f"kappa{number}", real=True)
         for p in self.family.parameters:
             assumptions = {"positive": True} if p.domain in ("positive", "unit") else {"real": True}
-            if self.spec.option(p.name) == "shared":
+            option = self.spec.option(p.name)
+            if isinstance(option, Linked):
+                self.bases[p.name] = sp.Symbol(option.names[0], **assumptions)
+            elif option == "shared":
                 self.bases[p.name] = (
                     sp.IndexedBase(p.sym, **assumptions) if p.per_coordinate else sp.Symbol(p.sym, **assumptions)
                 )
@@ -81,8 +89,9 @@ class FamilyModel(EMObjects):
             if isinstance(option, Fixed) and all(v is not None for v in option.values):
                 continue  # known for every component: nothing to derive
             domain = "simplex" if p.shape == "simplex" else p.domain
+            symbol = self.bases[p.name] if p.name in self.kappa else None  # linked: Q is differentiated by a
             yield Param(
-                self.param(p.name, self.k, self.l if p.per_coordinate else None),
+                symbol if symbol is not None else self.param(p.name, self.k, self.l if p.per_coordinate else None),
                 p.name,
                 p.name,
                 domain,
@@ -93,6 +102,8 @@ class FamilyModel(EMObjects):
     def param(self, name: str, c, coord=None) -> sp.Expr:
         """Parameter ``name`` of component c (its coordinate ``coord`` for a per-coordinate one)."""
         base = self.bases[name]
+        if name in self.kappa:
+            return self.kappa[name][c] * base
         if isinstance(base, sp.Symbol):
             return base
         if self.spec.option(name) == "shared":
@@ -134,6 +145,8 @@ class FamilyModel(EMObjects):
     def _whole(self, p, c):
         """The parameter as one object for display: lambda_k, or the vector p_k."""
         base = self.bases[p.name]
+        if p.name in self.kappa:
+            return self.kappa[p.name][c] * base
         if isinstance(base, sp.Symbol):
             return base
         if self.spec.option(p.name) == "shared":

@@ -27,8 +27,10 @@ from .options import (
     GENERAL_D,
     GENERAL_K,
     Fixed,
+    Linked,
     Option,
     SpecViews,
+    linked_entry,
     number,
     option_dict,
     plain,
@@ -110,7 +112,7 @@ class FamilySpec(SpecViews):
         """The same variant for a general K (None where fixed values pin K)."""
         if self.general_k:
             return self
-        if isinstance(self.mixing, Fixed) or any(isinstance(o, Fixed) for _, o in self.options):
+        if isinstance(self.mixing, Fixed) or any(isinstance(o, (Fixed, Linked)) for _, o in self.options):
             return None
         return dataclasses.replace(self, components=GENERAL_K)
 
@@ -135,7 +137,7 @@ def _family(value: Any, where: str) -> tuple[Family, Any]:
     return FAMILIES[value], value
 
 
-def _param_option(value: Any, param, K, dim, where: str) -> Option:
+def _param_option(value: Any, param, family: Family, K, dim, where: str) -> Option:
     at = f"{where}: '{param.name}'"
     if isinstance(value, str):
         if value not in ("free", "shared"):
@@ -146,11 +148,13 @@ def _param_option(value: Any, param, K, dim, where: str) -> Option:
         return value
     if isinstance(value, list):
         raise SpecError(f"{at} got a bare list; write {param.name}: {{fixed: {short(value)}}}")
+    if isinstance(value, dict) and list(value) == ["linked"]:
+        return _linked(value["linked"], param, family, K, where)
     if not isinstance(value, dict) or list(value) != ["fixed"]:
-        bad = next((k for k in value if k != "fixed"), "(nothing)") if isinstance(value, dict) else None
+        bad = next((k for k in value if k not in ("fixed", "linked")), "(nothing)") if isinstance(value, dict) else None
         raise SpecError(
-            f"{at} should be free, shared or {{fixed: [...]}}, but got "
-            + (f"the key {bad!r}{suggest(str(bad), ['fixed'])}" if bad is not None else short(value))
+            f"{at} should be free, shared, {{fixed: [...]}} or {{linked: [...]}}, but got "
+            + (f"the key {bad!r}{suggest(str(bad), ['fixed', 'linked'])}" if bad is not None else short(value))
         )
     values = value["fixed"]
     if K == GENERAL_K:
@@ -169,6 +173,46 @@ def _param_option(value: Any, param, K, dim, where: str) -> Option:
     if all(v is None for v in out):
         raise SpecError(f"{where}: '{param.name}.fixed' has no value (every entry is null); write {param.name}: free")
     return Fixed(tuple(out))
+
+
+def _linked(entries: Any, param, family: Family, K, where: str) -> Linked:
+    """Known ratios between the components' values of a scalar parameter: [a, 2a, 3a] (mixtools' form).
+
+    In the family engine every entry is a nonzero multiple of one name, so theta_k = kappa_k a is
+    derived once, for a generic component, like the rest of the family; free (null) and fixed
+    (number) entries mixed with a link are the Gaussian's (one dimension) for now.
+    """
+    at = f"{where}: '{param.name}.linked'"
+    if param.per_coordinate or param.domain == "unit":
+        kind = "a probability" if param.domain == "unit" else "one value per coordinate"
+        raise SpecError(
+            f"{at}: linked values are for a scalar real or positive parameter, but {param.name} is {kind}; "
+            f"write {param.name}: shared or {{fixed: [...]}}"
+        )
+    if K == GENERAL_K:
+        raise SpecError(f"{at} needs a whole number of components, but components is 'K'")
+    if not isinstance(entries, list) or len(entries) != K:
+        raise SpecError(f"{at} should be a list with one entry per component ({K}), but got {short(entries)}")
+    item = [f"{where}: '{param.name}.linked[{i}]'" for i in range(K)]
+    out = tuple(linked_entry(e, item[i]) for i, e in enumerate(entries))
+    for i, e in enumerate(out):
+        if not isinstance(e, tuple):
+            raise SpecError(
+                f"{item[i]} should be a multiple of a name such as a, 2a or 0.5a (every component linked), "
+                f"but got {short(entries[i])}; a free or fixed component beside linked ones is for the "
+                "Gaussian's mean and variance"
+            )
+        if param.domain == "positive" and e[0] <= 0:
+            raise SpecError(
+                f"{item[i]} should be a positive multiple ({param.name} is positive), but got {short(entries[i])}"
+            )
+    names = {e[1] for e in out}
+    if len(names) != 1:
+        raise SpecError(f"{at} should link every component to one name, but got {sorted(names)}")
+    taken = {"kappa", "eta", "nu", "w", "z", "L", "Q"} | {p.sym for p in family.parameters if p.name != param.name}
+    if names & taken:
+        raise SpecError(f"{at}: {next(iter(names))!r} is a name the derivation uses; call the linked value e.g. 'a'")
+    return Linked(out)
 
 
 def _value(raw: Any, param, dim, at: str):
@@ -276,7 +320,7 @@ def family_spec_from_dict(data: dict, where: str = "model") -> FamilySpec:
     options = []
     for p in family.parameters:
         if p.name in data:
-            options.append((p.name, _param_option(data[p.name], p, K, dim, where)))
+            options.append((p.name, _param_option(data[p.name], p, family, K, dim, where)))
     labelled = data.get("labelled", False)
     if not isinstance(labelled, bool):
         raise SpecError(f"{where}: 'labelled' should be true or false, but got {short(labelled)}")
@@ -286,6 +330,11 @@ def family_spec_from_dict(data: dict, where: str = "model") -> FamilySpec:
     priors = _priors(data["prior"], family, mixing, where) if "prior" in data else ()
     for prior in priors:
         opt = dict(options).get(prior.target)
+        if isinstance(opt, Linked):
+            raise SpecError(
+                f"{where}: 'prior.{prior.target}': {prior.target} is linked; a prior on linked values is not "
+                "supported -- remove the prior or the link"
+            )
         if isinstance(opt, Fixed) and all(v is not None for v in opt.values):
             raise SpecError(
                 f"{where}: 'prior.{prior.target}': {prior.target} is fixed, so a prior on it "

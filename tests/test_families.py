@@ -21,7 +21,7 @@ from emsym.check import check
 from emsym.cli import main
 from emsym.compile import compile_derivation
 from emsym.em import run_em
-from emsym.exceptions import SpecError
+from emsym.exceptions import DataError, SpecError
 from emsym.spec import load_spec
 
 stats = pytest.importorskip("scipy.stats")
@@ -260,6 +260,96 @@ def test_partial_fix_and_shared_parameters():
     model = compile_derivation(get_derivation(shared))
     res = run_em(model, X + 0.5, iterations=3)
     assert res.components[0]["rate"] == res.components[1]["rate"] == pytest.approx(1 / float(np.mean(X + 0.5)))
+
+
+LOCATION = {"density": "exp(-(x - m)^2/2)/sqrt(2 pi)", "parameters": {"m": "real"}, "support": "real"}
+
+
+def test_linked_poisson_rates_one_step_and_the_maximum_likelihood(tmp_path, capsys):
+    """rate: {linked: [a, 2a, 3a]} -- rates in known ratios.  References: one EM step by hand
+    (a = sum_n x_n / sum_k kappa_k N_k, from setting dQ/da = 0 on paper) and the maximum of the
+    log-likelihood in (w, a) found by a direct optimiser."""
+    rng = np.random.default_rng(8)
+    X = rng.poisson(np.array([2.0, 4.0, 6.0])[rng.choice(3, size=400, p=[0.5, 0.3, 0.2])]).astype(float)
+    model = {"family": "poisson", "components": 3, "rate": {"linked": ["a", "2a", "3a"]}}
+    init = [{"weight": 0.4, "rate": 1.5}, {"weight": 0.3}, {"weight": 0.3}]  # the others follow the first
+    kappa = np.array([1.0, 2.0, 3.0])
+    w0, r0 = np.array([0.4, 0.3, 0.3]), 1.5 * kappa
+    logp = np.log(w0) + stats.poisson.logpmf(X[:, None], r0)
+    R = np.exp(logp - special.logsumexp(logp, axis=1, keepdims=True))
+    a1 = X.sum() / (kappa * R.sum(axis=0)).sum()
+    one = _run_cli(tmp_path, capsys, "linked", model, X[:, None], init, ["x"], "--iterations", "1")
+    assert [c["rate"] for c in one["components"]] == pytest.approx(list(a1 * kappa), rel=1e-12)
+    assert [c["weight"] for c in one["components"]] == pytest.approx(list(R.mean(axis=0)), rel=1e-12)
+    full = _run_cli(tmp_path, capsys, "linked", model, X[:, None], init, ["x"], "--tol", "1e-12", "--max-iter", "5000")
+
+    def negloglik(t):
+        w = special.softmax(np.r_[0.0, t[:2]])
+        return -special.logsumexp(np.log(w) + stats.poisson.logpmf(X[:, None], np.exp(t[2]) * kappa), axis=1).sum()
+
+    best = optimize.minimize(
+        negloglik,
+        np.r_[0.0, 0.0, np.log(1.5)],
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
+    )
+    assert full["loglik"][-1] >= -best.fun - 1e-6
+    assert full["components"][0]["rate"] == pytest.approx(np.exp(best.x[2]), rel=1e-4)
+    assert check(load_spec(model), n=500).passed
+
+
+def test_linked_real_parameter_equal_and_opposite():
+    """A location density with m: {linked: [-a, a]} -- the update a = sum_n sum_k kappa_k gamma_nk x_n /
+    sum_k kappa_k^2 N_k, checked against one step by hand and by emsym check."""
+    spec = load_spec({"family": LOCATION, "components": 2, "m": {"linked": ["-a", "a"]}})
+    model = compile_derivation(get_derivation(spec))
+    rng = np.random.default_rng(2)
+    X = np.r_[rng.normal(-1.5, 1, 150), rng.normal(1.5, 1, 250)][:, None]
+    start = model.params_from_components([{"weight": 0.5, "m": -0.5}, {"weight": 0.5, "m": 0.5}])
+    res = run_em(model, X, start, iterations=1)
+    kappa, x = np.array([-1.0, 1.0]), X[:, 0]
+    logp = np.log(0.5) + stats.norm.logpdf(x[:, None], 0.5 * kappa)
+    R = np.exp(logp - special.logsumexp(logp, axis=1, keepdims=True))
+    a1 = (R * kappa * x[:, None]).sum() / (kappa**2 * R.sum(axis=0)).sum()
+    assert [c["m"] for c in res.components] == pytest.approx(list(a1 * kappa), rel=1e-12)
+    assert check(spec, n=500).passed
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"family": "bernoulli", "components": 2, "p": {"linked": ["a", "2a"]}}, "scalar real or positive"),
+        (
+            {"family": "poisson", "components": 2, "rate": {"linked": ["a", "-a"]}},
+            r"'rate.linked\[1\]' should be a positive",
+        ),
+        ({"family": "poisson", "components": 2, "rate": {"linked": ["a", None]}}, "every component linked"),
+        ({"family": "poisson", "components": 2, "rate": {"linked": ["a", "2b"]}}, "to one name"),
+        ({"family": "poisson", "components": 3, "rate": {"linked": ["a", "2a"]}}, "one entry per component"),
+        (
+            {
+                "family": "poisson",
+                "components": 2,
+                "rate": {"linked": ["a", "2a"]},
+                "prior": {"rate": {"gamma": [2, 1]}},
+            },
+            "rate is linked",
+        ),
+    ],
+)
+def test_bad_links_are_one_clear_line(model, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(model)
+
+
+def test_an_init_against_the_links_is_refused():
+    model = compile_derivation(
+        get_derivation(load_spec({"family": "poisson", "components": 2, "rate": {"linked": ["a", "2a"]}}))
+    )
+    with pytest.raises(
+        DataError, match=r"links rate as \['a', '2a'\], so the components' rate should be in those ratios"
+    ):
+        model.params_from_components([{"weight": 0.5, "rate": 1}, {"weight": 0.5, "rate": 3}])
 
 
 def test_derivation_is_the_same_for_every_k():
