@@ -65,6 +65,33 @@ class FamilyDeriver(Deriver):
             else:
                 self.finish(p, self.stationary(p, m.Q))
 
+    def finish(self, p: Param, sol):
+        """A shared or linked parameter's solution sums each point's responsibilities over the
+        components; they sum to one, so sum_n x_n sum_j gamma_nj is sum_n x_n (a shared rate is the mean)."""
+        if not isinstance(sol, sp.Expr):
+            return super().finish(p, sol)
+        m = self.m
+
+        def point_total(e) -> bool:  # sum_j gamma_nj for one point n (the inner limit of a sum)
+            if not isinstance(e, sp.Sum):
+                return False
+            (v, a, b), f = e.limits[0], e.function
+            return a == 1 and b == m.K and isinstance(f, sp.Indexed) and f.base == m.gamma and f.indices[1] == v
+
+        def one(e):
+            return sp.Sum(1, *e.limits[1:]).doit() if len(e.limits) > 1 else sp.Integer(1)
+
+        folded = sol.replace(point_total, one)
+        if folded != sol:
+            sol = sp.factor_terms(folded)
+            self.add(
+                "Use the normalisation of the responsibilities",
+                "Every point's responsibilities sum to one over the components (sum_j gamma_nj = 1).",
+                Equation(p.symbol, with_counts(sol, m)),
+                p.name,
+            )
+        return super().finish(p, sol)
+
     def linked(self, p: Param):
         """theta_k = kappa_k a: the model file's known ratios; Q is maximised over the one value a."""
         m = self.m

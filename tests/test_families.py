@@ -260,6 +260,10 @@ def test_partial_fix_and_shared_parameters():
     model = compile_derivation(get_derivation(shared))
     res = run_em(model, X + 0.5, iterations=3)
     assert res.components[0]["rate"] == res.components[1]["rate"] == pytest.approx(1 / float(np.mean(X + 0.5)))
+    # by hand: dQ/dlambda = sum_n sum_j gamma_nj (x_n/lambda - 1) = 0 and sum_j gamma_nj = 1 give the mean
+    d = get_derivation(load_spec({"family": "poisson", "components": 3, "rate": "shared"}))
+    assert d.update("rate").text == "sum_{n=1}^{N} (x_n)/N"
+    assert "Use the normalisation of the responsibilities" in [s.title for s in d.steps_for("rate")]
 
 
 LOCATION = {"density": "exp(-(x - m)^2/2)/sqrt(2 pi)", "parameters": {"m": "real"}, "support": "real"}
