@@ -73,6 +73,7 @@ _STAGES = (
     "instantiate.py",
     "family_lower.py",
     "family_plan.py",
+    "family_compile.py",
     "mclust.py",
     "printing.py",
     *(f"families/{f.name}" for f in sorted((Path(__file__).resolve().parent / "families").glob("*.py"))),
