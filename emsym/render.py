@@ -169,6 +169,8 @@ def _model_view(spec) -> dict:
             )
         elif isinstance(value, dict) and "fixed" in value:
             value = f"fixed {value['fixed']}"
+        elif isinstance(value, dict) and "linked" in value:  # mixtools' form: linked [a, 4a] (null: free)
+            value = f"linked [{', '.join('free' if e is None else str(e) for e in value['linked'])}]"
         out[key] = value
     return out
 

@@ -87,3 +87,19 @@ def test_em_reaches_the_constrained_maximum_of_a_direct_optimiser(tmp_path, caps
 def test_bad_links_are_one_clear_line(model, message):
     with pytest.raises(SpecError, match=message):
         load_spec(model)
+
+
+@pytest.mark.parametrize(
+    ("model", "shown"),
+    [
+        ({"components": 3, "mean": {"linked": ["-a", None, "a"]}}, "mean: linked [-a, free, a]"),
+        ({"family": "poisson", "components": 2, "rate": {"linked": ["a", "4a"]}}, "rate: linked [a, 4a]"),
+    ],
+)
+def test_sheets_and_derivations_state_links_as_the_model_file_writes_them(model, shown, tmp_path, capsys):
+    """The model line reads like the file (was a Python dict: "{'linked': ['a', '4a']}")."""
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(model))
+    assert main(["derive", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert shown in out and "{'linked'" not in out
