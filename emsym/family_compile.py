@@ -54,6 +54,12 @@ class FamilyCompiledModel:
         self.vector = spec.vector
         self.method = plan.method
         self.update_order = tuple(name for name, _, _ in plan.updates)
+        # linked: theta_k = kappa_k a; params hold theta (K,), the plan reads a and kappa from the env
+        self.linked: dict[str, np.ndarray] = {
+            p.name: np.array([float(coef) for coef, _ in o.entries])
+            for p in self.family.parameters
+            if isinstance(o := spec.option(p.name), Linked)
+        }
         self._logf = build(plan.logf)
         self._log_prior = build(plan.log_prior) if plan.log_prior is not None else None
         self._updates = []
@@ -66,12 +72,6 @@ class FamilyCompiledModel:
         self.fixed_mask: dict[str, np.ndarray] = {}
         if isinstance(spec.mixing, Fixed):
             self.known["pi"] = np.array([float(v) for v in spec.mixing.values])
-        # linked: theta_k = kappa_k a; params hold theta (K,), the plan reads a and kappa from the env
-        self.linked: dict[str, np.ndarray] = {
-            p.name: np.array([float(coef) for coef, _ in o.entries])
-            for p in self.family.parameters
-            if isinstance(o := spec.option(p.name), Linked)
-        }
         for p in self.family.parameters:
             o = spec.option(p.name)
             if isinstance(o, Fixed):
@@ -476,9 +476,11 @@ def _numeric_update(derivative: Fn, param, model: FamilyCompiledModel) -> Fn:
 
     Q is concave in the parameter along each component, so the root is the maximiser.  Bracketing
     by doubling steps from the current value, then bisection; a component with no sign change
-    keeps its value.
+    keeps its value.  A linked parameter has one unknown, a (``<name>:link`` in the environment).
     """
-    name, domain = param.name, param.domain
+    linked = param.name in model.linked
+    name, domain = (f"{param.name}:link" if linked else param.name), param.domain
+    rows = 1 if linked else model.K
     maps: dict[str, tuple[Callable, Callable]] = {
         "positive": (np.exp, np.log),
         "unit": (lambda t: 1 / (1 + np.exp(-t)), lambda p: np.log(p / (1 - p))),
@@ -493,7 +495,7 @@ def _numeric_update(derivative: Fn, param, model: FamilyCompiledModel) -> Fn:
             params[name] = to_p(t)
             env["memo"] = {}
             with np.errstate(all="ignore"):
-                return np.broadcast_to(as3(derivative(env)), (model.K, 1, 1))[:, 0, 0].copy()
+                return np.broadcast_to(as3(derivative(env)), (rows, 1, 1))[:, 0, 0].copy()
 
         try:
             a = to_t(old)

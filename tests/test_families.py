@@ -319,6 +319,30 @@ def test_linked_real_parameter_equal_and_opposite():
     assert check(spec, n=500).passed
 
 
+def test_linked_parameter_without_closed_form_is_solved_for_a():
+    """Weibull shape c: {linked: [a, 2a]} has no closed form; one numeric M-step must give the root of
+    dQ/da = sum_n sum_k gamma_nk kappa_k (1/(kappa_k a) + log x_n - x_n^(kappa_k a) log x_n), found here by brentq."""
+    spec = load_spec({"family": WEIBULL, "components": 2, "c": {"linked": ["a", "2a"]}})
+    model = compile_derivation(get_derivation(spec))
+    assert any(u.numeric for u in get_derivation(spec).updates)
+    rng = np.random.default_rng(4)
+    x = np.r_[rng.weibull(0.8, 200), rng.weibull(1.6, 200)]
+    start = model.params_from_components([{"weight": 0.5, "c": 0.7}, {"weight": 0.5}])
+    res = run_em(model, x[:, None], start, iterations=1)
+    kappa = np.array([1.0, 2.0])
+    c0 = 0.7 * kappa
+    logp = np.log(0.5) + np.log(c0) + (c0 - 1) * np.log(x[:, None]) - x[:, None] ** c0
+    R = np.exp(logp - special.logsumexp(logp, axis=1, keepdims=True))
+    lx = np.log(x)[:, None]
+
+    def dq(a):
+        return float(np.sum(R * kappa * (1 / (kappa * a) + lx - x[:, None] ** (kappa * a) * lx)))
+
+    a1 = optimize.brentq(dq, 0.05, 5.0, xtol=1e-14)
+    assert [c["c"] for c in res.components] == pytest.approx(list(a1 * kappa), rel=1e-9)
+    assert check(spec, n=400).passed
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
