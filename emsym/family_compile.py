@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .exceptions import DataError
-from .family_plan import Plan, as3, build
+from .family_plan import Fn, Plan, as3, build
 from .family_spec import FamilySpec
 from .options import Fixed, Linked
 
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from .derive import Derivation
 
 __all__ = ["FamilyCompiledModel"]
-
-Fn = Callable[[dict[str, Any]], Any]
 
 # A probability or a rate that reaches 0 (or 1) makes 0 * log 0 appear in the E-step; it is held
 # this far inside its domain instead, with a CollapseWarning (a prior avoids it; see the README).
