@@ -154,9 +154,8 @@ def _sum(node: list) -> Fn:
                 scalars = scalars * (hi(env) - lo(env) + 1)
         if not arrays:
             return scalars
-        if scalars == 1.0:
-            return _contract(arrays, [ax for ax in axes if any(a_.shape[ax] != 1 for a_ in arrays)])
-        return scalars * _contract(arrays, [ax for ax in axes if any(a_.shape[ax] != 1 for a_ in arrays)])
+        out = _contract(arrays, [ax for ax in axes if any(a_.shape[ax] != 1 for a_ in arrays)])
+        return out if scalars == 1.0 else scalars * out  # no pass over the array for a factor of 1
 
     if store is None:
         return fn
