@@ -81,12 +81,24 @@ class FamilyDeriver(Deriver):
         def one(e):
             return sp.Sum(1, *e.limits[1:]).doit() if len(e.limits) > 1 else sp.Integer(1)
 
-        folded = sol.replace(point_total, one)
+        def points_inside(e) -> bool:  # sum_j sum_n f_j gamma_nj with f_j free of n
+            if not (isinstance(e, sp.Sum) and len(e.limits) == 2 and e.limits[1][0] == m.n):
+                return False
+            j = e.limits[0][0]
+            coeff, rest = e.function.as_independent(m.gamma[m.n, j], as_Add=False)
+            return rest == m.gamma[m.n, j] and m.n not in coeff.free_symbols
+
+        def counts(e):  # -> sum_j f_j N_j: the sum over the points taken first
+            coeff = e.function / m.gamma[m.n, e.limits[0][0]]
+            return sp.Sum(coeff * sp.Sum(m.gamma[m.n, e.limits[0][0]], e.limits[1]), e.limits[0])
+
+        folded = sol.replace(point_total, one).replace(points_inside, counts)
         if folded != sol:
             sol = sp.factor_terms(folded)
             self.add(
                 "Use the normalisation of the responsibilities",
-                "Every point's responsibilities sum to one over the components (sum_j gamma_nj = 1).",
+                "Every point's responsibilities sum to one over the components (sum_j gamma_nj = 1); "
+                "summed over the points, they are the counts N_j.",
                 Equation(p.symbol, with_counts(sol, m)),
                 p.name,
             )

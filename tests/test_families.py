@@ -300,6 +300,7 @@ def test_linked_poisson_rates_one_step_and_the_maximum_likelihood(tmp_path, caps
     assert full["loglik"][-1] >= -best.fun - 1e-6
     assert full["components"][0]["rate"] == pytest.approx(np.exp(best.x[2]), rel=1e-4)
     assert check(load_spec(model), n=500).passed
+    assert get_derivation(load_spec(model)).update("rate").text == "sum_{n=1}^{N} (x_n)/sum_{j=1}^{K} (N_j*kappa_j)"
 
 
 def test_linked_real_parameter_equal_and_opposite():
