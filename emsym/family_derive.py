@@ -67,7 +67,8 @@ class FamilyDeriver(Deriver):
 
     def finish(self, p: Param, sol):
         """A shared or linked parameter's solution sums each point's responsibilities over the
-        components; they sum to one, so sum_n x_n sum_j gamma_nj is sum_n x_n (a shared rate is the mean)."""
+        components; they sum to one, so sum_n x_n sum_j gamma_nj is sum_n x_n (a shared rate is the
+        mean), and sum_j sum_n kappa_j gamma_nj is sum_j kappa_j N_j (the points summed first)."""
         if not isinstance(sol, sp.Expr):
             return super().finish(p, sol)
         m = self.m

@@ -146,7 +146,7 @@ class FamilyModel(EMObjects):
         """The parameter as one object for display: lambda_k, or the vector p_k."""
         base = self.bases[p.name]
         if p.name in self.kappa:
-            return self.kappa[p.name][c] * base
+            return self.param(p.name, c)  # kappa_c a
         if isinstance(base, sp.Symbol):
             return base
         if self.spec.option(p.name) == "shared":

@@ -321,6 +321,15 @@ def family_spec_from_dict(data: dict, where: str = "model") -> FamilySpec:
     for p in family.parameters:
         if p.name in data:
             options.append((p.name, _param_option(data[p.name], p, family, K, dim, where)))
+    owner: dict[str, str] = {}  # link name -> the parameter that uses it
+    for name, o in options:
+        if isinstance(o, Linked):
+            first = owner.setdefault(o.names[0], name)
+            if first != name:
+                raise SpecError(
+                    f"{where}: '{first}.linked' and '{name}.linked' both use the name {o.names[0]!r}; "
+                    "each linked parameter needs a name of its own"
+                )
     labelled = data.get("labelled", False)
     if not isinstance(labelled, bool):
         raise SpecError(f"{where}: 'labelled' should be true or false, but got {short(labelled)}")

@@ -357,6 +357,18 @@ def test_linked_parameter_without_closed_form_is_solved_for_a():
         ({"family": "poisson", "components": 3, "rate": {"linked": ["a", "2a"]}}, "one entry per component"),
         (
             {
+                "family": {
+                    "density": "exp(-(x - m)^2/(2 s))/sqrt(2 pi s)",
+                    "parameters": {"m": "real", "s": "positive"},
+                },
+                "components": 2,
+                "m": {"linked": ["-a", "a"]},
+                "s": {"linked": ["a", "2a"]},
+            },
+            "both use the name 'a'",
+        ),
+        (
+            {
                 "family": "poisson",
                 "components": 2,
                 "rate": {"linked": ["a", "2a"]},
