@@ -59,6 +59,9 @@ class _Compiler:
         if self.m.full and isinstance(spec.variance, Fixed):
             for c, mat in zip(self.m.comps, spec.variance.values):
                 self.fixed_matrices[self.m.covariance(c)] = np.array([[float(v) for v in row] for row in mat])
+        if self.m.full and self.m.wishart is not None and isinstance(self.m.wishart.hyper[1], tuple):
+            psi = self.m.wishart.hyper[1]  # the inverse Wishart's scale matrix Psi
+            self.fixed_matrices[self.m.scale_matrix()] = np.array([[float(v) for v in row] for row in psi])
 
     def param_for(self, atom):
         """The parameter an atom (Symbol or Indexed) stands for, or None."""
@@ -108,6 +111,12 @@ class _Compiler:
                 return lambda env: 1.0 / base(env)
             power = self(ex)
             return lambda env: np.power(base(env), power(env))
+        if isinstance(expr, sp.log) and isinstance(expr.args[0], sp.Determinant):  # log|Sigma|, stably
+            mat = self(expr.args[0].arg)
+            return lambda env: np.linalg.slogdet(mat(env))[1]
+        if isinstance(expr, sp.Trace):
+            mat = self(expr.arg)
+            return lambda env: np.trace(mat(env))
         if isinstance(expr, sp.log):
             arg = self(expr.args[0])
             return lambda env: np.log(arg(env))
@@ -178,6 +187,9 @@ class _Compiler:
         if isinstance(expr, sp.Inverse):
             arg = self(expr.arg)
             return lambda env: np.linalg.inv(arg(env))
+        if isinstance(expr, sp.Identity):
+            eye = np.eye(int(expr.shape[0]))
+            return lambda env: eye
         if isinstance(expr, MatSum):
             return self.matsum(expr)
         raise TypeError(f"emsym cannot compile {type(expr).__name__}: {expr}")  # pragma: no cover

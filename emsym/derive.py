@@ -32,6 +32,7 @@ import sympy as sp
 from . import mclust
 from .exceptions import DerivationError
 from .printing import Equation, latex, latex_rows, text
+from .priors import hyper_text
 from .qfunction import Atoms, MatSum, Param, SymbolicModel, split_scalar
 from .spec import ModelSpec
 from .summation import linearise
@@ -272,6 +273,16 @@ def _solve(expr: sp.Expr, target: sp.Expr, what: str) -> sp.Expr:
     return sols[0]
 
 
+def _hyper_list(prior) -> str:
+    """A prior's hyperparameters as the step text shows them: 2, 1 -- or nu = 5, Psi = [[2, 1], [1, 3]]
+    for an inverse Wishart, whose scale the equations write as the symbol Psi (or s I)."""
+    if prior.kind == "inverse-wishart":
+        nu, psi = prior.hyper
+        scale = hyper_text(psi) if isinstance(psi, tuple) else f"{hyper_text(psi)} I"
+        return f"nu = {hyper_text(nu)}, Psi = {scale}"
+    return ", ".join(hyper_text(h) for h in prior.hyper)
+
+
 # -- matrix calculus (full covariance) ---------------------------------------------------
 def _matrix_gradient(term: sp.Expr, V: sp.MatrixSymbol) -> sp.MatrixExpr | None:
     """d term / dV for a scalar built from log-determinants and traces; None if term lacks V.
@@ -403,7 +414,7 @@ class _Deriver:
             "Log prior (MAP-EM)",
             "MAP-EM maximises the log posterior log p(x | theta) + log p(theta); its M-step maximises "
             "Q + log p(theta). The prior, without its normalising constant ("
-            + "; ".join(f"{p.target} ~ {p.kind}({', '.join(str(h) for h in p.hyper)})" for p in self.spec.priors)
+            + "; ".join(f"{p.target} ~ {p.kind}({_hyper_list(p)})" for p in self.spec.priors)
             + "):",
             Equation(sp.Function("log p")(sp.Symbol("theta")), m.log_prior),
         )
@@ -580,6 +591,9 @@ class _Deriver:
         V = var[cs[0]]
         grads = {c: _matrix_gradient(m.logf_precision(c), var[c]) for c in cs}
         gradQ = self._over(cs, lambda c: MatSum(m.gamma[n, c] * grads[c], (n, 1, m.N)))
+        prior = _matrix_gradient(m.wishart_term(cs[0], precision=True), V) if cov and m.wishart else None
+        if prior is not None:  # MAP-EM: the inverse Wishart's gradient, once (outside the sums over the points)
+            gradQ = sp.MatAdd(gradQ, prior)
         rules = (
             "Jacobi's formula d log|Lambda|/dLambda = Lambda^-1 (Lambda symmetric) and d tr(Lambda A)/dLambda = A^T"
             if cov
@@ -587,7 +601,8 @@ class _Deriver:
         )
         self.add(
             f"Differentiate Q with respect to {V}",
-            f"Only the terms of Q that contain {V} survive; matrix calculus: {rules}.",
+            f"Only the terms of Q{' and of the log prior' if prior is not None else ''} that contain {V} survive; "
+            f"matrix calculus: {rules}.",
             Equation(sp.Derivative(sp.Symbol("Q"), V), gradQ),
             p.name,
         )
@@ -610,6 +625,8 @@ class _Deriver:
 
         conds = {c: by_linearity(c) for c in cs}
         cond = self._over(cs, lambda c: conds[c])
+        if prior is not None:
+            cond = sp.MatAdd(cond, prior).doit()
         self.add(
             "Set the derivative to zero",
             "Factors that do not depend on n move out of the sums over the points, and sum_n gamma_nk = N_k; "
@@ -618,7 +635,7 @@ class _Deriver:
             p.name,
         )
         if cov:
-            sol = self._solve_covariance(p, cs, conds)
+            sol = self._solve_covariance(p, cs, conds, prior)
         else:
             sol = self._solve_mean(p, cs, conds)
         subs = {m.precision(c): sp.Inverse(m.covariance(c)) for c in (m.comps if not m.general else [m.k, m.j])}
@@ -750,14 +767,25 @@ class _Deriver:
         )
         return folded
 
-    def _solve_covariance(self, p, cs, conds):
-        """a Lambda^-1 + B = 0 with a scalar a: Sigma = Lambda^-1 = -B / a."""
+    def _solve_covariance(self, p, cs, conds, prior=None):
+        """a Lambda^-1 + B = 0 with a scalar a: Sigma = Lambda^-1 = -B / a.
+
+        ``prior`` (MAP-EM) is the inverse Wishart's gradient, added once: (nu + d + 1)/2 Lambda^-1 - Psi/2.
+        """
         m = self.m
         inv = {sp.Inverse(m.precision(c)) for c in cs}
         if len(inv) != 1:
             raise DerivationError(f"{p.name}: cannot isolate one covariance in {conds}")
         a_terms: dict = {}
         B: dict = {}
+        extra_a: list = []  # the prior's coefficients of Lambda^-1, and its other terms (coefficient, matrix)
+        extra_B: list = []
+        for t in sp.MatAdd.make_args(prior) if prior is not None else ():
+            c_, M = split_scalar(t)
+            if M in inv:
+                extra_a.append(c_)
+            else:
+                extra_B.append((c_, M))
         for c in cs:
             for t in sp.MatAdd.make_args(conds[c]):
                 c_, M = split_scalar(t)
@@ -767,13 +795,14 @@ class _Deriver:
                     raise DerivationError(f"{p.name}: the condition is not linear in the covariance: {t}")
                 else:
                     B.setdefault(c, []).append((c_, M))
-        a = _normalise(linearise(self._sum_scalars(cs, lambda c: sp.Add(*a_terms[c]))), m)
+        a = _normalise(linearise(self._sum_scalars(cs, lambda c: sp.Add(*a_terms[c]))), m) + sp.Add(*extra_a)
         coeffs = {c_ for c in cs for c_, _ in B[c]}
-        if len(coeffs) == 1:
+        if len(coeffs) == 1:  # the scatter's coefficient taken out: Sigma = (W + Psi) / (N_k + nu + d + 1)
             (c0,) = coeffs
             total = self._over(cs, lambda c: sp.MatAdd(*[M for _, M in B[c]]).doit())
-            return (-c0 / a) * total
-        return (-1 / a) * self._over(cs, lambda c: sp.MatAdd(*[c_ * M for c_, M in B[c]]).doit())
+            return sp.cancel(-c0 / a) * sp.MatAdd(total, *[(c_ / c0) * M for c_, M in extra_B]).doit()
+        total = self._over(cs, lambda c: sp.MatAdd(*[c_ * M for c_, M in B[c]]).doit())
+        return (-1 / a) * sp.MatAdd(total, *[c_ * M for c_, M in extra_B]).doit()
 
     def run(self) -> Derivation:
         self.model_steps()

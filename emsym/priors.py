@@ -10,6 +10,7 @@ family parameter) and naming its kind::
       p: {dirichlet: 2}              # on each component's probability vector
       mean: {normal: [0, 100]}       # Gaussian: m0, v0 (on every mean coordinate)
       variance: {inverse-gamma: [2, 1]}   # Gaussian: a, b (on every variance)
+      variance: {inverse-wishart: [5, 1]} # Gaussian, full covariance: nu, Psi (a number s: Psi = s I)
 
 The log density is written without its normalising constant (it does not change the M-step or
 whether the objective rises), so the reported log posterior is log-likelihood + log prior up to
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sympy as sp
 
-__all__ = ["KINDS", "PriorKind", "log_prior", "log_prior_term", "parse_priors", "valid_hyper"]
+__all__ = ["KINDS", "PriorKind", "hyper_text", "log_prior", "log_prior_term", "parse_priors", "valid_hyper"]
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,27 @@ KINDS = {
     "inverse-gamma": PriorKind(
         "inverse-gamma", ("a", "b"), "variance", "InvGamma(a, b) on a variance, with shape a > 0 and scale b > 0"
     ),
+    "inverse-wishart": PriorKind(
+        "inverse-wishart",
+        ("nu", "Psi"),
+        "covariance",
+        "InvWishart(nu, Psi) on a covariance matrix, with degrees of freedom nu > d - 1 and a scale Psi: "
+        "a number s > 0 (Psi = s I) or a symmetric positive definite d x d matrix (a list of rows)",
+    ),
 }
 
 
 def valid_hyper(kind: str, hyper: tuple) -> bool:
-    """Whether the hyperparameters are in range (every one > 0, except a normal prior's mean)."""
-    return all(h > 0 for h in (hyper[1:] if kind == "normal" else hyper))
+    """Whether the hyperparameters are in range (every one > 0, except a normal prior's mean; an
+    inverse Wishart's matrix scale is checked against d by the spec)."""
+    return all(h > 0 for h in (hyper[1:] if kind == "normal" else hyper) if not isinstance(h, tuple))
+
+
+def hyper_text(h) -> str:
+    """A hyperparameter as a reader writes it: 2, 1/2, or a matrix [[1, 0], [0, 1]]."""
+    from .options import plain
+
+    return str(plain(h)).replace("'", "")
 
 
 def _r(v: Fraction) -> sp.Rational:
@@ -131,11 +147,25 @@ def parse_priors(
             raise error(
                 f"{at} should be {len(pk.hyper)} number(s) ({', '.join(pk.hyper)}; {pk.text}), but got {short(raw)}"
             )
-        hyper = tuple(number(h, at) for h in given)
+        hyper = tuple(
+            _matrix(h, at[:-1] + f"[{i}]'", error) if isinstance(h, list) and pk.hyper[i] == "Psi" else number(h, at)
+            for i, h in enumerate(given)
+        )
         if not valid_hyper(kind, hyper):
             raise error(f"{at} should be {pk.text}, but got {short(raw)}")
         out.append((str(target), kind, hyper))
     return out
+
+
+def _matrix(raw: list, at: str, error) -> tuple:
+    """A matrix hyperparameter: a list of rows of exact numbers, square (its size is checked with d)."""
+    from .options import number, short
+
+    if not raw or not all(isinstance(row, list) and len(row) == len(raw) for row in raw):
+        raise error(
+            f"{at} should be a square matrix written as a list of rows, e.g. [[1, 0], [0, 1]], but got {short(raw)}"
+        )
+    return tuple(tuple(number(v, f"{at}[{r}][{c}]") for c, v in enumerate(row)) for r, row in enumerate(raw))
 
 
 def log_prior(priors, model, value, per_coordinate, shared) -> sp.Expr:

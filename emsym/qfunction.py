@@ -375,12 +375,17 @@ class SymbolicModel(EMObjects):
 
     @property
     def Q_precision(self) -> sp.Expr:
-        """Q with precisions and traces (full covariance)."""
-        return self.over_points(
+        """Q with precisions and traces (full covariance), plus the log prior for MAP-EM."""
+        q = self.over_points(
             lambda n: self.over_components(
                 lambda c: self.gamma[n, c] * (sp.log(self.weight(c)) + self.logf_precision(c))
             )
         )
+        if not self.spec.priors:
+            return q
+        on_weights = tuple(p for p in self.spec.priors if p.target == "weights")
+        weights = log_prior(on_weights, self, lambda t, c, i: self.pi_[c], lambda t: False, lambda t: False)
+        return q + weights + self.wishart_prior(precision=True)
 
     def logf(self, c: Index, n: Index) -> sp.Expr:
         """log N(x_n | mean_c, variance_c) (times I in d dimensions), written out."""
@@ -453,7 +458,8 @@ class SymbolicModel(EMObjects):
     @property
     def log_prior(self) -> sp.Expr:
         """log p(theta) up to a constant, for MAP-EM (0 without priors): a Dirichlet on the weights,
-        a Normal on every mean coordinate, an inverse gamma on every variance."""
+        a Normal on every mean coordinate, an inverse gamma on every variance, an inverse Wishart on
+        every full covariance."""
         s = self.spec
 
         def value(target, c, coord):
@@ -462,9 +468,39 @@ class SymbolicModel(EMObjects):
             return (self.mean if target == "mean" else self.variance)(c, coord)
 
         return log_prior(
-            s.priors,
+            tuple(p for p in s.priors if p.kind != "inverse-wishart"),
             self,
             value,
             lambda t: self.vector and (t == "mean" or (t == "variance" and self.diag)),
             lambda t: (t == "mean" and s.mean == "shared") or (t == "variance" and s.variance == "tied"),
-        )
+        ) + self.wishart_prior(precision=False)
+
+    @property
+    def wishart(self):
+        """The inverse Wishart prior on the covariances, or None."""
+        return next((p for p in self.spec.priors if p.kind == "inverse-wishart"), None)
+
+    def scale_matrix(self) -> sp.MatrixExpr:
+        """Psi of the inverse Wishart prior: s I for a number s, else a d x d symbol bound to the file's matrix."""
+        psi = self.wishart.hyper[1]
+        if isinstance(psi, tuple):
+            return sp.MatrixSymbol("Psi", self.d, self.d)
+        return _exact(psi) * sp.Identity(self.d)
+
+    def wishart_term(self, c: Index, precision: bool) -> sp.Expr:
+        """log InvWishart(Sigma_c | nu, Psi) up to a constant: -(nu + d + 1)/2 log|Sigma_c| - tr(Psi Sigma_c^-1)/2,
+        or in the precision Lambda_c = Sigma_c^-1: (nu + d + 1)/2 log|Lambda_c| - tr(Psi Lambda_c)/2."""
+        nu = _exact(self.wishart.hyper[0])
+        if precision:
+            L = self.precision(c)
+            return (nu + self.d + 1) * sp.log(sp.Determinant(L)) / 2 - sp.Trace(self.scale_matrix() * L) / 2
+        S = self.covariance(c)
+        return -(nu + self.d + 1) * sp.log(sp.Determinant(S)) / 2 - sp.Trace(self.scale_matrix() * sp.Inverse(S)) / 2
+
+    def wishart_prior(self, precision: bool) -> sp.Expr:
+        """The inverse Wishart's log density summed over the covariances (once when tied); 0 without one."""
+        if self.wishart is None:
+            return sp.Integer(0)
+        if self.spec.variance == "tied":
+            return self.wishart_term(1, precision)
+        return self.over_components(lambda c: self.wishart_term(c, precision))

@@ -311,6 +311,13 @@ def _covariance_matrix(raw: Any, dim: int, at: str) -> tuple:
             f"{at} should be a {dim}x{dim} covariance matrix (a list of {dim} rows of {dim} numbers), but got {raw!r}"
         )
     rows = tuple(tuple(_number(e, f"{at}[{i}][{j}]") for j, e in enumerate(row)) for i, row in enumerate(raw))
+    _check_spd(rows, at, raw)
+    return rows
+
+
+def _check_spd(rows: tuple, at: str, raw: Any) -> None:
+    """A square matrix of exact numbers: symmetric, and positive definite (decided exactly)."""
+    dim = len(rows)
     for i in range(dim):
         for j in range(i):
             if rows[i][j] != rows[j][i]:
@@ -326,7 +333,6 @@ def _covariance_matrix(raw: Any, dim: int, at: str) -> tuple:
                 f"{at} should be positive definite, but its leading {m}x{m} minor is "
                 f"{float(minor):g} (a covariance needs all > 0); got {raw!r}"
             )
-    return rows
 
 
 def _det(a: list) -> Fraction:
@@ -414,11 +420,12 @@ def spec_from_dict(data: Any, where: str = "model") -> Spec:
 
 
 def _gaussian_priors(value: Any, kw: dict, cov: str, where: str) -> tuple[Prior, ...]:
-    """Dirichlet on free weights, Normal on free or shared means, InvGamma on free or tied variances."""
+    """Dirichlet on free weights, Normal on free or shared means, InvGamma on free or tied variances,
+    InvWishart on free or tied full covariance matrices."""
     vector = kw["dim"] == GENERAL_D or kw["dim"] > 1
     matrix = vector and (cov == "full" or cov in mclust.DECOMPOSED)
     out = []
-    targets = {"weights": "simplex", "mean": "real", "variance": "variance"}
+    targets = {"weights": "simplex", "mean": "real", "variance": "covariance" if matrix else "variance"}
     for target, kind, hyper in parse_priors(value, targets, where, SpecError):
         option = kw["mixing" if target == "weights" else target]
         estimated = {"weights": ("free",), "mean": ("free", "shared"), "variance": ("free", "tied")}[target]
@@ -427,13 +434,35 @@ def _gaussian_priors(value: Any, kw: dict, cov: str, where: str) -> tuple[Prior,
                 f"{where}: 'prior.{target}': the {target} is {_plain_option(option)}, so a prior on it changes "
                 f"nothing; a prior needs {' or '.join(estimated)} {target}"
             )
-        if matrix and target != "weights":
+        if matrix and cov != "full" and target != "weights":
             raise SpecError(
-                f"{where}: 'prior.{target}': priors on the means and covariances of a full or mclust covariance "
-                "(a Normal-inverse-Wishart) are not derived yet; use covariance: diag or spherical, or no prior"
+                f"{where}: 'prior.{target}': priors on an mclust covariance block ({cov}) are not derived; "
+                "use covariance: full (an inverse-Wishart prior on the covariances), or no prior"
             )
+        if matrix and target == "mean":
+            raise SpecError(
+                f"{where}: 'prior.mean': a prior on the means of a full covariance is not derived yet; "
+                "use covariance: diag or spherical, or a prior on the covariances alone"
+            )
+        if kind == "inverse-wishart":
+            _check_wishart(hyper, kw["dim"], f"{where}: 'prior.{target}.{kind}'")
         out.append(Prior(target, kind, hyper))
     return tuple(out)
+
+
+def _check_wishart(hyper: tuple, dim: Any, at: str) -> None:
+    """nu > d - 1, and a matrix scale d x d, symmetric and positive definite."""
+    nu, psi = hyper
+    if dim == GENERAL_D:
+        if isinstance(psi, tuple):
+            raise SpecError(f"{at}: a matrix scale needs a concrete dim (it is d x d); give a number s (Psi = s I)")
+        return
+    if nu <= dim - 1:
+        raise SpecError(f"{at}: nu should be > d - 1 = {dim - 1} (a proper inverse Wishart), but got {_plain(nu)}")
+    if isinstance(psi, tuple):
+        if len(psi) != dim:
+            raise SpecError(f"{at}: Psi should be {dim} x {dim} (the model's dim), but got {len(psi)} x {len(psi)}")
+        _check_spd(psi, f"{at}: Psi", _plain(psi))
 
 
 def _plain_option(option: Any) -> str:

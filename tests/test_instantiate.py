@@ -13,6 +13,7 @@ from emsym.derive import derive
 from emsym.instantiate import instantiate
 from emsym.spec import load_spec
 
+IW = [[2, 0.5, 0], [0.5, 1, 0], [0, 0, 3]]  # an inverse Wishart's scale matrix (d = 3)
 CASES = [
     ("standard-general", 4, 1),
     ({"components": "K", "variance": "tied"}, 3, 1),
@@ -20,6 +21,8 @@ CASES = [
     ("spherical", 3, 2),
     ("full", 3, 3),
     ("tied-full", 2, 2),
+    ({"components": "K", "dim": "d", "covariance": "full", "prior": {"variance": {"inverse-wishart": [4, 2]}}}, 3, 2),
+    ({"components": "K", "dim": 3, "variance": "tied", "prior": {"variance": {"inverse-wishart": [4, IW]}}}, 2, 3),
     *[(name, 3, 2) for name in mclust.NAMES],
 ]
 
@@ -51,6 +54,7 @@ READS_CASES = [
     ("spherical", 2, 2),
     ("EEI", 2, 2),
     ("full", 2, 2),
+    ({"components": "K", "dim": "d", "covariance": "full", "prior": {"variance": {"inverse-wishart": [4, 2]}}}, 2, 2),
     ("VVE", 2, 2),
 ]
 
