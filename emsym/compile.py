@@ -59,6 +59,9 @@ class _Compiler:
         if self.m.full and isinstance(spec.variance, Fixed):
             for c, mat in zip(self.m.comps, spec.variance.values):
                 self.fixed_matrices[self.m.covariance(c)] = np.array([[float(v) for v in row] for row in mat])
+        if self.m.mean_prior is not None:  # the Normal prior's mean vector m_0 = (m0, ..., m0)
+            m0 = float(self.m.mean_prior.hyper[0])
+            self.fixed_matrices[sp.MatrixSymbol("m_0", self.m.d, 1)] = np.full((int(self.m.d), 1), m0)
         if self.m.full and self.m.wishart is not None and isinstance(self.m.wishart.hyper[1], tuple):
             psi = self.m.wishart.hyper[1]  # the inverse Wishart's scale matrix Psi
             self.fixed_matrices[self.m.scale_matrix()] = np.array([[float(v) for v in row] for row in psi])
@@ -187,6 +190,9 @@ class _Compiler:
         if isinstance(expr, sp.Inverse):
             arg = self(expr.arg)
             return lambda env: np.linalg.inv(arg(env))
+        if isinstance(expr, sp.Transpose):  # (mu_k - m_0)^T of a Normal prior on the mean
+            arg = self(expr.arg)
+            return lambda env: np.swapaxes(arg(env), -1, -2)
         if isinstance(expr, sp.Identity):
             eye = np.eye(int(expr.shape[0]))
             return lambda env: eye

@@ -415,7 +415,13 @@ class _Deriver:
             "MAP-EM maximises the log posterior log p(x | theta) + log p(theta); its M-step maximises "
             "Q + log p(theta). The prior, without its normalising constant ("
             + "; ".join(f"{p.target} ~ {p.kind}({_hyper_list(p)})" for p in self.spec.priors)
-            + "):",
+            + ")"
+            + (
+                f", on every coordinate: m_0 is the vector ({hyper_text(m.mean_prior.hyper[0])}, ..., "
+                f"{hyper_text(m.mean_prior.hyper[0])}) and |mu - m_0|^2 = tr((mu - m_0)(mu - m_0)^T):"
+                if getattr(m, "mean_prior", None) is not None
+                else ":"
+            ),
             Equation(sp.Function("log p")(sp.Symbol("theta")), m.log_prior),
         )
         self.add(
@@ -591,8 +597,12 @@ class _Deriver:
         V = var[cs[0]]
         grads = {c: _matrix_gradient(m.logf_precision(c), var[c]) for c in cs}
         gradQ = self._over(cs, lambda c: MatSum(m.gamma[n, c] * grads[c], (n, 1, m.N)))
-        prior = _matrix_gradient(m.wishart_term(cs[0], precision=True), V) if cov and m.wishart else None
-        if prior is not None:  # MAP-EM: the inverse Wishart's gradient, once (outside the sums over the points)
+        prior = None
+        if cov and m.wishart:
+            prior = _matrix_gradient(m.wishart_term(cs[0], precision=True), V)
+        elif not cov and m.mean_prior:
+            prior = _matrix_gradient(m.normal_mean_term(cs[0]), V)
+        if prior is not None:  # MAP-EM: the prior's gradient, once (outside the sums over the points)
             gradQ = sp.MatAdd(gradQ, prior)
         rules = (
             "Jacobi's formula d log|Lambda|/dLambda = Lambda^-1 (Lambda symmetric) and d tr(Lambda A)/dLambda = A^T"
@@ -637,7 +647,7 @@ class _Deriver:
         if cov:
             sol = self._solve_covariance(p, cs, conds, prior)
         else:
-            sol = self._solve_mean(p, cs, conds)
+            sol = self._solve_mean(p, cs, conds, prior)
         subs = {m.precision(c): sp.Inverse(m.covariance(c)) for c in (m.comps if not m.general else [m.k, m.j])}
         sol = sol.xreplace(subs).doit() if not cov else sol
         target = m.covariance(cs[0]) if cov else p.symbol
@@ -691,10 +701,18 @@ class _Deriver:
             self.add(title, what, eq, p.name)
         self.solutions[p.name] = _Block(name, sp.Tuple(*[W[c] for c in cs]))
 
-    def _solve_mean(self, p, cs, conds):
-        """sum_c (A_c mu + B_c) = 0; A_c = a_c M with one invertible M cancels, else mu = -(sum A)^-1 sum B."""
+    def _solve_mean(self, p, cs, conds, prior=None):
+        """sum_c (A_c mu + B_c) = 0; A_c = a_c M with one invertible M cancels, else mu = -(sum A)^-1 sum B.
+
+        ``prior`` (MAP-EM) is the Normal prior's gradient, -(mu - m_0)/v0, added once: its coefficient
+        of mu is a scalar, -I/v0, so no single matrix cancels and the general form is taken.
+        """
         m = self.m
         V = p.symbol
+        if prior is not None:
+            a_p, b_p = _linear_in(prior, V)
+            extra_A = sp.MatAdd(*[-a * sp.Identity(V.shape[0]) for a in a_p]).doit()
+            extra_B = sp.MatAdd(*b_p).doit()
         split = {c: _linear_in(conds[c], V) for c in cs}
         A = {c: sp.MatAdd(*split[c][0]).doit() if len(split[c][0]) > 1 else split[c][0][0] for c in cs}
         B = {c: sp.MatAdd(*split[c][1]).doit() if len(split[c][1]) > 1 else split[c][1][0] for c in cs}
@@ -703,7 +721,7 @@ class _Deriver:
         generic = cs == [m.j] and any(
             a.name.endswith("_j") for M in mats if M is not None for a in M.atoms(sp.MatrixSymbol)
         )
-        if len(mats) == 1 and not generic:  # one matrix, the same for every component
+        if len(mats) == 1 and not generic and prior is None:  # one matrix, the same for every component
             (M,) = mats
             inner = {}
             for c in cs:
@@ -729,6 +747,8 @@ class _Deriver:
                 return (-1 / a) * b
         total_A = self._over(cs, lambda c: (-A[c]).doit())
         total_B = self._over(cs, lambda c: B[c])
+        if prior is not None:
+            total_A, total_B = sp.MatAdd(total_A, extra_A).doit(), sp.MatAdd(total_B, extra_B).doit()
         return sp.Inverse(total_A) * total_B
 
     def _sum_scalars(self, cs, f):

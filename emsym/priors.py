@@ -8,7 +8,7 @@ family parameter) and naming its kind::
       rate: {gamma: [2, 1]}          # shape a, rate b
       p: {beta: [2, 2]}              # a, b (on every p_kl)
       p: {dirichlet: 2}              # on each component's probability vector
-      mean: {normal: [0, 100]}       # Gaussian: m0, v0 (on every mean coordinate)
+      mean: {normal: [0, 100]}       # Gaussian: m0, v0 (on every mean coordinate; full: mu_k ~ N(m_0, v0 I))
       variance: {inverse-gamma: [2, 1]}   # Gaussian: a, b (on every variance)
       variance: {inverse-wishart: [5, 1]} # Gaussian, full covariance: nu, Psi (a number s: Psi = s I)
 

@@ -385,7 +385,7 @@ class SymbolicModel(EMObjects):
             return q
         on_weights = tuple(p for p in self.spec.priors if p.target == "weights")
         weights = log_prior(on_weights, self, lambda t, c, i: self.pi_[c], lambda t: False, lambda t: False)
-        return q + weights + self.wishart_prior(precision=True)
+        return q + weights + self.matrix_priors(precision=True)
 
     def logf(self, c: Index, n: Index) -> sp.Expr:
         """log N(x_n | mean_c, variance_c) (times I in d dimensions), written out."""
@@ -468,12 +468,38 @@ class SymbolicModel(EMObjects):
             return (self.mean if target == "mean" else self.variance)(c, coord)
 
         return log_prior(
-            tuple(p for p in s.priors if p.kind != "inverse-wishart"),
+            tuple(p for p in s.priors if not (self.full and p.target in ("mean", "variance"))),
             self,
             value,
             lambda t: self.vector and (t == "mean" or (t == "variance" and self.diag)),
             lambda t: (t == "mean" and s.mean == "shared") or (t == "variance" and s.variance == "tied"),
-        ) + self.wishart_prior(precision=False)
+        ) + self.matrix_priors(precision=False)
+
+    def matrix_priors(self, precision: bool) -> sp.Expr:
+        """A full covariance's priors in matrix form: Normal on the mean vectors, inverse Wishart on the
+        covariances (in the precision for the derivation), each over the components or once when shared."""
+        if not self.full:
+            return sp.Integer(0)
+        return self.normal_mean_prior() + self.wishart_prior(precision)
+
+    @property
+    def mean_prior(self):
+        """A Normal prior on the mean vectors of a full covariance, or None."""
+        return next((p for p in self.spec.priors if p.target == "mean"), None) if self.full else None
+
+    def normal_mean_term(self, c: Index) -> sp.Expr:
+        """log N(mu_c | m_0, v0 I) up to a constant, -|mu_c - m_0|^2 / (2 v0) written as a trace (the form the
+        matrix rules differentiate); m_0 is the vector (m0, ..., m0), bound when run."""
+        v0 = self.mean_prior.hyper[1]
+        u = self.mean(c) - sp.MatrixSymbol("m_0", self.d, 1)
+        return -sp.Trace(u * u.T) / (2 * _exact(v0))
+
+    def normal_mean_prior(self) -> sp.Expr:
+        if self.mean_prior is None:
+            return sp.Integer(0)
+        if self.spec.mean == "shared":
+            return self.normal_mean_term(1)
+        return self.over_components(self.normal_mean_term)
 
     @property
     def wishart(self):

@@ -439,11 +439,6 @@ def _gaussian_priors(value: Any, kw: dict, cov: str, where: str) -> tuple[Prior,
                 f"{where}: 'prior.{target}': priors on an mclust covariance block ({cov}) are not derived; "
                 "use covariance: full (an inverse-Wishart prior on the covariances), or no prior"
             )
-        if matrix and target == "mean":
-            raise SpecError(
-                f"{where}: 'prior.mean': a prior on the means of a full covariance is not derived yet; "
-                "use covariance: diag or spherical, or a prior on the covariances alone"
-            )
         if kind == "inverse-wishart":
             _check_wishart(hyper, kw["dim"], f"{where}: 'prior.{target}.{kind}'")
         out.append(Prior(target, kind, hyper))

@@ -595,7 +595,7 @@ def test_gaussian_map_updates_are_the_posterior_modes():
             {"components": 2, "variance": {"fixed": [1, 2]}, "prior": {"variance": {"inverse-gamma": [2, 1]}}},
             "changes nothing",
         ),
-        ({"components": 2, "dim": 2, "prior": {"mean": {"normal": [0, 1]}}}, "not derived yet"),
+        ({"components": 2, "dim": 2, "covariance": "VEV", "prior": {"mean": {"normal": [0, 1]}}}, "not derived"),
         ({"components": 2, "prior": {"mean": {"gamma": [1, 1]}}}, "expected normal"),
         ({"components": 2, "prior": {"variance": {"inverse-gamma": [2, -1]}}}, "scale b > 0"),
     ],

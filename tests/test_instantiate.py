@@ -23,6 +23,7 @@ CASES = [
     ("tied-full", 2, 2),
     ({"components": "K", "dim": "d", "covariance": "full", "prior": {"variance": {"inverse-wishart": [4, 2]}}}, 3, 2),
     ({"components": "K", "dim": 3, "variance": "tied", "prior": {"variance": {"inverse-wishart": [4, IW]}}}, 2, 3),
+    ({"components": "K", "dim": "d", "covariance": "full", "prior": {"mean": {"normal": [1, 3]}}}, 3, 2),
     *[(name, 3, 2) for name in mclust.NAMES],
 ]
 

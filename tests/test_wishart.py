@@ -1,4 +1,5 @@
-"""MAP-EM with an inverse Wishart prior on full covariance matrices, against independent references.
+"""MAP-EM for full covariances (an inverse Wishart on the covariance matrices, a Normal on the mean
+vectors), against independent references.
 
 The derivation must give Sigma_k = (W_k + Psi) / (N_k + nu + d + 1) (W_k the gamma-weighted scatter
 about the new mean; tied: (sum_k W_k + Psi) / (N + nu + d + 1)); the references are that hand
@@ -30,16 +31,9 @@ def _data(seed=0):
     return np.vstack([rng.normal([0, 0], 1, (60, 2)), rng.multivariate_normal([4, 3], [[1, 0.4], [0.4, 0.5]], 40)])
 
 
-def _spec(variance="free", psi=PSI, nu=5, K=2):
-    return load_spec(
-        {
-            "components": K,
-            "dim": 2,
-            "covariance": "full",
-            "variance": variance,
-            "prior": {"variance": {"inverse-wishart": [nu, psi]}},
-        }
-    )
+def _spec(variance="free", psi=PSI, nu=5, K=2, mean=None):
+    prior = {"variance": {"inverse-wishart": [nu, psi]}, **({"mean": {"normal": mean}} if mean else {})}
+    return load_spec({"components": K, "dim": 2, "covariance": "full", "variance": variance, "prior": prior})
 
 
 def _psi(psi):
@@ -124,10 +118,54 @@ def test_reported_log_posterior_is_scipys_up_to_a_constant():
     assert gap_ours == pytest.approx(gap_scipy, rel=1e-9)
 
 
-@pytest.mark.parametrize("variance", ["free", "tied"])
-def test_emsym_check_passes(variance):
-    report = check(_spec(variance=variance), n=300)
+def test_normal_prior_on_the_mean_vectors_gives_the_precision_weighted_update():
+    """Normal(m0, v0 I) on each mu_k: mu_k = (I/v0 + N_k Sigma_k^-1)^-1 (m0 1/v0 + Sigma_k^-1 sum_n gamma_nk x_n),
+    with the old Sigma_k (ECM: the mean first), then Sigma_k about the new mean."""
+    X = _data(4)
+    d = get_derivation(_spec(mean=[1, 4]))
+    assert d.method == "ECM"
+    model = compile_derivation(d)
+    R = np.random.default_rng(7).dirichlet(np.ones(2), size=len(X)).T
+    old = model.default_init(X)
+    new = model.m_step(np.ascontiguousarray(X.T), R, old)
+    for k in (1, 2):
+        r = R[k - 1]
+        P = np.linalg.inv(old[f"Sigma_{k}"])
+        mu = np.linalg.solve(np.eye(2) / 4 + r.sum() * P, np.ones(2) / 4 + P @ (r @ X))
+        np.testing.assert_allclose(new[f"mu_{k}"].ravel(), mu, rtol=1e-11)
+        W = (X - mu).T @ (r[:, None] * (X - mu))
+        np.testing.assert_allclose(new[f"Sigma_{k}"], (W + _psi(PSI)) / (r.sum() + 8), rtol=1e-11)
+
+    # the log prior against scipy's densities, up to a constant: the same change between two parameter values
+    def scipy_prior(params):
+        return sum(
+            stats.multivariate_normal.logpdf(params[f"mu_{k}"].ravel(), np.ones(2), 4 * np.eye(2))
+            + stats.invwishart.logpdf(params[f"Sigma_{k}"], df=5, scale=_psi(PSI))
+            for k in (1, 2)
+        )
+
+    assert model.log_prior(new) - model.log_prior(old) == pytest.approx(scipy_prior(new) - scipy_prior(old), rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"variance": "free"},
+        {"variance": "tied"},
+        {"variance": "free", "mean": [1, 4]},
+    ],
+    ids=["free", "tied", "normal-mean"],
+)
+def test_emsym_check_passes(spec):
+    report = check(_spec(**spec), n=300)
     assert report.passed, report
+
+
+def test_a_shared_mean_with_a_normal_prior_passes_check():
+    spec = load_spec(
+        {"components": 2, "dim": 2, "covariance": "full", "mean": "shared", "prior": {"mean": {"normal": [0, 2]}}}
+    )
+    assert check(spec, n=300).passed
 
 
 def test_the_prior_keeps_a_collapsing_covariance_positive_definite():
