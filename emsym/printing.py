@@ -224,29 +224,33 @@ ROW_CHARACTERS = 150
 
 
 def latex_rows(expr: sp.Basic, width: int = ROW_CHARACTERS) -> tuple[str, ...]:
-    """A long equation ``lhs = t_1 + t_2 + ...`` (or ``lhs = sum_n (t_1 + t_2 + ...)``) as display
-    rows: the first with ``lhs =`` and the first term, then one ``+ t`` / ``- t`` per row (the sum's
-    bracket opened on the first row and closed on the last).  Anything shorter or of another
+    """A long equation ``lhs = t_1 + t_2 + ...`` as display rows: the first with ``lhs =`` and the
+    first term, then one ``+ t`` / ``- t`` per row.  A term that is itself a long sum over an index of
+    several terms (``sum_n (t_1 + t_2 + ...)``, Q before a MAP prior's terms) is opened on its first
+    row, one inner term per row, and its bracket closed on its last.  Anything shorter or of another
     shape is one row, the expression's own LaTeX."""
     whole = latex(expr)
     if not isinstance(expr, sp.Equality) or len(text(expr)) <= width:
         return (whole,)
     printer = _Latex({"order": "none"})
     lhs, rhs = expr.args
-    head, body, close = printer.doprint(lhs) + " = ", rhs, ""
-    if isinstance(rhs, sp.Sum) and isinstance(rhs.function, sp.Add):
-        hole = sp.Symbol("EMSYMHOLE")
-        head += printer.doprint(sp.Sum(hole, *rhs.limits)).replace("EMSYMHOLE", r"\Bigg(")
-        body, close = rhs.function, r" \Bigg)"
-    if not isinstance(body, sp.Add):
-        return (whole,)
-    rows = []
-    for i, term in enumerate(printer._as_ordered_terms(body)):
-        if i == 0:
-            rows.append(head + printer.doprint(term))
-        elif _negative(term):
-            rows.append("- " + printer.doprint(-term))
+    rows: list[str] = []
+
+    def signed(term, first: bool, lead: str = "") -> str:
+        if first:
+            return lead + printer.doprint(term)
+        return lead + ("- " + printer.doprint(-term) if _negative(term) else "+ " + printer.doprint(term))
+
+    head = printer.doprint(lhs) + " = "
+    outer = printer._as_ordered_terms(rhs) if isinstance(rhs, sp.Add) else [rhs]
+    for i, term in enumerate(outer):
+        lead = head if i == 0 else "+ "
+        if isinstance(term, sp.Sum) and isinstance(term.function, sp.Add) and len(text(term)) > width:
+            hole = sp.Symbol("EMSYMHOLE")
+            opening = printer.doprint(sp.Sum(hole, *term.limits)).replace("EMSYMHOLE", r"\Bigg(")
+            for j, inner in enumerate(printer._as_ordered_terms(term.function)):
+                rows.append(signed(inner, j == 0, lead + opening if j == 0 else ""))
+            rows[-1] += r" \Bigg)"
         else:
-            rows.append("+ " + printer.doprint(term))
-    rows[-1] += close
-    return tuple(rows)
+            rows.append(signed(term, i == 0, head) if i == 0 else signed(term, False))
+    return tuple(rows) if len(rows) > 1 else (whole,)

@@ -286,9 +286,10 @@ def _probe(flags: list[str], page, attribute: str):
     CHROMIUM is None, reason="no Chromium (Debian package 'chromium'; `make test` installs it when it can)"
 )
 def test_long_equations_fit_the_page_in_rows(tmp_path):
-    """The three-component Q function (about 260 characters) and the MAP objective used to run past the
-    right edge; they are shown a term per row, and no display on these sheets is wider than the page."""
-    names = ["own-three-components", "own-map-bernoulli", "own-tied-variance"]
+    """The three-component Q function (about 260 characters) and the MAP objectives (with a full covariance
+    Q is one long sum over the points before the prior's terms) used to run past the right edge; they are
+    shown a term per row, and no display on these sheets is wider than the page."""
+    names = ["own-three-components", "own-map-bernoulli", "own-tied-variance", "own-map-wishart"]
     for name in names:
         assert (
             main(["solve", str(EXERCISES / f"{name}.yaml"), "--format", "html", "--no-figures", "--out", str(tmp_path)])
