@@ -61,7 +61,7 @@ class _Compiler:
                 self.fixed_matrices[self.m.covariance(c)] = np.array([[float(v) for v in row] for row in mat])
         if self.m.mean_prior is not None:  # the Normal prior's mean vector m_0 = (m0, ..., m0)
             m0 = float(self.m.mean_prior.hyper[0])
-            self.fixed_matrices[sp.MatrixSymbol("m_0", self.m.d, 1)] = np.full((int(self.m.d), 1), m0)
+            self.fixed_matrices[self.m.prior_mean] = np.full((int(self.m.d), 1), m0)
         if self.m.full and self.m.wishart is not None and isinstance(self.m.wishart.hyper[1], tuple):
             psi = self.m.wishart.hyper[1]  # the inverse Wishart's scale matrix Psi
             self.fixed_matrices[self.m.scale_matrix()] = np.array([[float(v) for v in row] for row in psi])

@@ -491,8 +491,13 @@ class SymbolicModel(EMObjects):
         """log N(mu_c | m_0, v0 I) up to a constant, -|mu_c - m_0|^2 / (2 v0) written as a trace (the form the
         matrix rules differentiate); m_0 is the vector (m0, ..., m0), bound when run."""
         v0 = self.mean_prior.hyper[1]
-        u = self.mean(c) - sp.MatrixSymbol("m_0", self.d, 1)
+        u = self.mean(c) - self.prior_mean
         return -sp.Trace(u * u.T) / (2 * _exact(v0))
+
+    @property
+    def prior_mean(self) -> sp.MatrixSymbol:
+        """m_0, the Normal prior's mean vector (m0, ..., m0): a d x 1 symbol the compiler binds."""
+        return sp.MatrixSymbol("m_0", self.d, 1)
 
     def normal_mean_prior(self) -> sp.Expr:
         if self.mean_prior is None:
