@@ -69,6 +69,7 @@ _STAGES = (
     "family_model.py",
     "derive.py",
     "summation.py",
+    "roots.py",
     "family_derive.py",
     "instantiate.py",
     "family_lower.py",

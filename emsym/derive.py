@@ -34,6 +34,7 @@ from .exceptions import DerivationError
 from .printing import Equation, latex, latex_rows, text
 from .priors import hyper_text
 from .qfunction import Atoms, MatSum, Param, SymbolicModel, split_scalar
+from .roots import solve_for
 from .spec import ModelSpec
 from .summation import linearise
 
@@ -49,7 +50,6 @@ __all__ = [
     "Update",
     "derive",
     "linearise",
-    "solve_for",
     "step",
     "with_counts",
 ]
@@ -251,26 +251,6 @@ def _normalise(expr: sp.Expr, model: Any) -> sp.Expr:
 def _with_counts(expr: sp.Expr, model: Any) -> sp.Expr:
     """Display form: write N_c for sum_n gamma_nc."""
     return expr.replace(lambda e: _count_of(e, model) is not None, lambda e: model.count_symbol(_count_of(e, model)))
-
-
-def _solve(expr: sp.Expr, target: sp.Expr, what: str) -> sp.Expr:
-    """Solve expr = 0 for target; sums over the data that do not involve target are constants."""
-    sums = [s for s in expr.atoms(sp.Sum) if not s.has(target)]
-    rep = {s: sp.Dummy(positive=True) for s in sums}
-    try:
-        sols = sp.solve(expr.xreplace(rep), target, dict=False)
-    except NotImplementedError as exc:  # pragma: no cover - sympy gives up
-        raise DerivationError(f"{what}: sympy could not solve the stationarity condition ({exc})") from None
-    back = {d: s for s, d in rep.items()}
-    sols = [sp.factor_terms(s.xreplace(back)) for s in sols]
-    if len(sols) != 1:
-        raise DerivationError(
-            f"{what}: the stationarity condition has {len(sols)} closed-form solutions, expected exactly one; "
-            "emsym does not guess between roots"
-        )
-    if sols[0].has(target):  # solved only in terms of itself (a sum over the data still holds it)
-        raise DerivationError(f"{what}: the stationarity condition has no closed-form solution")
-    return sols[0]
 
 
 def _hyper_list(prior) -> str:
@@ -476,7 +456,7 @@ class _Deriver:
         try:
             if p.name in self.numeric:
                 raise DerivationError(f"{p.name}: a numeric M-step was asked for")
-            sol = _solve(lin, p.symbol, f"{obj_name}, parameter {p.name}")
+            sol = solve_for(lin, p.symbol, f"{obj_name}, parameter {p.name}")
         except DerivationError as exc:
             if p.vector or p.domain == "simplex":
                 raise
@@ -544,7 +524,7 @@ class _Deriver:
             "Every point's responsibilities sum to one (sum_k gamma_nk = 1), so sum_k N_k = N.",
             Equation(total, 1),
         )
-        lam_value = _solve(total - 1, lam, "Lagrange multiplier")
+        lam_value = solve_for(total - 1, lam, "Lagrange multiplier")
         why = (
             "The multiplier is minus the number of points."
             if lam_value == -m.N
@@ -941,7 +921,6 @@ class _Deriver:
 Deriver = _Deriver  # the generic stages, reused by emsym.family_derive and emsym.instantiate
 step = _step
 Block, NoClosedForm = _Block, _NoClosedForm
-solve_for = _solve
 with_counts = _with_counts
 
 

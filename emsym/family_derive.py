@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .derive import Derivation, Deriver, solve_for, with_counts
+from .derive import Derivation, Deriver, with_counts
 from .family_model import FamilyModel
 from .family_spec import FamilySpec
 from .options import Linked, plain
 from .printing import Equation
 from .qfunction import Param
+from .roots import solve_for
 from .summation import linearise
 
 __all__ = ["derive_family"]

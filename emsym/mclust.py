@@ -86,6 +86,7 @@ def derivation_steps(name: str, general_k: bool):
     import sympy as sp
 
     from .printing import Equation
+    from .roots import roots
 
     v, s, o = tuple(name)
     k, j, i, l = sp.symbols("k j i l", integer=True, positive=True)
@@ -97,7 +98,7 @@ def derivation_steps(name: str, general_k: bool):
     # volume: Q_Sigma = -1/2 sum_k [N_k d log lambda_k + t_k / lambda_k]
     if v == "V":
         q = -(Nk[k] * d * sp.log(lam_k) + t[k] / lam_k) / 2
-        sol = sp.solve(sp.diff(q, lam_k), lam_k)
+        sol = roots(sp.diff(q, lam_k), lam_k)
         steps.append(
             (
                 "Volume block",
@@ -112,7 +113,7 @@ def derivation_steps(name: str, general_k: bool):
         from .summation import linearise  # sums: constants move out (linearity), as for every update
 
         dq = linearise(sp.diff(q, lam))
-        sol = sp.solve(dq, lam)
+        sol = roots(dq, lam)
         sol = [s_.subs(sp.Sum(Nk[j], (j, 1, K)), N) for s_ in sol]
         steps.append(
             (
@@ -127,8 +128,8 @@ def derivation_steps(name: str, general_k: bool):
     if s != "I":
         a, b, nu = sp.IndexedBase("a", positive=True), sp.IndexedBase("b", positive=True), sp.Symbol("nu")
         # the terms of the Lagrangian sum_i b_i/a_i + nu sum_i log a_i that hold a_l
-        a_l = sp.solve(sp.diff(b[l] / a[l] + nu * sp.log(a[l]), a[l]), a[l])[0]  # a_l = b_l / nu
-        nu_val = sp.solve(sp.Sum(sp.log(b[i]), (i, 1, d)) - d * sp.log(nu), nu)[0]
+        a_l = roots(sp.diff(b[l] / a[l] + nu * sp.log(a[l]), a[l]), a[l])[0]  # a_l = b_l / nu
+        nu_val = roots(sp.Sum(sp.log(b[i]), (i, 1, d)) - d * sp.log(nu), nu)[0]
         who = (
             "b_l = sum_k (D_k^T W_k D_k)_ll / lambda_k (one shape for all components)"
             if s == "E"

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .derive import Derivation, solve_for, with_counts
+from .derive import Derivation, with_counts
 from .exceptions import DerivationError
 from .printing import Equation, text
+from .roots import solve_for
 from .summation import linearise
 
 __all__ = ["Rederived", "estep_mistakes", "rederive"]
