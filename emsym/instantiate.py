@@ -27,57 +27,91 @@ from .spec import ModelSpec
 __all__ = ["instantiate"]
 
 
-def _rename(expr: sp.Basic, old: str, new: str, shapes: dict) -> sp.Basic:
-    """MatrixSymbols named *_old -> *_new, and every d x d / d x 1 shape made concrete."""
+def _concrete_shapes(expr: sp.Basic, shapes: dict) -> sp.Basic:
+    """Every d x d / d x 1 MatrixSymbol shape made concrete."""
     rep = {}
     for a in expr.atoms(sp.MatrixSymbol):
-        name = re.sub(rf"_{old}$", f"_{new}", a.name) if old else a.name
         rows, cols = (s.xreplace(shapes) if isinstance(s, sp.Basic) else s for s in a.shape)
-        if name != a.name or (rows, cols) != a.shape:
-            rep[a] = sp.MatrixSymbol(name, rows, cols)
+        if (rows, cols) != a.shape:
+            rep[a] = sp.MatrixSymbol(a.name, rows, cols)
     return expr.xreplace(rep) if rep else expr
 
 
-def _expand_components(expr: sp.Basic, j: sp.Symbol, K: int, shapes: dict) -> sp.Basic:
+def _expand_components(expr: sp.Basic, j: sp.Symbol, K: int) -> sp.Basic:
     """Sums and matrix sums over the components j = 1..K written out term by term."""
 
     def over_j(e) -> bool:
         return isinstance(e, (sp.Sum, MatSum)) and any(lim[0] == j for lim in _limits(e))
 
     def expand(e):
+        names = _Names(e.function, j)
         if isinstance(e, MatSum):
-            return sp.MatAdd(
-                *[_rename(_counts(e.function.xreplace({j: c}), "j", c), "j", str(c), shapes) for c in range(1, K + 1)]
-            )
+            return sp.MatAdd(*[e.function.xreplace(names(c)) for c in range(1, K + 1)])
         rest = [lim for lim in e.limits if lim[0] != j]
-        cs = _surviving(e.function, j, K)
-        terms = [_rename(_counts(e.function.xreplace({j: c}), "j", c), "j", str(c), shapes) for c in cs]
+        terms = [e.function.xreplace(names(c)) for c in _surviving(e.function, j, K)]
         return sp.Add(*[sp.Sum(t, *rest) if rest else t for t in terms if t != 0])
 
     while True:
-        found = [e for e in sp.preorder_traversal(expr) if over_j(e)]
-        if not found:
+        found = next((e for e in sp.preorder_traversal(expr) if over_j(e)), None)
+        if found is None:
             return expr
-        expr = expr.xreplace({found[0]: expand(found[0])})
+        expr = expr.xreplace({found: expand(found)})
+
+
+class _Names:
+    """One component's names in an expression written for the index k (or j): the substitution
+    k -> c, N_k -> N_c, Sigma_k -> Sigma_c for any c, from one walk over the expression."""
+
+    def __init__(self, expr: sp.Basic, index: sp.Symbol):
+        self.index, self.suffix = index, f"_{index.name}"
+        self.symbols = [a for a in expr.atoms(sp.Symbol) if a.name.endswith(self.suffix)]
+        self.matrices = [a for a in expr.atoms(sp.MatrixSymbol) if a.name.endswith(self.suffix)]
+
+    def stem(self, a) -> str:
+        return a.name[: -len(self.suffix)]
+
+    def __call__(self, c: int | sp.Symbol) -> dict:
+        rep: dict = {self.index: c}
+        rep.update({a: sp.Symbol(f"{self.stem(a)}_{c}", **a.assumptions0) for a in self.symbols})
+        rep.update({a: sp.MatrixSymbol(f"{self.stem(a)}_{c}", *a.shape) for a in self.matrices})
+        return rep
 
 
 def _surviving(f: sp.Expr, j: sp.Symbol, K: int) -> list[int]:
     """The components j whose term of sum_j f can be non-zero: just c when f vanishes without delta(j, c)."""
+    c = _only_term(f, j)
+    return [int(c)] if c is not None and c.is_Integer else list(range(1, K + 1))
+
+
+def _only_term(f: sp.Expr, j: sp.Symbol) -> sp.Expr | None:
+    """c when f is zero unless j = c (every term of f holds delta(j, c)); otherwise None."""
     for delta in f.atoms(sp.KroneckerDelta):
         other = [a for a in delta.args if a != j]
-        if j in delta.args and len(other) == 1 and other[0].is_Integer:
+        if j in delta.args and len(other) == 1:
             rest = f.xreplace({delta: sp.S.Zero}).replace(
                 lambda e: isinstance(e, sp.Sum) and e.function == 0, lambda e: sp.S.Zero
             )
             if rest == 0:
-                return [int(other[0])]
-    return list(range(1, K + 1))
+                return other[0]
+    return None
 
 
-def _counts(expr: sp.Basic, index: str, c: int) -> sp.Basic:
-    """Scalar symbols of a component (N_k, N_j) renamed for component c."""
-    rep = {s: sp.Symbol(f"{s.name[:-2]}_{c}", **s.assumptions0) for s in expr.atoms(sp.Symbol)}
-    return expr.xreplace({s: t for s, t in rep.items() if s.name.endswith(f"_{index}")})
+def _collapse_deltas(expr: sp.Basic, j: sp.Symbol, k: sp.Symbol) -> sp.Basic:
+    """sum_j f_j with f_j zero unless j = k written as f_k, once for the generic component.
+
+    Writing a derivative out for each component c would otherwise evaluate delta(j, c) for every
+    c (sympy asks the assumptions of j - c each time); the term that survives is the same.
+    """
+
+    def collapsible(e) -> bool:
+        return isinstance(e, sp.Sum) and any(lim[0] == j for lim in e.limits) and _only_term(e.function, j) == k
+
+    def collapse(e):
+        rest = [lim for lim in e.limits if lim[0] != j]
+        f = e.function.xreplace(_Names(e.function, j)(k))  # N_j -> N_k, Sigma_j -> Sigma_k
+        return sp.Sum(f, *rest) if rest else f
+
+    return expr.replace(collapsible, collapse)
 
 
 def _limits(e) -> list:
@@ -85,22 +119,32 @@ def _limits(e) -> list:
 
 
 class _Writer:
-    """Writes a generic-k expression of ``general`` for component c (or none) of the concrete model."""
+    """Writes a generic-k expression of ``general`` for component c (or none) of the concrete model.
+
+    Per expression, once: K and d made numbers, the deltas of component k collapsed, the names
+    that hold k collected (``_Names``); per component, one substitution and the sums over j
+    written out.
+    """
 
     def __init__(self, general: Derivation, K: int, dim: int):
         g = general.model
         self.g, self.K = g, K
         self.shapes = {g.d: dim} if isinstance(g.d, sp.Symbol) else {}
         self.base = {g.K: K, **self.shapes} if isinstance(g.K, sp.Symbol) else dict(self.shapes)
-        self._concrete: dict[sp.Basic, sp.Basic] = {}  # K and d made numbers, once per expression
+        self._concrete: dict[sp.Basic, sp.Basic] = {}
+        self._generic: dict[sp.Basic, tuple[sp.Basic, _Names]] = {}
 
     def __call__(self, expr: sp.Basic, c: int | None) -> sp.Basic:
         e = self._concrete.get(expr)
         if e is None:
-            e = self._concrete[expr] = _rename(expr.xreplace(self.base), "", "", self.shapes)
+            e = self._concrete[expr] = _concrete_shapes(expr.xreplace(self.base), self.shapes)
         if c is not None:
-            e = _rename(_counts(e.xreplace({self.g.k: c}), "k", c), "k", str(c), self.shapes)
-        return _expand_components(e, self.g.j, self.K, self.shapes)
+            if expr not in self._generic:
+                collapsed = _collapse_deltas(e, self.g.j, self.g.k)
+                self._generic[expr] = (collapsed, _Names(collapsed, self.g.k))
+            generic, names = self._generic[expr]
+            e = generic.xreplace(names(c))
+        return _expand_components(e, self.g.j, self.K)
 
 
 def _parameter_steps(
