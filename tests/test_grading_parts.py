@@ -212,3 +212,24 @@ def test_rows_the_ta_got_wrong_are_reported_not_scored(tmp_path, capsys):
     assert main(["grade", str(EXERCISES / "mit-686x-em.yaml"), "--submissions", str(subs)]) == 0
     err = capsys.readouterr().err
     assert "2 row(s)" in err and "rows 3, 4" in err and "not scored" in err
+
+
+def test_progress_reads_the_current_stderr(monkeypatch):
+    """The progress bar writes to sys.stderr as it is when asked, not to the stream there at import
+    (which a test harness or an embedding application may have replaced and closed since)."""
+    import io
+
+    from emsym.grading.parts import terminal_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert terminal_progress() is None  # not a terminal: no bar
+    term = Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    show = terminal_progress()
+    show(1, 2)
+    show(2, 2)
+    assert "grading 2/2" in term.getvalue() and term.getvalue().endswith("100%\n")

@@ -608,8 +608,10 @@ def _gradescope(rows: list[dict]) -> dict:
     }
 
 
-def terminal_progress(stream=sys.stderr):
-    """A progress bar on a terminal (None elsewhere)."""
+def terminal_progress(stream=None):
+    """A progress bar on a terminal (None elsewhere); ``stream`` defaults to the current sys.stderr
+    (read when called: a default bound at import would keep a stream someone has since closed)."""
+    stream = sys.stderr if stream is None else stream
     if not stream.isatty():
         return None
     state = {"last": -1}
