@@ -20,6 +20,7 @@ import re
 import sympy as sp
 from sympy.core.sympify import _sympify  # strict: sympy objects and numbers only, never text
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 __all__ = ["ROW_CHARACTERS", "Equation", "Normal", "QuadForm", "latex", "latex_rows", "text"]
@@ -53,11 +54,40 @@ class QuadForm(sp.Function):
     nargs = 2  # (u, A)
 
 
+def _negative_coefficient(product: sp.MatMul) -> bool:
+    """sympy's ``MatMul.could_extract_minus_sign`` without its cost: it negates the whole product
+    and canonicalises it with a rule engine (about 1 ms a product; printing a K = 50 full-covariance
+    derivation asked it some 25,000 times) to learn whether the numeric coefficient is negative."""
+    c = product.args[0]
+    return bool(c.is_Number and c.is_extended_negative)
+
+
 def _negative(term: sp.Basic) -> bool:
     """A term printed with a minus sign: -mu_k, or a matrix product with a negative scalar (-N_k Lambda_k mu_k)."""
-    if term.could_extract_minus_sign():
-        return True
-    return isinstance(term, sp.MatMul) and any(not a.is_Matrix and a.could_extract_minus_sign() for a in term.args)
+    if isinstance(term, sp.MatMul):
+        return _negative_coefficient(term) or any(not a.is_Matrix and a.could_extract_minus_sign() for a in term.args)
+    return term.could_extract_minus_sign()
+
+
+def _negated(term: sp.Basic) -> sp.Basic:
+    """-term; a matrix product negates its (first negative) scalar factor instead of being rebuilt."""
+    if not isinstance(term, sp.MatMul):
+        return -term
+    args = list(term.args)
+    i = next(i for i, a in enumerate(args) if not a.is_Matrix and a.could_extract_minus_sign())
+    args[i] = -args[i]
+    if args[i] == 1:
+        del args[i]
+    return sp.MatMul(*args) if len(args) > 1 else args[0]
+
+
+def _matmul_factors(product: sp.MatMul) -> tuple[str, list]:
+    """('-', the factors of -product) when the numeric coefficient is negative, else ('', the factors)."""
+    args = list(product.args)
+    if not _negative_coefficient(product):
+        return "", args
+    c = -args[0]
+    return "-", (args[1:] if c == 1 else [c, *args[1:]])
 
 
 def _positive_first(terms: list) -> list:
@@ -70,7 +100,7 @@ def _matadd(printer, expr, plus: str, minus: str) -> str:
     parts = []
     for i, t in enumerate(_positive_first(list(expr.args))):
         neg = _negative(t)
-        term = -t if neg else t
+        term = _negated(t) if neg else t
         body = printer._print(term)
         if isinstance(term, sp.MatAdd):
             body = f"({body})"
@@ -123,6 +153,10 @@ class _Text(StrPrinter):
 
     def _print_MatAdd(self, expr):
         return _matadd(self, expr, " + ", " - ")
+
+    def _print_MatMul(self, expr):  # sympy's, with the cheap sign test (_negative_coefficient)
+        sign, factors = _matmul_factors(expr)
+        return sign + "*".join(self.parenthesize(a, PRECEDENCE["Mul"]) for a in factors)
 
     def _print_MatSum(self, expr):
         var, a, b = (self._print(e) for e in expr.limit)
@@ -196,6 +230,19 @@ class _Latex(LatexPrinter):
     def _print_MatAdd(self, expr):
         return _matadd(self, expr, " + ", " - ")
 
+    def _print_MatMul(self, expr):  # sympy's, with the cheap sign test and no brackets round a fraction
+        sign, factors = _matmul_factors(expr)
+        level = PRECEDENCE["Add"] if sign else PRECEDENCE["Mul"]  # the product's own precedence
+
+        def factor(x):
+            if isinstance(x, sp.Mul) and not isinstance(x, sp.MatMul):
+                return self._print(x)
+            if x.is_Rational and x.is_positive:  # \frac{1}{2} \Sigma_k, never \left(\frac{1}{2}\right) \Sigma_k
+                return self._print(x)
+            return self.parenthesize(x, level, False)
+
+        return ("- " if sign else "") + " ".join(factor(x) for x in factors)
+
     def _print_MatSum(self, expr, exp=None):
         var, a, b = (self._print(e) for e in expr.limit)
         body = self._print(expr.function)
@@ -239,7 +286,7 @@ def latex_rows(expr: sp.Basic, width: int = ROW_CHARACTERS) -> tuple[str, ...]:
     def signed(term, first: bool, lead: str = "") -> str:
         if first:
             return lead + printer.doprint(term)
-        return lead + ("- " + printer.doprint(-term) if _negative(term) else "+ " + printer.doprint(term))
+        return lead + ("- " + printer.doprint(_negated(term)) if _negative(term) else "+ " + printer.doprint(term))
 
     head = printer.doprint(lhs) + " = "
     outer = printer._as_ordered_terms(rhs) if isinstance(rhs, sp.Add) else [rhs]
