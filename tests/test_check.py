@@ -61,3 +61,11 @@ def test_a_wrong_update_is_caught():
     failed = [i.name for i in report.items if i.passed is False]
     assert "update of sigma2_1 maximises Q" in failed
     assert "agrees with scikit-learn" in failed
+
+
+def test_small_values_are_stepped_on_their_own_scale():
+    """A 4-component exponential model's smallest rate is about 0.016 (rates 4^-k); stepped by 1e-5
+    (the scale of the model's largest value), its central difference missed the gradient tolerance and
+    the model failed its own check.  Steps relative to the moved values pass it."""
+    report = check(load_spec({"family": "exponential", "components": 4}), n=500)
+    assert report.passed, report
