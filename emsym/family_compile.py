@@ -56,8 +56,18 @@ class FamilyCompiledModel:
         self.linked: dict[str, np.ndarray] = {
             p.name: np.array([float(coef) for coef, _ in o.entries])
             for p in self.family.parameters
-            if isinstance(o := spec.option(p.name), Linked)
+            if isinstance(o := spec.option(p.name), Linked) and o.single
         }
+        # links in groups: kappa (K,) and one mask per group (each name, then each free component); the
+        # group update is solved group by group with ell = the mask (see _grouped); fixed entries are known
+        self.groups: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+        for p in self.family.parameters:
+            if isinstance(o := spec.option(p.name), Linked) and not o.single:
+                kappa, masks = np.ones(self.K), []
+                for idx, coefs in o.groups():
+                    kappa[idx] = [float(c) for c in coefs]
+                    masks.append(np.isin(np.arange(self.K), idx))
+                self.groups[p.name] = (kappa, masks)
         self._logf = build(plan.logf)
         self._log_prior = build(plan.log_prior) if plan.log_prior is not None else None
         self._updates = []
@@ -72,11 +82,16 @@ class FamilyCompiledModel:
             self.known["pi"] = np.array([float(v) for v in spec.mixing.values])
         for p in self.family.parameters:
             o = spec.option(p.name)
-            if isinstance(o, Fixed):
-                mask = np.array([v is not None for v in o.values])
-                fill = [
-                    np.asarray(v if v is not None else o.values[int(np.argmax(mask))], dtype=float) for v in o.values
-                ]
+            values = o.values if isinstance(o, Fixed) else None
+            if (
+                isinstance(o, Linked)
+                and not o.single
+                and any(e is not None and not isinstance(e, tuple) for e in o.entries)
+            ):
+                values = tuple(None if e is None or isinstance(e, tuple) else e for e in o.entries)
+            if values is not None:
+                mask = np.array([v is not None for v in values])
+                fill = [np.asarray(v if v is not None else values[int(np.argmax(mask))], dtype=float) for v in values]
                 self.known[p.name] = np.array(fill, dtype=float)
                 self.fixed_mask[p.name] = mask
 
@@ -133,6 +148,8 @@ class FamilyCompiledModel:
             full[f"{name}:kappa"] = kappa
             if name in full:
                 full[f"{name}:link"] = float(np.asarray(full[name])[0] / kappa[0])
+        for name, (kappa, _) in self.groups.items():
+            full[f"{name}:kappa"] = kappa
         return {
             "X": XT[None],
             "R": None if R is None else R[:, None, :],
@@ -171,7 +188,7 @@ class FamilyCompiledModel:
             before = dict(new)
             env = self._env(X, new, R)
             for name, fn in self._updates:
-                value = fn(env)
+                value = self._grouped(name, fn, env) if name in self.groups else fn(env)
                 if name in self.linked:  # the update is a's; every component's value follows
                     env["params"][f"{name}:link"] = a = float(np.asarray(value).item())
                     value = (self.linked[name] * a)[:, None, None]  # components on axis 0
@@ -183,10 +200,25 @@ class FamilyCompiledModel:
 
     def update_one(self, name: str, X: np.ndarray, R: np.ndarray, params: dict) -> Any:
         env = self._env(X, params, R)
-        value = dict(self._updates)[name](env)
+        fn = dict(self._updates)[name]
+        value = self._grouped(name, fn, env) if name in self.groups else fn(env)
         if name in self.linked:
             value = (self.linked[name] * float(np.asarray(value).item()))[:, None, None]
         return self._store(name, value)
+
+    def _grouped(self, name: str, fn: Fn, env: dict) -> np.ndarray:
+        """A parameter linked in groups: the derived update of one group's value a, solved for each group
+        with ell = its mask (a free component is a group of its own); fixed components keep their values."""
+        kappa, masks = self.groups[name]
+        params = env["params"]
+        theta = np.array(params[name], dtype=float)
+        for mask in masks:
+            params[f"{name}:ell"] = mask.astype(float)
+            params[f"{name}:link"] = float(np.mean(theta[mask] / kappa[mask]))  # the numeric update's start
+            env["memo"] = {}  # the plan's memo holds sums that hold ell
+            theta[mask] = kappa[mask] * float(np.asarray(fn(env)).item())
+        env["memo"] = {}
+        return theta[:, None, None]  # components on axis 0
 
     def Q(self, X: np.ndarray, R: np.ndarray, params: dict) -> float:
         """Q (plus the log prior for MAP-EM) at ``params`` with responsibilities R."""
@@ -199,7 +231,9 @@ class FamilyCompiledModel:
         for p in self.family.parameters:
             o = self.spec.option(p.name)
             size = self.d - (p.shape == "simplex") if p.per_coordinate else 1
-            if o == "shared" or isinstance(o, Linked):
+            if p.name in self.groups:
+                count += len(self.groups[p.name][1])
+            elif o == "shared" or isinstance(o, Linked):
                 count += size
             elif isinstance(o, Fixed):
                 count += size * int(np.sum(~self.fixed_mask[p.name]))
@@ -255,6 +289,11 @@ class FamilyCompiledModel:
                 if p.name in self.linked and k > 0 and c.get(p.name) is None:  # follows the first component
                     values.append(values[0] * self.linked[p.name][k] / self.linked[p.name][0])
                     continue
+                follows = self._group_leader(p.name, k)
+                if follows is not None and c.get(p.name) is None:  # follows the first component of its group
+                    kappa = self.groups[p.name][0]
+                    values.append(values[follows] * kappa[k] / kappa[follows])
+                    continue
                 values.append(_check_value(_need(c, p.name, at), p, self.d, at))
             arr = np.array(values, dtype=float)
             if option == "shared":
@@ -266,6 +305,8 @@ class FamilyCompiledModel:
                 params[p.name] = float(arr[0]) if arr.ndim == 1 else arr[0]
             elif p.name in self.linked:
                 params[p.name] = self._linked_values(p.name, arr, where)
+            elif p.name in self.groups:
+                params[p.name] = self._grouped_values(p.name, arr, where)
             else:
                 params[p.name] = arr
         view = self.components(params)
@@ -297,6 +338,31 @@ class FamilyCompiledModel:
             )
         return kappa * a[0]
 
+    def _group_leader(self, name: str, k: int) -> int | None:
+        """The first component of k's linked group, when that is another component (None otherwise)."""
+        if name not in self.groups:
+            return None
+        mask = next((m for m in self.groups[name][1] if m[k]), None)
+        first = None if mask is None else int(np.argmax(mask))
+        return first if first is not None and first < k else None
+
+    def _grouped_values(self, name: str, values: np.ndarray, where: str) -> np.ndarray:
+        """Values of a parameter linked in groups, checked against the links group by group."""
+        kappa, masks = self.groups[name]
+        out = values.copy()
+        for mask in masks:
+            a = values[mask] / kappa[mask]
+            if not np.allclose(a, a[0], rtol=1e-9, atol=0):
+                links = ", ".join("null" if e is None else str(e) for e in self.spec.option(name).as_list())  # type: ignore[union-attr]
+                raise DataError(
+                    f"{where}: the model links {name} as [{links}], so the "
+                    f"components linked to one name should have {name} in those ratios, but got "
+                    f"{[_show(v) for v in values]}; give the first component of each name alone, or values in "
+                    "the model's ratios"
+                )
+            out[mask] = kappa[mask] * a[0]
+        return out
+
     def default_init(self, X: np.ndarray, seed: int = 0, labels: np.ndarray | None = None) -> dict:
         """The family's own start (``Family.start``) with equal weights; fixed values stay fixed."""
         rng = np.random.default_rng(seed)
@@ -315,6 +381,11 @@ class FamilyCompiledModel:
             if p.name in self.linked:  # a from the family's start: the mean of theta_k / kappa_k
                 params[p.name] = self.linked[p.name] * float(np.mean(v / self.linked[p.name]))
                 continue
+            if p.name in self.groups:  # each group's a: the mean of theta_k / kappa_k over its components
+                kappa, masks = self.groups[p.name]
+                v = v.copy()
+                for m in masks:
+                    v[m] = kappa[m] * float(np.mean(v[m] / kappa[m]))
             if mask is not None:
                 v = v.copy()
                 v[mask] = self.known[p.name][mask]
@@ -324,7 +395,7 @@ class FamilyCompiledModel:
     # -- for emsym check ---------------------------------------------------------------------
     def random_truth(self, rng: np.random.Generator) -> dict:
         truth = self.family.truth(self.K, self.d, rng)
-        comps = []
+        comps: list[dict] = []
         w = rng.dirichlet(np.full(self.K, 4.0)) if self.spec.mixing == "free" else self.weights({})
         for k in range(self.K):
             entry: dict = {"weight": float(w[k])}
@@ -333,6 +404,10 @@ class FamilyCompiledModel:
                 entry[p.name] = v[0] if self.spec.option(p.name) == "shared" else v[k]
                 if p.name in self.linked:
                     entry[p.name] = abs(float(v[0])) * self.linked[p.name][k]
+                leader = self._group_leader(p.name, k)
+                if leader is not None:  # in a group: its first component's value times the ratio
+                    kappa = self.groups[p.name][0]
+                    entry[p.name] = comps[leader][p.name] * kappa[k] / kappa[leader]
             comps.append(entry)
         for p in self.family.parameters:  # fixed values win
             if p.name in self.known:
@@ -359,6 +434,11 @@ class FamilyCompiledModel:
                 continue
             if name in self.linked:  # a moves, every component's value with it
                 yield f"{name} (the linked a)", {name: self.linked[name].copy()}
+                continue
+            if name in self.groups:  # each group's a moves, its components' values with it
+                kappa, masks = self.groups[name]
+                for g, m in enumerate(masks):
+                    yield f"{name} (group {g + 1})", {name: np.where(m, kappa, 0.0)}
                 continue
             shared = self.spec.option(name) == "shared"
             rows = [None] if shared else [k for k in range(self.K) if not mask[k]]
@@ -476,7 +556,7 @@ def _numeric_update(derivative: Fn, param, model: FamilyCompiledModel) -> Fn:
     by doubling steps from the current value, then bisection; a component with no sign change
     keeps its value.  A linked parameter has one unknown, a (``<name>:link`` in the environment).
     """
-    linked = param.name in model.linked
+    linked = param.name in model.linked or param.name in model.groups
     name, domain = (f"{param.name}:link" if linked else param.name), param.domain
     rows = 1 if linked else model.K
     maps: dict[str, tuple[Callable, Callable]] = {

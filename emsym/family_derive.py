@@ -61,7 +61,9 @@ class FamilyDeriver(Deriver):
                 continue
             if p.name in m.kappa:
                 self.linked(p)
-            if p.domain == "simplex":
+            if p.name in m.groups:
+                self.finish(p, self.stationary(p, self.grouped(p), f"Q_{p.symbol}"))
+            elif p.domain == "simplex":
                 self.simplex(p)
             else:
                 self.finish(p, self.stationary(p, m.Q))
@@ -119,6 +121,27 @@ class FamilyDeriver(Deriver):
             Equation(sp.IndexedBase(m.family.parameter(p.name).sym)[m.k], m.param(p.name, m.k)),
             p.name,
         )
+
+    def grouped(self, p: Param) -> sp.Expr:
+        """Links in groups: each name's components share one value a (theta_k = kappa_k a), a free
+        component is a group of its own (kappa = 1), a fixed one is known.  Q splits over the groups:
+        one group's value maximises the terms of its components (ell_j = 1 for them, 0 for the rest),
+        derived once and solved by the runner for every group."""
+        m = self.m
+        a = m.groups[p.name][0]
+        option: Linked = self.spec.option(p.name)  # type: ignore[assignment]
+        links = ", ".join("null" if e is None else str(e) for e in option.as_list())
+        objective = m.group_objective(p.name)
+        self.add(
+            f"Linked values of {p.name}",
+            f"The model links {p.name} as [{links}]. The components linked to one name share one unknown value "
+            f"{a} (each is a known multiple kappa_k of it); a free component (null) is a group of its own "
+            f"(kappa = 1) and a fixed one is known. Each group's value maximises the terms of Q of its own "
+            f"components: ell_j = 1 for them and 0 for the others (the weights' terms do not hold {a}).",
+            Equation(sp.Symbol(f"Q_{a}"), objective),
+            p.name,
+        )
+        return objective
 
     def simplex(self, p: Param):
         """A probability vector per component: a Lagrange multiplier nu_k for sum_l p_kl = 1."""

@@ -41,6 +41,10 @@ class _Lowerer:
         for name, kappa in model.kappa.items():  # linked: theta_k = kappa_k a (see FamilyCompiledModel)
             self.names[model.bases[name]] = f"{name}:link"
             self.names[kappa] = f"{name}:kappa"
+        for name, (a, kappa, ell) in model.groups.items():  # linked in groups: one group's a at a time
+            self.names[a] = f"{name}:link"
+            self.names[kappa] = f"{name}:kappa"
+            self.names[ell] = f"{name}:ell"
 
     def __call__(self, expr: sp.Basic) -> list:
         m = self.m

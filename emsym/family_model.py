@@ -64,13 +64,22 @@ class FamilyModel(EMObjects):
         self.bases: dict[str, Any] = {}  # parameter name -> IndexedBase or Symbol
         # linked: theta_k = kappa_k a, one free symbol a and known coefficients kappa_k (bound when run)
         self.kappa: dict[str, sp.IndexedBase] = {}
-        linked = [p.name for p in self.family.parameters if isinstance(spec.option(p.name), Linked)]
-        for number, name in enumerate(linked, 1):
-            self.kappa[name] = sp.IndexedBase("kappa" if len(linked) == 1 else f"kappa{number}", real=True)
+        # links in groups (several names, free or fixed entries): per parameter the value a of one group,
+        # the coefficients kappa_k and the group's indicator ell_k (both bound when run, group by group)
+        self.groups: dict[str, tuple[sp.Symbol, sp.IndexedBase, sp.IndexedBase]] = {}
+        linked = [p for p in self.family.parameters if isinstance(spec.option(p.name), Linked)]
+        for number, p in enumerate(linked, 1):
+            suffix = "" if len(linked) == 1 else str(number)
+            kappa = sp.IndexedBase(f"kappa{suffix}", real=True)
+            if spec.option(p.name).single:  # type: ignore[union-attr]
+                self.kappa[p.name] = kappa
+            else:
+                a = sp.Symbol(f"{p.sym}_g", **({"positive": True} if p.domain == "positive" else {"real": True}))
+                self.groups[p.name] = (a, kappa, sp.IndexedBase(f"ell{suffix}", nonnegative=True))
         for p in self.family.parameters:
             assumptions = {"positive": True} if p.domain in ("positive", "unit") else {"real": True}
             option = self.spec.option(p.name)
-            if isinstance(option, Linked):
+            if p.name in self.kappa:
                 self.bases[p.name] = sp.Symbol(option.names[0], **assumptions)
             elif option == "shared":
                 self.bases[p.name] = (
@@ -90,6 +99,8 @@ class FamilyModel(EMObjects):
                 continue  # known for every component: nothing to derive
             domain = "simplex" if p.shape == "simplex" else p.domain
             symbol = self.bases[p.name] if p.name in self.kappa else None  # linked: Q is differentiated by a
+            if p.name in self.groups:
+                symbol = self.groups[p.name][0]  # in groups: the terms of a group's components, by its value
             yield Param(
                 symbol if symbol is not None else self.param(p.name, self.k, self.l if p.per_coordinate else None),
                 p.name,
@@ -152,6 +163,16 @@ class FamilyModel(EMObjects):
         if self.spec.option(p.name) == "shared":
             return sp.Symbol(p.sym, real=True)
         return base[c]
+
+    def group_objective(self, name: str) -> sp.Expr:
+        """The terms of Q that hold one group's value a: its components' (ell_j = 1), theta_j = kappa_j a."""
+        a, kappa, ell = self.groups[name]
+        base = self.bases[name]
+        return self.over_points(
+            lambda n: self.over_components(
+                lambda j: ell[j] * self.gamma[n, j] * self.logf(j, n).xreplace({base[j]: kappa[j] * a})
+            )
+        )
 
     # -- sums ------------------------------------------------------------------------------
     def over_components(self, f: Callable) -> sp.Expr:

@@ -176,11 +176,14 @@ def _param_option(value: Any, param, family: Family, K, dim, where: str) -> Opti
 
 
 def _linked(entries: Any, param, family: Family, K, where: str) -> Linked:
-    """Known ratios between the components' values of a scalar parameter: [a, 2a, 3a] (mixtools' form).
+    """Known ratios between the components' values of a scalar parameter, in mixtools' form: each entry
+    a multiple of a name ([a, 2a, 3a]; [a, a, b, b]: two groups), null (the component's own free value)
+    or a number (fixed).
 
-    In the family engine every entry is a nonzero multiple of one name, so theta_k = kappa_k a is
-    derived once, for a generic component, like the rest of the family; free (null) and fixed
-    (number) entries mixed with a link are the Gaussian's (one dimension) for now.
+    Every component linked to one name is derived with theta_k = kappa_k a in Q.  Anything else -- several
+    names, free or fixed entries beside linked ones -- is derived once for a group: a maximises the
+    terms of Q of the components linked to it (ell_j = 1 for them), and the runner solves it for each
+    name, and for each free component as a group of its own (kappa = 1).
     """
     at = f"{where}: '{param.name}.linked'"
     if param.per_coordinate or param.domain == "unit":
@@ -196,22 +199,24 @@ def _linked(entries: Any, param, family: Family, K, where: str) -> Linked:
     item = [f"{where}: '{param.name}.linked[{i}]'" for i in range(K)]
     out = tuple(linked_entry(e, item[i]) for i, e in enumerate(entries))
     for i, e in enumerate(out):
-        if not isinstance(e, tuple):
-            raise SpecError(
-                f"{item[i]} should be a multiple of a name such as a, 2a or 0.5a (every component linked), "
-                f"but got {short(entries[i])}; a free or fixed component beside linked ones is for the "
-                "Gaussian's mean and variance"
-            )
-        if param.domain == "positive" and e[0] <= 0:
-            raise SpecError(
-                f"{item[i]} should be a positive multiple ({param.name} is positive), but got {short(entries[i])}"
-            )
-    names = {e[1] for e in out}
-    if len(names) != 1:
-        raise SpecError(f"{at} should link every component to one name, but got {sorted(names)}")
-    taken = {"kappa", "eta", "nu", "w", "z", "L", "Q"} | {p.sym for p in family.parameters if p.name != param.name}
+        if param.domain != "positive" or e is None:
+            continue
+        value = e[0] if isinstance(e, tuple) else e
+        if value <= 0:
+            what = "a positive multiple" if isinstance(e, tuple) else "a positive number"
+            raise SpecError(f"{item[i]} should be {what} ({param.name} is positive), but got {short(entries[i])}")
+    names = {e[1] for e in out if isinstance(e, tuple)}
+    if not names:
+        raise SpecError(
+            f"{at} links no component (no entry is a multiple of a name such as a or 2a); "
+            f"write {param.name}: {{fixed: [...]}} or free"
+        )
+    taken = {"kappa", "ell", "eta", "nu", "w", "z", "L", "Q"}
+    taken |= {p.sym for p in family.parameters if p.name != param.name}
     if names & taken:
-        raise SpecError(f"{at}: {next(iter(names))!r} is a name the derivation uses; call the linked value e.g. 'a'")
+        raise SpecError(
+            f"{at}: {sorted(names & taken)[0]!r} is a name the derivation uses; call the linked value e.g. 'a'"
+        )
     return Linked(out)
 
 
@@ -323,12 +328,12 @@ def family_spec_from_dict(data: dict, where: str = "model") -> FamilySpec:
             options.append((p.name, _param_option(data[p.name], p, family, K, dim, where)))
     owner: dict[str, str] = {}  # link name -> the parameter that uses it
     for name, o in options:
-        if isinstance(o, Linked):
-            first = owner.setdefault(o.names[0], name)
+        for link in o.names if isinstance(o, Linked) else ():
+            first = owner.setdefault(link, name)
             if first != name:
                 raise SpecError(
-                    f"{where}: '{first}.linked' and '{name}.linked' both use the name {o.names[0]!r}; "
-                    "each linked parameter needs a name of its own"
+                    f"{where}: '{first}.linked' and '{name}.linked' both use the name {link!r}; "
+                    "each linked parameter needs names of its own"
                 )
     labelled = data.get("labelled", False)
     if not isinstance(labelled, bool):

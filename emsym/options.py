@@ -70,6 +70,23 @@ class Linked:
     def names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(e[1] for e in self.entries if isinstance(e, tuple)))
 
+    @property
+    def single(self) -> bool:
+        """Every component linked to one name: theta_k = kappa_k a."""
+        return all(isinstance(e, tuple) for e in self.entries) and len(self.names) == 1
+
+    def groups(self) -> list[tuple[list[int], list]]:
+        """The components sharing one unknown: (indices, coefficients) per name, then each free component
+        as a group of its own with coefficient 1; fixed components belong to none."""
+        out = [
+            (
+                [k for k, e in enumerate(self.entries) if isinstance(e, tuple) and e[1] == name],
+                [e[0] for e in self.entries if isinstance(e, tuple) and e[1] == name],
+            )
+            for name in self.names
+        ]
+        return out + [([k], [1]) for k, e in enumerate(self.entries) if e is None]
+
     def as_list(self) -> list:
         out = []
         for e in self.entries:

@@ -352,8 +352,27 @@ def test_linked_parameter_without_closed_form_is_solved_for_a():
             {"family": "poisson", "components": 2, "rate": {"linked": ["a", "-a"]}},
             r"'rate.linked\[1\]' should be a positive",
         ),
-        ({"family": "poisson", "components": 2, "rate": {"linked": ["a", None]}}, "every component linked"),
-        ({"family": "poisson", "components": 2, "rate": {"linked": ["a", "2b"]}}, "to one name"),
+        ({"family": "poisson", "components": 2, "rate": {"linked": [None, 3]}}, "links no component"),
+        (
+            {"family": "poisson", "components": 3, "rate": {"linked": ["a", None, -2]}},
+            r"'rate.linked\[2\]' should be a positive number",
+        ),
+        (
+            {"family": "poisson", "components": 2, "rate": {"linked": ["a", "ell"]}},
+            "'ell' is a name the derivation uses",
+        ),
+        (
+            {
+                "family": {
+                    "density": "exp(-(x - m)^2/(2 s))/sqrt(2 pi s)",
+                    "parameters": {"m": "real", "s": "positive"},
+                },
+                "components": 3,
+                "m": {"linked": ["-a", "b", None]},
+                "s": {"linked": ["c", "2c", "b"]},
+            },
+            "both use the name 'b'",
+        ),
         ({"family": "poisson", "components": 3, "rate": {"linked": ["a", "2a"]}}, "one entry per component"),
         (
             {
