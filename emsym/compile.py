@@ -25,6 +25,7 @@ import sympy as sp
 from . import mclust
 from .derive import Derivation
 from .exceptions import DataError, NotPositiveDefinite
+from .family_plan import product, total
 from .options import VARIANCE_FLOOR_FACTOR, Linked
 from .qfunction import MatSum, split_scalar
 from .seeding import kmeanspp, overall_variance
@@ -87,25 +88,9 @@ class _Compiler:
         if isinstance(expr, (sp.Symbol, sp.Indexed)):
             return self.leaf(expr)
         if isinstance(expr, sp.Add):
-            parts = [self(a) for a in expr.args]
-
-            def add(env):
-                total = parts[0](env)
-                for p in parts[1:]:
-                    total = total + p(env)
-                return total
-
-            return add
+            return total([self(a) for a in expr.args])
         if isinstance(expr, sp.Mul):
-            parts = [self(a) for a in expr.args]
-
-            def mul(env):
-                total = parts[0](env)
-                for p in parts[1:]:
-                    total = total * p(env)
-                return total
-
-            return mul
+            return product([self(a) for a in expr.args])
         if isinstance(expr, sp.Pow):
             base, ex = self(expr.base), expr.exp
             if ex == 2:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PLAN_FORMAT", "Plan", "as3", "build", "log_factorial"]
+__all__ = ["PLAN_FORMAT", "Plan", "as3", "build", "log_factorial", "product", "total"]
 
 Fn = Callable[[dict[str, Any]], Any]
 
@@ -114,21 +114,31 @@ def _param(node: list) -> Fn:
     return lambda env: layout(env["params"][name])
 
 
-def _add(node: list) -> Fn:
-    parts = [build(a) for a in node[1:]]
-    return lambda env: sum((p(env) for p in parts[1:]), parts[0](env))
+def total(parts: list[Fn]) -> Fn:
+    """One closure for the sum of the parts' values (also the Gaussian compiler's, ``emsym.compile``)."""
+    first, rest = parts[0], parts[1:]
+    return lambda env: sum((p(env) for p in rest), first(env))
 
 
-def _mul(node: list) -> Fn:
-    parts = [build(a) for a in node[1:]]
+def product(parts: list[Fn]) -> Fn:
+    """One closure for the product of the parts' values (also the Gaussian compiler's)."""
+    first, rest = parts[0], parts[1:]
 
     def mul(env):
-        out = parts[0](env)
-        for p in parts[1:]:
+        out = first(env)
+        for p in rest:
             out = out * p(env)
         return out
 
     return mul
+
+
+def _add(node: list) -> Fn:
+    return total([build(a) for a in node[1:]])
+
+
+def _mul(node: list) -> Fn:
+    return product([build(a) for a in node[1:]])
 
 
 def _pow(node: list) -> Fn:
