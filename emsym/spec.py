@@ -424,6 +424,15 @@ def _gaussian_priors(value: Any, kw: dict, cov: str, where: str) -> tuple[Prior,
     InvWishart on free or tied full covariance matrices."""
     vector = kw["dim"] == GENERAL_D or kw["dim"] > 1
     matrix = vector and (cov == "full" or cov in mclust.DECOMPOSED)
+    blocked = (
+        [t for t in value if t in ("mean", "variance")] if matrix and cov != "full" and isinstance(value, dict) else []
+    )
+    if blocked:  # before the kinds are read: no kind of prior is derived for a block
+        raise SpecError(
+            f"{where}: 'prior.{blocked[0]}': priors on an mclust covariance block ({cov}) are not derived; use "
+            "covariance: full (an inverse-Wishart prior on the covariances), spherical or diagonal (inverse-gamma "
+            "priors on the variances), or no prior"
+        )
     out = []
     targets = {"weights": "simplex", "mean": "real", "variance": "covariance" if matrix else "variance"}
     for target, kind, hyper in parse_priors(value, targets, where, SpecError):
@@ -433,11 +442,6 @@ def _gaussian_priors(value: Any, kw: dict, cov: str, where: str) -> tuple[Prior,
             raise SpecError(
                 f"{where}: 'prior.{target}': the {target} is {_plain_option(option)}, so a prior on it changes "
                 f"nothing; a prior needs {' or '.join(estimated)} {target}"
-            )
-        if matrix and cov != "full" and target != "weights":
-            raise SpecError(
-                f"{where}: 'prior.{target}': priors on an mclust covariance block ({cov}) are not derived; "
-                "use covariance: full (an inverse-Wishart prior on the covariances), or no prior"
             )
         if kind == "inverse-wishart":
             _check_wishart(hyper, kw["dim"], f"{where}: 'prior.{target}.{kind}'")

@@ -213,6 +213,11 @@ def test_bad_wishart_priors_are_one_line(prior, message):
 def test_mclust_blocks_and_a_matrix_scale_with_a_general_d_are_refused():
     with pytest.raises(SpecError, match="mclust covariance block"):
         load_spec({"components": 2, "dim": 2, "covariance": "VEV", "prior": {"variance": {"inverse-wishart": [5, 1]}}})
+    # whatever kind is asked for: the refusal is the block's, not a suggestion of another kind
+    for prior in ({"variance": {"inverse-gamma": [2, 1]}}, {"mean": {"normal": [0, 10]}}):
+        with pytest.raises(SpecError, match=r"\(VEI\) are not derived; use covariance: full .* spherical or diagonal"):
+            load_spec({"components": 2, "dim": 2, "covariance": "VEI", "prior": prior})
+    assert load_spec({"components": 2, "dim": 2, "covariance": "VEI", "prior": {"weights": {"dirichlet": 2}}}).priors
     with pytest.raises(SpecError, match="needs a concrete dim"):
         prior = {"variance": {"inverse-wishart": [5, PSI]}}
         load_spec({"components": 2, "dim": "d", "covariance": "full", "prior": prior})
