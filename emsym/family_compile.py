@@ -139,8 +139,8 @@ class FamilyCompiledModel:
         if self._data[0] is not XT:
             self._data = (XT, {})
         full = dict(params)
-        for name, value in self.known.items():
-            if name not in self.fixed_mask:
+        for name, value in self.known.items():  # fixed weights; a parameter fixed for every component
+            if name not in self.fixed_mask or name not in full:
                 full[name] = value
         if self.spec.mixing == "equal":
             full["pi"] = np.full(self.K, 1.0 / self.K)

@@ -266,6 +266,25 @@ def test_partial_fix_and_shared_parameters():
     assert "Use the normalisation of the responsibilities" in [s.title for s in d.steps_for("rate")]
 
 
+def test_every_rate_fixed_leaves_the_weights_to_estimate(tmp_path):
+    """rate: {fixed: [1, 5]}: only the weights are free.  Reference: with the rates known, one EM step
+    of the weights is the mean of the responsibilities computed by hand from the Poisson pmf."""
+    spec = load_spec({"family": "poisson", "components": 2, "rate": {"fixed": [1, 5]}})
+    model = compile_derivation(get_derivation(spec))
+    x = np.array([0, 1, 2, 5, 7, 4, 3, 6, 1, 0], dtype=float)
+    res = run_em(model, x[:, None], {"pi": np.array([0.5, 0.5])}, iterations=1)
+    f = np.array([stats.poisson.pmf(x, lam) for lam in (1.0, 5.0)])
+    gamma = f / f.sum(axis=0)
+    assert [c["rate"] for c in res.components] == [1.0, 5.0]
+    assert np.allclose([c["weight"] for c in res.components], gamma.mean(axis=1), rtol=1e-12)
+    assert check(spec, n=300).passed
+    path = tmp_path / "m.yaml"
+    path.write_text("family: poisson\ncomponents: 2\nrate: {fixed: [1, 5]}\n")
+    data = tmp_path / "x.csv"
+    data.write_text("x\n" + "\n".join(str(int(v)) for v in x) + "\n")
+    assert main(["run", str(path), "--data", str(data)]) == 0
+
+
 LOCATION = {"density": "exp(-(x - m)^2/2)/sqrt(2 pi)", "parameters": {"m": "real"}, "support": "real"}
 
 
