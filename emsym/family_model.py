@@ -108,6 +108,7 @@ class FamilyModel(EMObjects):
                 domain,
                 None,
                 p.per_coordinate,
+                self.bases[p.name] if p.name in self.groups else None,
             )
 
     def param(self, name: str, c, coord=None) -> sp.Expr:

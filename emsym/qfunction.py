@@ -51,6 +51,9 @@ class Param:
     domain: str  # "simplex" | "unit" | "real" | "positive" | "pd" (positive definite matrix)
     comp: int | None
     vector: bool = False  # one value per coordinate (a mean, or a diagonal variance, in d dimensions)
+    # what else stands for it in other updates: a family's value linked in groups is solved as a group's
+    # value a, but the other parameters' updates hold it as theta_k (its IndexedBase)
+    appears_as: sp.Basic | None = None
 
     @property
     def matrix(self) -> bool:
@@ -68,6 +71,8 @@ class Param:
         ``expr`` may be its ``Atoms`` (collected once when many parameters are asked about one expression).
         """
         a = expr if isinstance(expr, Atoms) else Atoms(expr)
+        if self.appears_as is not None and self.appears_as in a.bases:
+            return True
         if self.block:  # stands for every Sigma_c
             return any(m.name.startswith("Sigma_") for m in a.matrices)
         if isinstance(self.symbol, sp.MatrixSymbol):  # mu_k also stands for mu_j inside sums over j

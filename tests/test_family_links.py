@@ -157,3 +157,33 @@ def test_an_init_against_a_group_or_a_fixed_value_is_refused():
         _model(POISSON).params_from_components(
             [{"weight": 0.25, "rate": 1}, {"weight": 0.25}, {"weight": 0.25, "rate": 1}, {"weight": 0.25, "rate": 4}]
         )
+
+
+NORMAL = {"density": "exp(-(x - m)^2/(2 v))/sqrt(2 pi v)", "parameters": {"m": "real", "v": "positive"}}
+
+
+def test_a_group_whose_update_holds_another_parameter_is_a_cycle():
+    """m: {linked: [a, 2a, null]} in a normal density with a free variance v.  a's condition holds the
+    variances (a = sum_j kappa_j S_j / v_j / sum_j kappa_j^2 N_j / v_j) and v_k's holds m_k, so the two
+    depend on each other: an ECM step, m first (the natural order) and v at the new m.  Reference: both
+    conditional maximisers set to zero on paper."""
+    model = {"family": NORMAL, "components": 3, "m": {"linked": ["a", "2a", None]}}
+    d = get_derivation(load_spec(model))
+    assert d.method == "ECM"
+    assert [u.name for u in d.updates] == ["pi", "m", "v"]
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(1.0, 1.0, 150), rng.normal(2.0, 1.5, 150), rng.normal(8.0, 0.7, 100)])
+    fitted = _model(model)
+    start = fitted.params_from_components(
+        [{"weight": 1 / 3, "m": 0.5, "v": 2.0}, {"weight": 1 / 3, "v": 3.0}, {"weight": 1 / 3, "m": 9.0, "v": 1.0}]
+    )
+    m0, v0 = start["m"], start["v"]
+    R = _responsibilities(np.log(1 / 3) + stats.norm.logpdf(x[:, None], m0, np.sqrt(v0)))
+    N, S = R.sum(axis=0), R.T @ x
+    a = (S[0] / v0[0] + 2 * S[1] / v0[1]) / (N[0] / v0[0] + 4 * N[1] / v0[1])
+    m1 = np.array([a, 2 * a, S[2] / N[2]])
+    v1 = (R * (x[:, None] - m1) ** 2).sum(axis=0) / N
+    res = run_em(fitted, x[:, None], start, iterations=1)
+    assert [c["m"] for c in res.components] == pytest.approx(list(m1), rel=1e-12)
+    assert [c["v"] for c in res.components] == pytest.approx(list(v1), rel=1e-12)
+    assert check(load_spec(model), n=300).passed
