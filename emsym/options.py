@@ -102,9 +102,10 @@ Option = Union[str, Fixed, Linked]  # noqa: UP007 - a runtime alias: `str | Fixe
 
 
 def option_dict(o: Any) -> Any:
-    """An option as a model file writes it: free, {fixed: [...]} or {linked: [...]}."""
+    """An option as a model file writes it: free, {fixed: [...]} or {linked: [...]} (a link list without
+    names is a partial fix, {fixed: [null, 80]}, and is written so)."""
     if isinstance(o, Linked):
-        return {"linked": o.as_list()}
+        return {"linked": o.as_list()} if o.names else {"fixed": o.as_list()}
     return {"fixed": o.as_list()} if isinstance(o, Fixed) else o
 
 

@@ -167,10 +167,9 @@ def _model_view(spec) -> dict:
                 for target, p in value.items()
                 for kind, h in p.items()
             )
-        elif isinstance(value, dict) and "fixed" in value:
-            value = f"fixed {value['fixed']}"
-        elif isinstance(value, dict) and "linked" in value:  # mixtools' form: linked [a, 4a] (null: free)
-            value = f"linked [{', '.join('free' if e is None else str(e) for e in value['linked'])}]"
+        elif isinstance(value, dict) and ("fixed" in value or "linked" in value):  # null entries: free
+            ((how, entries),) = value.items()  # linked in mixtools' form: linked [a, 4a]
+            value = f"{how} [{', '.join('free' if e is None else str(e) for e in entries)}]"
         out[key] = value
     return out
 

@@ -221,6 +221,26 @@ def _check_linked(kw: dict, where: str) -> None:
                 raise SpecError(f"{where}: the linked name {name!r} is used by both the means and the variances")
 
 
+def _partial_fix(key: str, opt: Fixed, dim: Any, where: str) -> Linked:
+    """``{fixed: [null, 80]}``: component 2's value fixed, component 1's free.  In one dimension this is
+    a link list without names (each null its own free parameter, each number fixed), derived and run
+    as ``linked`` is."""
+    if all(raw is None for raw in opt.values):
+        raise SpecError(f"{where}: '{key}.fixed' has no value (every entry is null); write {key}: free")
+    if dim != 1:
+        raise SpecError(
+            f"{where}: '{key}.fixed' with null entries (a partial fix) is for one-dimensional data, but dim is "
+            f"{dim!r}; in several dimensions fix every component's {key} or none"
+        )
+    entries = []
+    for i, raw in enumerate(opt.values):
+        v = None if raw is None else _number(raw, f"{where}: '{key}.fixed[{i}]'")
+        if key == "variance" and v is not None and v <= 0:
+            raise SpecError(f"{where}: 'variance.fixed[{i}]' should be a variance > 0, but got {raw!r}")
+        entries.append(v)
+    return Linked(tuple(entries))
+
+
 def _check_fixed(spec_kw: dict, where: str) -> None:
     K, dim = spec_kw["components"], spec_kw["dim"]
     for key in ("mixing", "mean", "variance"):
@@ -236,6 +256,9 @@ def _check_fixed(spec_kw: dict, where: str) -> None:
             raise SpecError(
                 f"{where}: '{key}.fixed' should have {K} values (one per component), but got {len(opt.values)}"
             )
+        if key != "mixing" and any(raw is None for raw in opt.values):
+            spec_kw[key] = _partial_fix(key, opt, dim, where)
+            continue
         vals: list = []
         for i, raw in enumerate(opt.values):
             at = f"{where}: '{key}.fixed[{i}]'"
@@ -392,8 +415,8 @@ def spec_from_dict(data: Any, where: str = "model") -> Spec:
     for text_key in ("name", "description"):
         if text_key in data and not isinstance(data[text_key], str):
             raise SpecError(f"{where}: '{text_key}' should be text, but got {data[text_key]!r}")
-    _check_fixed(kw, where)
     _check_linked(kw, where)
+    _check_fixed(kw, where)  # after the links: a partial fix becomes a link list without names
     kw.pop("covariance")
     K, dim = kw["components"], kw["dim"]
     vector = dim == GENERAL_D or dim > 1

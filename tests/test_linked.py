@@ -103,3 +103,46 @@ def test_sheets_and_derivations_state_links_as_the_model_file_writes_them(model,
     assert main(["derive", str(path)]) == 0
     out = capsys.readouterr().out
     assert shown in out and "{'linked'" not in out
+
+
+def test_a_partial_fix_is_one_free_and_one_fixed_mean(tmp_path, capsys):
+    """mean: {fixed: [null, 80]} (the issue's form): mu_2 = 80 throughout, mu_1 free.  Reference: one EM
+    step by hand from scipy's normal density (mu_1 = sum_n gamma_n1 x_n / N_1, the variances about the new
+    means, 80 for the second)."""
+    spec = load_spec({"components": 2, "mean": {"fixed": [None, 80]}})
+    assert spec.to_dict()["mean"] == {"fixed": [None, 80]}
+    assert load_spec(spec.to_dict()) == spec
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.normal(60, 5, 120), rng.normal(80, 8, 80)])
+    (tmp_path / "m.yaml").write_text("components: 2\nmean: {fixed: [null, 80]}\n")
+    (tmp_path / "x.csv").write_text("x\n" + "\n".join(f"{v:.17g}" for v in x) + "\n")
+    init = [{"weight": 0.5, "mean": 55.0, "variance": 30.0}, {"weight": 0.5, "mean": 80.0, "variance": 50.0}]
+    (tmp_path / "init.json").write_text(json.dumps({"components": init}))
+    args = ["run", str(tmp_path / "m.yaml"), "--data", str(tmp_path / "x.csv"), "--init", str(tmp_path / "init.json")]
+    assert main([*args, "--iterations", "1", "--format", "json"]) == 0
+    got = json.loads(capsys.readouterr().out)["components"]
+    logp = np.log(0.5) + stats.norm.logpdf(x[:, None], [55.0, 80.0], np.sqrt([30.0, 50.0]))
+    R = np.exp(logp - special.logsumexp(logp, axis=1, keepdims=True))
+    N = R.sum(axis=0)
+    mu = np.array([R[:, 0] @ x / N[0], 80.0])
+    var = (R * (x[:, None] - mu) ** 2).sum(axis=0) / N
+    assert [np.ravel(c["mean"])[0] for c in got] == pytest.approx(list(mu), rel=1e-12)
+    assert [np.ravel(c["covariance"])[0] for c in got] == pytest.approx(list(var), rel=1e-12)
+    assert [c["weight"] for c in got] == pytest.approx(list(N / len(x)), rel=1e-12)
+    assert check(spec, n=300).passed
+    d = get_derivation(spec)
+    assert [u.name for u in d.updates] == ["pi_1", "pi_2", "mu_1", "sigma2_1", "sigma2_2"]
+    assert d.update("sigma2_2").text == "sum_{n=1}^{N} ((x_n - 80)**2*gamma_n2)/N_2"
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"components": 2, "mean": {"fixed": [None, None]}}, "every entry is null"),
+        ({"components": 2, "variance": {"fixed": [None, 0]}}, r"'variance.fixed\[1\]' should be a variance > 0"),
+        ({"components": 2, "dim": 2, "mean": {"fixed": [[0, 0], None]}}, "partial fix.*one-dimensional"),
+    ],
+)
+def test_bad_partial_fixes_are_one_clear_line(model, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(model)
