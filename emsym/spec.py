@@ -128,6 +128,32 @@ class ModelSpec(SpecViews):
     def label(self) -> str:
         return self.name or "model"
 
+    def family_form(self) -> FamilySpec | None:
+        """The same variant as a family of the generic engine (``emsym.families.gaussian``), or None
+        where it has a covariance matrix (full, tied full, an mclust block).
+
+        Bernoulli mixing is two free weights (theta is component 2's); a tied variance is a shared
+        one.  ``emsym check`` derives this form independently and compares the updates.
+        """
+        from .families.gaussian import FORMS, form
+
+        kind = form(self.vector, self.covariance)
+        if kind is None:
+            return None
+        options = (("mean", self.mean), ("variance", "shared" if self.variance == "tied" else self.variance))
+        return FamilySpec(
+            family=FORMS[kind],
+            components=self.components,
+            dim=self.dim,
+            mixing="free" if self.mixing == "bernoulli" else self.mixing,
+            options=tuple((name, o) for name, o in options if o != "free"),
+            priors=self.priors,
+            labelled=self.labelled,
+            source=f"gaussian ({kind})",
+            name=self.name,
+            description=self.description,
+        )
+
 
 Spec = Union[ModelSpec, FamilySpec]  # noqa: UP007 - a runtime alias: any model a file describes
 
