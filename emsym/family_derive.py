@@ -39,6 +39,7 @@ class FamilyDeriver(Deriver):
         self.steps = []
         self.solutions = {}
         self.Qsym = sp.Function("Q")(sp.Symbol("theta"), sp.Symbol("theta_old"))
+        self._atoms = {}
 
     def density_note(self) -> str:
         fam = self.m.family

@@ -20,6 +20,7 @@ k for point n; ``x[n]`` (or ``x[n, i]``) is the data.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
@@ -173,12 +174,13 @@ class EMObjects:
     def complete_loglik(self) -> sp.Expr:
         return self.over_points(lambda n: self.over_components(lambda c: self.z[n, c] * self.log_joint(c, n)))
 
-    @property
+    @functools.cached_property
     def Q_data(self) -> sp.Expr:
-        """Expected complete-data log-likelihood: z[n, c] replaced by gamma[n, c]."""
+        """Expected complete-data log-likelihood: z[n, c] replaced by gamma[n, c] (built once: each
+        parameter's step reads it, and at K = 50 building it took 40 ms)."""
         return self.over_points(lambda n: self.over_components(lambda c: self.gamma[n, c] * self.log_joint(c, n)))
 
-    @property
+    @functools.cached_property
     def Q(self) -> sp.Expr:
         """The objective of the M-step: Q, plus log p(theta) for MAP-EM."""
         return self.Q_data + self.log_prior if self.spec.priors else self.Q_data

@@ -190,3 +190,37 @@ def test_variance_names_print_as_squares():
     assert latex(var**2) == r"\left({\sigma^{2}_{k}}\right)^{2}"  # not the stacked {\sigma^{2}_{k}}^{2}
     assert latex(sp.Symbol("sigma2_2") ** 2) == r"\left({\sigma^{2}_{2}}\right)^{2}"
     assert latex(sp.sqrt(sp.Symbol("sigma2_2"))) == r"\sqrt{{\sigma^{2}_{2}}}"
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"components": 4, "variance": {"fixed": [1, 2, 3, 4]}, "mixing": "free"},
+        {"components": 3, "mean": {"linked": ["-a", None, "2a"]}, "variance": "tied"},
+        {"components": 3, "dim": 2, "covariance": "diag", "variance": {"fixed": [[1, 2], [2, 1], [1, 1]]}},
+        {"components": "K", "dim": "d", "covariance": "diag"},
+    ],
+)
+def test_differentiating_only_the_terms_that_hold_a_parameter_changes_nothing(model):
+    """Q is pruned to the terms that may hold p before sympy differentiates it (the cost was K^2).
+    Reference: sympy's derivative of the whole objective, for every parameter."""
+    from emsym.derive import _Deriver, _terms_with
+
+    deriver = _Deriver(load_spec(model))
+    Q, atoms = deriver.m.Q, {}
+    for p in deriver.m.params:
+        if isinstance(p.symbol, (sp.Symbol, sp.Indexed)):
+            pruned, whole = sp.diff(_terms_with(Q, p, atoms), p.symbol), sp.diff(Q, p.symbol)
+            # the same expression, or the whole one with sums of zeros (sum_i 0) the pruned one lacks
+            assert pruned == whole or (pruned - whole).doit() == 0, p.name
+
+
+def test_a_derivative_step_shows_no_sums_of_zeros():
+    """With fixed diagonal variances the derivative used to print '- gamma_n2*sum_{i=1}^{2} (0)/2' for
+    each other component."""
+    d = derive(
+        load_spec({"components": 3, "dim": 2, "covariance": "diag", "variance": {"fixed": [[1, 2], [2, 1], [1, 1]]}})
+    )
+    for step in d.steps:
+        if step.title.startswith("Differentiate"):
+            assert "(0)" not in step.plain, step.title
