@@ -714,12 +714,15 @@ class CompiledModel:
                     self._refuse_matrix(g, f"{where}: components[{k}].covariance")
                 if g is not None and not np.allclose(g, value, rtol=1e-9, atol=1e-12):
                     link = getattr(self.spec, field, None) if field in ("mean", "variance") else None
-                    if isinstance(link, Linked):
+                    if isinstance(link, Linked) and (link.entries[k] is None or isinstance(link.entries[k], tuple)):
+                        shown = ", ".join("null" if e is None else str(e) for e in link.as_list())
                         raise DataError(
                             f"{where}: components[{k}].{field} is {_show(np.ravel(g)[0])}, but the model links the "
-                            f"{field}s as {link.as_list()}, which with the other components' values makes it "
+                            f"{field}s as [{shown}], which with the other components' values makes it "
                             f"{_show(np.ravel(value)[0])}; give starting values that satisfy the link"
                         )
+                    if isinstance(link, Linked):  # a fixed entry of a link list: one number in 1-d
+                        g, value = np.ravel(g)[0], np.ravel(value)[0]
                     raise DataError(
                         f"{where}: components[{k}].{field} is {_show(g)}, but the model fixes it "
                         f"at {_show(value)}; leave it out or make it match"
