@@ -138,7 +138,8 @@ class FamilyDeriver(Deriver):
             f"The model links {p.name} as [{links}]. The components linked to one name share one unknown value "
             f"{a} (each is a known multiple kappa_k of it); a free component (null) is a group of its own "
             f"(kappa = 1) and a fixed one is known. Each group's value maximises the terms of Q of its own "
-            f"components: ell_j = 1 for them and 0 for the others (the weights' terms do not hold {a}).",
+            f"components: ell_j = 1 for them and 0 for the others (the weights' terms do not hold {a})"
+            + (f"; with the prior, each of them adds log p(kappa_j {a})." if self.spec.prior(p.name) else "."),
             Equation(sp.Symbol(f"Q_{a}"), objective),
             p.name,
         )

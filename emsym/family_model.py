@@ -28,7 +28,7 @@ from .families import Handles
 from .family_spec import FamilySpec
 from .options import Fixed, Linked
 from .printing import Equation
-from .priors import log_prior
+from .priors import log_prior, log_prior_term
 from .qfunction import EMObjects, Param
 
 __all__ = ["FamilyModel"]
@@ -166,14 +166,21 @@ class FamilyModel(EMObjects):
         return base[c]
 
     def group_objective(self, name: str) -> sp.Expr:
-        """The terms of Q that hold one group's value a: its components' (ell_j = 1), theta_j = kappa_j a."""
+        """The terms of Q that hold one group's value a: its components' (ell_j = 1), theta_j = kappa_j a;
+        for MAP-EM also their prior's terms, log p(kappa_j a) for each component of the group."""
         a, kappa, ell = self.groups[name]
         base = self.bases[name]
-        return self.over_points(
+        objective = self.over_points(
             lambda n: self.over_components(
                 lambda j: ell[j] * self.gamma[n, j] * self.logf(j, n).xreplace({base[j]: kappa[j] * a})
             )
         )
+        prior = self.spec.prior(name)
+        if prior is not None:
+            objective += self.over_components(
+                lambda j: ell[j] * log_prior_term(prior.kind, prior.hyper, lambda _: kappa[j] * a)
+            )
+        return objective
 
     # -- sums ------------------------------------------------------------------------------
     def over_components(self, f: Callable) -> sp.Expr:

@@ -342,13 +342,8 @@ def family_spec_from_dict(data: dict, where: str = "model") -> FamilySpec:
         if text_key in data and not isinstance(data[text_key], str):
             raise SpecError(f"{where}: '{text_key}' should be text, but got {short(data[text_key])}")
     priors = _priors(data["prior"], family, mixing, where) if "prior" in data else ()
-    for prior in priors:
+    for prior in priors:  # on linked values: a prior on each component's value kappa_k a
         opt = dict(options).get(prior.target)
-        if isinstance(opt, Linked):
-            raise SpecError(
-                f"{where}: 'prior.{prior.target}': {prior.target} is linked; a prior on linked values is not "
-                "supported -- remove the prior or the link"
-            )
         if isinstance(opt, Fixed) and all(v is not None for v in opt.values):
             raise SpecError(
                 f"{where}: 'prior.{prior.target}': {prior.target} is fixed, so a prior on it "

@@ -405,15 +405,6 @@ def test_linked_parameter_without_closed_form_is_solved_for_a():
             },
             "both use the name 'a'",
         ),
-        (
-            {
-                "family": "poisson",
-                "components": 2,
-                "rate": {"linked": ["a", "2a"]},
-                "prior": {"rate": {"gamma": [2, 1]}},
-            },
-            "rate is linked",
-        ),
     ],
 )
 def test_bad_links_are_one_clear_line(model, message):

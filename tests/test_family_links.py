@@ -187,3 +187,32 @@ def test_a_group_whose_update_holds_another_parameter_is_a_cycle():
     assert [c["m"] for c in res.components] == pytest.approx(list(m1), rel=1e-12)
     assert [c["v"] for c in res.components] == pytest.approx(list(v1), rel=1e-12)
     assert check(load_spec(model), n=300).passed
+
+
+@pytest.mark.parametrize(
+    ("links", "groups"),
+    [(["a", "2a", "3a"], [[0, 1, 2]]), (["a", "2a", None], [[0, 1], [2]])],
+    ids=["one-name", "groups"],
+)
+def test_a_gamma_prior_on_linked_rates_one_step_by_hand(links, groups):
+    """rate: {linked: ...} with rate ~ Gamma(a0, b0) on each component's rate kappa_k a.  On paper, for a
+    group g: d/da [sum_j ell_j (S_j log(kappa_j a) - N_j kappa_j a + (a0 - 1) log(kappa_j a) - b0 kappa_j a)] = 0
+    gives a = (sum_j ell_j S_j + (a0 - 1) n_g) / sum_j ell_j kappa_j (N_j + b0), n_g the group's size."""
+    a0, b0 = 3.0, 0.5
+    model = {"family": "poisson", "components": 3, "rate": {"linked": links}, "prior": {"rate": {"gamma": [a0, b0]}}}
+    rng = np.random.default_rng(4)
+    x = rng.poisson(np.repeat([3.0, 6.0, 9.0], 120)).astype(float)
+    fitted = _model(model)
+    start = fitted.params_from_components(
+        [{"weight": 0.3, "rate": 2.0}, {"weight": 0.3}, {"weight": 0.4, "rate": 6.0 if len(groups) == 1 else 10.0}]
+    )
+    R = _responsibilities(np.log(start["pi"]) + stats.poisson.logpmf(x[:, None], start["rate"]))
+    N, S = R.sum(axis=0), R.T @ x
+    kappa = np.array([1.0, 2.0, 3.0 if len(groups) == 1 else 1.0])
+    want = np.empty(3)
+    for g in groups:
+        a = (S[g].sum() + (a0 - 1) * len(g)) / (kappa[g] * (N[g] + b0)).sum()
+        want[g] = kappa[g] * a
+    res = run_em(fitted, x[:, None], start, iterations=1)
+    assert [c["rate"] for c in res.components] == pytest.approx(list(want), rel=1e-12)
+    assert check(load_spec(model), n=300).passed
