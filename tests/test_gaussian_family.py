@@ -85,8 +85,22 @@ def test_a_covariance_matrix_has_no_family_form(name):
             "prior": {"weights": {"dirichlet": 2}, "mean": {"normal": [0, 10]}, "variance": {"inverse-gamma": [2, 1]}},
         },
         {"components": 3, "dim": 2, "covariance": "spherical", "prior": {"variance": {"inverse-gamma": [3, 2]}}},
+        # found by comparing the engines: the family engine left a prior on grouped values out
+        {"components": 3, "mean": {"fixed": [0, None, 5]}, "labelled": True, "prior": {"mean": {"normal": [0, 10]}}},
+        {"components": 3, "mean": {"linked": ["a", "2a", None]}, "prior": {"mean": {"normal": [0, 10]}}},
     ],
-    ids=["linked-groups", "linked-tied", "partly-fixed", "labelled", "diag-shared", "diag-fixed", "map", "map-sph"],
+    ids=[
+        "linked-groups",
+        "linked-tied",
+        "partly-fixed",
+        "labelled",
+        "diag-shared",
+        "diag-fixed",
+        "map",
+        "map-sph",
+        "map-partly-fixed",
+        "map-linked",
+    ],
 )
 def test_ties_links_labels_and_priors_agree_across_the_engines(model):
     item = _engine(check(load_spec(model), n=250, seed=4))
