@@ -48,35 +48,15 @@ def _spherical(v):
     return -v.d * sp.log(2 * sp.pi * s2) / 2 - sp.Sum((v.x_i - mu) ** 2, (v.i, 1, v.d)) / (2 * s2)
 
 
-def _start_vector(X, K, rng):
-    """k-means++ means and the overall variance of the data (the Gaussian stages' start)."""
+def _start(X, K, rng):
+    """k-means++ means and the overall variance of the data (the Gaussian stages' start), per coordinate."""
     return {"mean": kmeanspp(X, K, rng), "variance": np.full((K, X.shape[1]), overall_variance(X))}
 
 
-def _start_univariate(X, K, rng):
-    s = _start_vector(X, K, rng)
-    return {"mean": s["mean"][:, 0], "variance": s["variance"][:, 0]}
-
-
-def _start_spherical(X, K, rng):
-    s = _start_vector(X, K, rng)
-    return {"mean": s["mean"], "variance": s["variance"][:, 0]}
-
-
-def _truth_vector(K, d, rng):
-    """Means 4 apart along every axis; variances 0.5..2 times (k + 1)."""
+def _truth(K, d, rng):
+    """Means 4 apart along every axis; variances 0.5..2 times (k + 1), per coordinate."""
     mean = np.array([4.0 * k + rng.normal(0, 0.5, d) for k in range(K)])
     return {"mean": mean, "variance": np.array([rng.uniform(0.5, 2.0, d) * (1 + k) for k in range(K)])}
-
-
-def _truth_univariate(K, d, rng):
-    t = _truth_vector(K, 1, rng)
-    return {"mean": t["mean"][:, 0], "variance": t["variance"][:, 0]}
-
-
-def _truth_spherical(K, d, rng):
-    t = _truth_vector(K, d, rng)
-    return {"mean": t["mean"], "variance": t["variance"][:, 0]}
 
 
 def _sample(params, z, rng):
@@ -87,54 +67,42 @@ def _sample(params, z, rng):
     return mean + scale * rng.standard_normal(mean.shape)
 
 
+def _form(description: str, mean: Parameter, variance: Parameter, log_density) -> Family:
+    """One form of the Gaussian: its start and truth are the per-coordinate ones, a scalar parameter
+    keeping the first coordinate's value."""
+
+    def cut(values: dict) -> dict:
+        return {p.name: values[p.name] if p.per_coordinate else values[p.name][:, 0] for p in (mean, variance)}
+
+    return Family(
+        name="gaussian",
+        description=description,
+        parameters=(mean, variance),
+        log_density=log_density,
+        support=SUPPORTS["real"],
+        univariate=not mean.per_coordinate,
+        start=lambda X, K, rng: cut(_start(X, K, rng)),
+        sample=_sample,
+        truth=lambda K, d, rng: cut(_truth(K, d if mean.per_coordinate else 1, rng)),
+        conjugate={"mean": "normal", "variance": "inverse-gamma"},
+        display="N",
+    )
+
+
 _MEAN_SCALAR = Parameter("mean", "scalar", "real", "mu", "the component's mean")
 _MEAN_VECTOR = Parameter("mean", "vector", "real", "mu", "the mean of each coordinate")
 _VAR_SCALAR = Parameter("variance", "scalar", "positive", "sigma2", "the variance (sigma squared)")
 _VAR_VECTOR = Parameter("variance", "vector", "positive", "sigma2", "the variance of each coordinate")
-_CONJUGATE = {"mean": "normal", "variance": "inverse-gamma"}
 
-UNIVARIATE = Family(
-    name="gaussian",
-    description="normal: p(x) = exp(-(x - mu)^2 / (2 sigma^2)) / sqrt(2 pi sigma^2)",
-    parameters=(_MEAN_SCALAR, _VAR_SCALAR),
-    log_density=_univariate,
-    support=SUPPORTS["real"],
-    univariate=True,
-    start=_start_univariate,
-    sample=_sample,
-    truth=_truth_univariate,
-    conjugate=_CONJUGATE,
-    display="N",
+UNIVARIATE = _form(
+    "normal: p(x) = exp(-(x - mu)^2 / (2 sigma^2)) / sqrt(2 pi sigma^2)", _MEAN_SCALAR, _VAR_SCALAR, _univariate
 )
-
-DIAGONAL = Family(
-    name="gaussian",
-    description="normal with independent coordinates: a mean and a variance per coordinate",
-    parameters=(_MEAN_VECTOR, _VAR_VECTOR),
-    log_density=_diagonal,
-    support=SUPPORTS["real"],
-    univariate=False,
-    start=_start_vector,
-    sample=_sample,
-    truth=_truth_vector,
-    conjugate=_CONJUGATE,
-    display="N",
+DIAGONAL = _form(
+    "normal with independent coordinates: a mean and a variance per coordinate", _MEAN_VECTOR, _VAR_VECTOR, _diagonal
 )
-
-SPHERICAL = Family(
-    name="gaussian",
-    description="normal with one variance for every coordinate: p(x) = N(x | mu, sigma^2 I)",
-    parameters=(_MEAN_VECTOR, _VAR_SCALAR),
-    log_density=_spherical,
-    support=SUPPORTS["real"],
-    univariate=False,
-    start=_start_spherical,
-    sample=_sample,
-    truth=_truth_spherical,
-    conjugate=_CONJUGATE,
-    display="N",
+SPHERICAL = _form(
+    "normal with one variance for every coordinate: p(x) = N(x | mu, sigma^2 I)", _MEAN_VECTOR, _VAR_SCALAR, _spherical
 )
-
 
 FORMS = {"univariate": UNIVARIATE, "diagonal": DIAGONAL, "spherical": SPHERICAL}
 
