@@ -297,13 +297,13 @@ def _run_inputs(args):
     """The spec (a vector family's d from the data), the data and the compiled model, each checked."""
     from .cache import get_model
     from .data import load_data
-    from .family_spec import FamilySpec
+    from .spec import for_data
 
     spec = _spec_for(args)
     data = None
-    if isinstance(spec, FamilySpec) and spec.general_d and not spec.general_k:
-        data = load_data(args.data)  # a vector family takes its number of coordinates from the data
-        spec = spec.instantiate(dim=data.X.shape[1])
+    if spec.general_d and not spec.general_k:
+        data = load_data(args.data)  # a general d is the data's number of coordinates
+        spec = for_data(spec, data.X.shape[1], args.model)
     if not spec.concrete:
         raise EmsymError(
             f"model {spec.label()!r} has components {spec.components!r} and dim {spec.dim!r}; "

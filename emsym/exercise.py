@@ -25,7 +25,7 @@ from typing import Any
 from .exceptions import EmsymError, ExerciseError, SpecError
 from .family_spec import FamilySpec
 from .safeio import load_yaml, read_text
-from .spec import PRESETS, Spec, load_spec, spec_from_dict
+from .spec import PRESETS, Spec, for_data, load_spec, spec_from_dict
 from .texsafe import math_problem, math_segments
 
 __all__ = [
@@ -483,10 +483,14 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
             c.bad(("labels",), "a list of component numbers (or null for unknown), one per point", lab)
         else:
             labels = tuple(0 if v is None else v for v in lab)
+    dim = 1 if not data or not isinstance(data[0], tuple) else len(data[0])
     if model is not None and data is not None:
-        dim = 1 if not isinstance(data[0], tuple) else len(data[0])
-        if isinstance(model, FamilySpec) and model.general_d and not model.general_k:
-            model = dataclasses.replace(model, dim=dim)  # a vector family's d comes from the data
+        try:
+            model = for_data(model, dim, c.at(("model",)) + ": model")  # a general d is the data's
+        except SpecError as exc:
+            c.problems.append(f"{c.at(('model',))}: model: {exc}")
+            model = None
+    if model is not None and data is not None:
         if model.concrete and dim != model.dim:
             c.bad(("data",), f"points of dimension {model.dim} (the model's dim)", f"dimension {dim}")
         if labels is not None:

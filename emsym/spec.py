@@ -589,6 +589,18 @@ def _preset(name: str) -> Spec:
     return spec_from_dict(data, where=f"preset '{name}'")
 
 
+def for_data(spec: Spec, dim: int, where: str = "model") -> Spec:
+    """``spec`` for data points of ``dim`` coordinates: a general d (with a whole K) becomes the data's.
+
+    The variant is read again with that d, so every rule for it applies: a categorical needs two
+    categories or more, an mclust name more than one dimension (a SpecError naming the rule).
+    """
+    if not spec.general_d or spec.general_k:
+        return spec
+    out = spec_from_dict({**spec.to_dict(), "dim": dim}, where=f"{where} (dim {dim}, from the data)")
+    return dataclasses.replace(out, name=spec.name, description=spec.description)
+
+
 def load_spec(source: str | os.PathLike | dict | Spec) -> Spec:
     """A validated ``ModelSpec`` from a preset name, a YAML file path, or a dict."""
     if isinstance(source, (ModelSpec, FamilySpec)):

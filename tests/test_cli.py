@@ -353,3 +353,24 @@ def test_run_iterations_runs_exactly_n_without_a_warning(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["iterations"] == 3
     assert main([*base, "--iterations", "-1"]) == 2
     assert "--iterations should be >= 0" in capsys.readouterr().err
+
+
+def test_a_general_d_takes_the_data_s_number_of_coordinates(tmp_path, capsys):
+    """A Gaussian written for a general d runs on data of any d, as a vector family does.  Reference: the
+    same run with the data's d written in the model file."""
+    rng = np.random.default_rng(6)
+    X = np.vstack([rng.normal(0, 1, (60, 3)), rng.normal(4, 1.5, (60, 3))])
+    (tmp_path / "x.csv").write_text("a,b,c\n" + "\n".join(",".join(f"{v:.17g}" for v in row) for row in X) + "\n")
+    runs = []
+    for dim in ("d", 3):
+        (tmp_path / f"m{dim}.yaml").write_text(f"components: 2\ndim: {dim}\ncovariance: diag\n")
+        args = ["run", str(tmp_path / f"m{dim}.yaml"), "--data", str(tmp_path / "x.csv"), "--format", "json"]
+        assert main(args) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0]["loglik"] == runs[1]["loglik"]
+    assert runs[0]["components"] == runs[1]["components"]
+    (tmp_path / "vei.yaml").write_text("components: 2\ndim: d\ncovariance: VEI\n")
+    (tmp_path / "y.csv").write_text("y\n" + "\n".join(str(v) for v in X[:, 0]) + "\n")
+    assert main(["run", str(tmp_path / "vei.yaml"), "--data", str(tmp_path / "y.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "(dim 1, from the data)" in err and "is for d > 1 dimensions" in err

@@ -175,6 +175,21 @@ def test_validation_errors_name_file_line_key_expected_received(tmp_path, change
     assert re.search(message, "\n".join(err.value.problems)), err.value.problems
 
 
+def test_a_model_for_a_general_d_takes_the_data_s(tmp_path):
+    """model: {dim: d}: the exercise's points say d; a variant that does not exist for that d is one line."""
+    two_d = GOOD.replace("model: standard", "model: {components: 2, dim: d, covariance: spherical}").replace(
+        "data: [-1, 0, 4, 5, 6]", "data: [[-1, 0], [0, 1], [4, 4], [5, 6], [6, 5]]"
+    )
+    two_d = two_d.replace("mean: 6, variance: 1", "mean: [6, 6], variance: 1").replace(
+        "mean: 7, variance: 4", "mean: [7, 7], variance: 4"
+    )
+    ex = load_exercise(_write(tmp_path, two_d))
+    assert ex.model.dim == 2 and ex.model.covariance == "spherical"
+    one_d = GOOD.replace("model: standard", "model: {components: 2, dim: d, covariance: EVI}")
+    with pytest.raises(ExerciseError, match=r"model: .*\(dim 1, from the data\).*is for d > 1 dimensions"):
+        load_exercise(_write(tmp_path, one_d, "one.yaml"))
+
+
 def test_formula_names_must_cover_the_answer(tmp_path):
     text = (
         GOOD
