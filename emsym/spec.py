@@ -593,12 +593,16 @@ def for_data(spec: Spec, dim: int, where: str = "model") -> Spec:
     """``spec`` for data points of ``dim`` coordinates: a general d (with a whole K) becomes the data's.
 
     The variant is read again with that d, so every rule for it applies: a categorical needs two
-    categories or more, an mclust name more than one dimension (a SpecError naming the rule).
+    categories or more, an mclust name more than one dimension (a SpecError naming the rule).  The
+    model-file limit on dim (``LIMITS``) guards against a file asking for a huge d; a d the data
+    has is not capped (a Bernoulli mixture of 28 x 28 binary images has 784), so the rules are
+    read at min(d, limit) -- each is a lower bound on d -- and the data's d is put in after.
     """
     if not spec.general_d or spec.general_k:
         return spec
-    out = spec_from_dict({**spec.to_dict(), "dim": dim}, where=f"{where} (dim {dim}, from the data)")
-    return dataclasses.replace(out, name=spec.name, description=spec.description)
+    probe = min(dim, LIMITS["dim"])
+    out = spec_from_dict({**spec.to_dict(), "dim": probe}, where=f"{where} (dim {dim}, from the data)")
+    return dataclasses.replace(out, dim=dim, name=spec.name, description=spec.description)
 
 
 def load_spec(source: str | os.PathLike | dict | Spec) -> Spec:

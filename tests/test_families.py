@@ -696,3 +696,22 @@ def test_question_sheets_give_a_familys_starting_values():
     assert "component 1: weight 0.5, p [0.4, 0.3, 0.2, 0.1]" in md
     md = render_questions(load_exercise(root / "exercises" / "own-poisson-counts.yaml"), "md")
     assert "component 2: weight 0.5, rate 4" in md
+
+
+def test_a_vector_family_takes_more_coordinates_from_the_data_than_a_file_may_ask(tmp_path, capsys):
+    """dim left out: the data's 150 binary columns (a model file may ask for at most 100; 28 x 28 images
+    have 784).  Reference: the Bernoulli mixture log-likelihood of the returned parameters, by numpy."""
+    rng = np.random.default_rng(0)
+    X = (rng.random((200, 150)) < np.where(np.arange(200)[:, None] < 100, 0.2, 0.6)).astype(int)
+    (tmp_path / "b.csv").write_text(",".join(f"p{i}" for i in range(150)) + "\n")
+    with (tmp_path / "b.csv").open("a") as fh:
+        fh.write("\n".join(",".join(map(str, row)) for row in X) + "\n")
+    (tmp_path / "m.yaml").write_text("family: bernoulli\ncomponents: 2\n")
+    args = ["run", str(tmp_path / "m.yaml"), "--data", str(tmp_path / "b.csv"), "--iterations", "2", "--format", "json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    w = np.array([c["weight"] for c in out["components"]])
+    P = np.array([c["p"] for c in out["components"]])
+    assert P.shape == (2, 150)
+    logp = np.log(w) + X @ np.log(P).T + (1 - X) @ np.log(1 - P).T
+    assert out["loglik"][-1] == pytest.approx(float(special.logsumexp(logp, axis=1).sum()), rel=1e-12)
