@@ -52,17 +52,14 @@ class FamilyCompiledModel:
         self.vector = spec.vector
         self.method = plan.method
         self.update_order = tuple(name for name, _, _ in plan.updates)
-        # linked: theta_k = kappa_k a; params hold theta (K,), the plan reads a and kappa from the env
-        self.linked: dict[str, np.ndarray] = {
-            p.name: np.array([float(coef) for coef, _ in o.entries])
-            for p in self.family.parameters
-            if isinstance(o := spec.option(p.name), Linked) and o.single
-        }
-        # links in groups: kappa (K,) and one mask per group (each name, then each free component); the
-        # group update is solved group by group with ell = the mask (see _grouped); fixed entries are known
+        # links: kappa (K,) and one mask per group (each name, then each free component); the update of a
+        # group's value a is solved group by group with ell = the mask (see _grouped); fixed entries are
+        # known.  Every component linked to one name is one group, whose plan reads theta_k as kappa_k a
+        # (``<name>:link``, kept equal to theta_1 / kappa_1: ``self.single``); params always hold theta.
         self.groups: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+        self.single = {p.name for p in self.family.parameters if _single(spec.option(p.name))}
         for p in self.family.parameters:
-            if isinstance(o := spec.option(p.name), Linked) and not o.single:
+            if isinstance(o := spec.option(p.name), Linked):
                 kappa, masks = np.ones(self.K), []
                 for idx, coefs in o.groups():
                     kappa[idx] = [float(c) for c in coefs]
@@ -144,12 +141,10 @@ class FamilyCompiledModel:
                 full[name] = value
         if self.spec.mixing == "equal":
             full["pi"] = np.full(self.K, 1.0 / self.K)
-        for name, kappa in self.linked.items():
-            full[f"{name}:kappa"] = kappa
-            if name in full:
-                full[f"{name}:link"] = float(np.asarray(full[name])[0] / kappa[0])
         for name, (kappa, _) in self.groups.items():
             full[f"{name}:kappa"] = kappa
+            if name in self.single and name in full:
+                full[f"{name}:link"] = float(np.asarray(full[name])[0] / kappa[0])
         return {
             "X": XT[None],
             "R": None if R is None else R[:, None, :],
@@ -189,9 +184,6 @@ class FamilyCompiledModel:
             env = self._env(X, new, R)
             for name, fn in self._updates:
                 value = self._grouped(name, fn, env) if name in self.groups else fn(env)
-                if name in self.linked:  # the update is a's; every component's value follows
-                    env["params"][f"{name}:link"] = a = float(np.asarray(value).item())
-                    value = (self.linked[name] * a)[:, None, None]  # components on axis 0
                 new[name] = self._store(name, value)
                 env["params"][name] = new[name]
             if cycles > 1 and all(np.allclose(new[k], before[k], rtol=1e-14, atol=0) for k in self.update_order):
@@ -202,8 +194,6 @@ class FamilyCompiledModel:
         env = self._env(X, params, R)
         fn = dict(self._updates)[name]
         value = self._grouped(name, fn, env) if name in self.groups else fn(env)
-        if name in self.linked:
-            value = (self.linked[name] * float(np.asarray(value).item()))[:, None, None]
         return self._store(name, value)
 
     def _grouped(self, name: str, fn: Fn, env: dict) -> np.ndarray:
@@ -218,6 +208,8 @@ class FamilyCompiledModel:
             env["memo"] = {}  # the plan's memo holds sums that hold ell
             theta[mask] = kappa[mask] * float(np.asarray(fn(env)).item())
         env["memo"] = {}
+        if name in self.single:  # the plan reads theta_k as kappa_k a: the new a
+            params[f"{name}:link"] = float(theta[0] / kappa[0])
         return theta[:, None, None]  # components on axis 0
 
     def Q(self, X: np.ndarray, R: np.ndarray, params: dict) -> float:
@@ -286,9 +278,6 @@ class FamilyCompiledModel:
                 if option == "shared" and k > 0 and c.get(p.name) is None:
                     values.append(values[0])
                     continue
-                if p.name in self.linked and k > 0 and c.get(p.name) is None:  # follows the first component
-                    values.append(values[0] * self.linked[p.name][k] / self.linked[p.name][0])
-                    continue
                 follows = self._group_leader(p.name, k)
                 if follows is not None and c.get(p.name) is None:  # follows the first component of its group
                     kappa = self.groups[p.name][0]
@@ -303,8 +292,6 @@ class FamilyCompiledModel:
                         f"but got {[_show(v) for v in arr]}"
                     )
                 params[p.name] = float(arr[0]) if arr.ndim == 1 else arr[0]
-            elif p.name in self.linked:
-                params[p.name] = self._linked_values(p.name, arr, where)
             elif p.name in self.groups:
                 params[p.name] = self._grouped_values(p.name, arr, where)
             else:
@@ -325,18 +312,6 @@ class FamilyCompiledModel:
                 f"(sum {float(w.sum()):g})"
             )
         return params
-
-    def _linked_values(self, name: str, values: np.ndarray, where: str) -> np.ndarray:
-        """Values of a linked parameter checked against its links (theta_k / kappa_k the same for every k)."""
-        kappa = self.linked[name]
-        a = values / kappa
-        if not np.allclose(a, a[0], rtol=1e-9, atol=0):
-            raise DataError(
-                f"{where}: the model links {name} as {self.spec.option(name).as_list()}, so "  # type: ignore[union-attr]
-                f"the components' {name} should be in those ratios, but got {[_show(v) for v in values]}; "
-                f"give the first component's {name} alone, or values in the model's ratios"
-            )
-        return kappa * a[0]
 
     def _group_leader(self, name: str, k: int) -> int | None:
         """The first component of k's linked group, when that is another component (None otherwise)."""
@@ -378,9 +353,6 @@ class FamilyCompiledModel:
             if self.spec.option(p.name) == "shared":
                 params[p.name] = float(v.mean()) if v.ndim == 1 else v.mean(axis=0)
                 continue
-            if p.name in self.linked:  # a from the family's start: the mean of theta_k / kappa_k
-                params[p.name] = self.linked[p.name] * float(np.mean(v / self.linked[p.name]))
-                continue
             if p.name in self.groups:  # each group's a: the mean of theta_k / kappa_k over its components
                 kappa, masks = self.groups[p.name]
                 v = v.copy()
@@ -402,8 +374,6 @@ class FamilyCompiledModel:
             for p in self.family.parameters:
                 v = np.asarray(truth[p.name], dtype=float)
                 entry[p.name] = v[0] if self.spec.option(p.name) == "shared" else v[k]
-                if p.name in self.linked:
-                    entry[p.name] = abs(float(v[0])) * self.linked[p.name][k]
                 leader = self._group_leader(p.name, k)
                 if leader is not None:  # in a group: its first component's value times the ratio
                     kappa = self.groups[p.name][0]
@@ -431,9 +401,6 @@ class FamilyCompiledModel:
                     e = np.zeros(self.K)
                     e[0], e[a] = 1.0, -1.0
                     yield f"pi_1 - pi_{a + 1}", {name: e}
-                continue
-            if name in self.linked:  # a moves, every component's value with it
-                yield f"{name} (the linked a)", {name: self.linked[name].copy()}
                 continue
             if name in self.groups:  # each group's a moves, its components' values with it
                 kappa, masks = self.groups[name]
@@ -519,6 +486,11 @@ class FamilyCompiledModel:
                 )
 
 
+def _single(option) -> bool:
+    """Every component linked to one name (the plan reads theta_k as kappa_k a)."""
+    return isinstance(option, Linked) and option.single
+
+
 def _need(comp: dict, field: str, where: str):
     value = comp.get(field)
     if value is None:
@@ -556,7 +528,7 @@ def _numeric_update(derivative: Fn, param, model: FamilyCompiledModel) -> Fn:
     by doubling steps from the current value, then bisection; a component with no sign change
     keeps its value.  A linked parameter has one unknown, a (``<name>:link`` in the environment).
     """
-    linked = param.name in model.linked or param.name in model.groups
+    linked = param.name in model.groups
     name, domain = (f"{param.name}:link" if linked else param.name), param.domain
     rows = 1 if linked else model.K
     maps: dict[str, tuple[Callable, Callable]] = {

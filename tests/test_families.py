@@ -417,7 +417,7 @@ def test_an_init_against_the_links_is_refused():
         get_derivation(load_spec({"family": "poisson", "components": 2, "rate": {"linked": ["a", "2a"]}}))
     )
     with pytest.raises(
-        DataError, match=r"links rate as \['a', '2a'\], so the components' rate should be in those ratios"
+        DataError, match=r"links rate as \[a, 2a\], so the components linked to one name should have rate in those"
     ):
         model.params_from_components([{"weight": 0.5, "rate": 1}, {"weight": 0.5, "rate": 3}])
 
