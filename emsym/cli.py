@@ -334,13 +334,11 @@ def _run_inputs(args):
 def cmd_run(args) -> int:
     from .data import load_init_components
     from .em import run_em
-    from .family_spec import FamilySpec
 
     spec, data, model = _run_inputs(args)
     init = None
     if args.init:
-        fields = spec.family.parameter_names if isinstance(spec, FamilySpec) else None
-        comps = load_init_components(args.init, int(spec.dim), fields)
+        comps = load_init_components(args.init, int(spec.dim), spec.init_fields)
         init = model.params_from_components(comps, where=args.init)
     progress = _Progress() if sys.stderr.isatty() and args.format == "text" else None
     result = run_em(

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import EmsymError, ExerciseError, SpecError
-from .family_spec import FamilySpec
 from .safeio import load_yaml, read_text
 from .spec import PRESETS, Spec, for_data, load_spec, spec_from_dict
 from .texsafe import math_problem, math_segments
@@ -506,8 +505,9 @@ def _build(raw: Any, path: str, marks: dict, allow_outside: bool = False) -> Exe
         try:
             dim = int(model.dim) if model is not None and model.concrete else 1
             where = c.at(("init",)) + ": init"
-            if isinstance(model, FamilySpec):
-                init = parse_family_init({"components": raw["init"]}, model.family.parameter_names, where)
+            fields = model.init_fields if model is not None else None
+            if fields is not None:
+                init = parse_family_init({"components": raw["init"]}, fields, where)
             else:
                 init = parse_init_components({"components": raw["init"]}, dim, where=where)
             if model is not None and model.concrete and len(init) != model.components:
@@ -600,21 +600,7 @@ def _check_parts_against_model(ex: Exercise, c: _Check) -> None:
     except EmsymError as exc:  # pragma: no cover - a spec that validates derives
         c.problems.append(f"{c.at(('model',))}: model: {exc}")
         return
-    fields = (
-        ("weight", *spec.family.parameter_names)
-        if isinstance(spec, FamilySpec)
-        else ("weight", "mean", "variance", "sd")
-    )
-    K = int(spec.components) if spec.concrete else 0
-    view = {f"{f}_{k}" for f in fields for k in range(1, K + 1)}
-    if isinstance(spec, FamilySpec) and spec.concrete:  # one coordinate of a vector parameter: p_1_3
-        view |= {
-            f"{p.name}_{k}_{l}"
-            for p in spec.family.parameters
-            if p.per_coordinate
-            for k in range(1, K + 1)
-            for l in range(1, int(spec.dim) + 1)
-        }
+    view = spec.view_names()
     earlier: list[str] = []
     for i, part in enumerate(ex.parts):
         kp = ("parts", i)

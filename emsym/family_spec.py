@@ -119,6 +119,20 @@ class FamilySpec(SpecViews):
     def label(self) -> str:
         return self.name or f"{self.family.name} mixture"
 
+    @property
+    def init_fields(self) -> tuple[str, ...]:
+        """What an init file gives per component besides its weight: the family's parameters."""
+        return self.family.parameter_names
+
+    def view_names(self) -> set[str]:
+        """The names an exercise may ask for: weight_k and <parameter>_k, and <parameter>_k_l for
+        coordinate l of a per-coordinate parameter (``emsym.solve``'s view)."""
+        if not self.concrete:
+            return set()
+        K, d = range(1, int(self.components) + 1), range(1, int(self.dim) + 1)
+        out = {f"{f}_{k}" for f in ("weight", *self.family.parameter_names) for k in K}
+        return out | {f"{p.name}_{k}_{l}" for p in self.family.parameters if p.per_coordinate for k in K for l in d}
+
 
 _COMMON = ("family", "components", "dim", "mixing", "prior", "labelled", "name", "description")
 

@@ -128,6 +128,14 @@ class ModelSpec(SpecViews):
     def label(self) -> str:
         return self.name or "model"
 
+    # what init files and exercises call a component's values (a family spec answers the same)
+    init_fields = None  # the Gaussian's own reader (emsym.data): a mean of d numbers, a variance or covariance
+
+    def view_names(self) -> set[str]:
+        """The names an exercise may ask for: weight_k, mean_k, variance_k, sd_k (``emsym.solve``'s view)."""
+        K = int(self.components) if self.concrete else 0
+        return {f"{f}_{k}" for f in ("weight", "mean", "variance", "sd") for k in range(1, K + 1)}
+
     def family_form(self) -> FamilySpec | None:
         """The same variant as a family of the generic engine (``emsym.families.gaussian``), or None
         where it has a covariance matrix (full, tied full, an mclust block).
