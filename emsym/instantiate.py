@@ -72,7 +72,9 @@ class _Names:
 
     def __call__(self, c: int | sp.Symbol) -> dict:
         rep: dict = {self.index: c}
-        rep.update({a: sp.Symbol(f"{self.stem(a)}_{c}", **a.assumptions0) for a in self.symbols})
+        # the assumptions as the symbol was made (positive=True), not every fact derived from them
+        # (assumptions0): Symbol('N_1', positive=True) is another symbol than one with all of those
+        rep.update({a: sp.Symbol(f"{self.stem(a)}_{c}", **a.__getnewargs_ex__()[1]) for a in self.symbols})
         rep.update({a: sp.MatrixSymbol(f"{self.stem(a)}_{c}", *a.shape) for a in self.matrices})
         return rep
 
@@ -170,8 +172,11 @@ def _parameter_steps(
 
     def add(s: Step, c: int | None, name: str | None) -> None:
         expr = with_counts(write(s.expr, c), deriver.m)
-        title = re.sub(r"\b(\w+)_k\b", rf"\g<1>_{c}", s.title) if c is not None else s.title
-        deriver.steps.append(step(title, s.text, expr, name))
+        title, text = s.title, s.text
+        if c is not None:  # mu_k -> mu_2 in the title and the text ("contain mu_2"); the text's general
+            title = re.sub(r"\b(\w+)_k\b", rf"\g<1>_{c}", title)  # facts (sum_n gamma_nk = N_k) stay
+            text = re.sub(r"\b(?!N_k\b)(\w+)_k\b", rf"\g<1>_{c}", text)
+        deriver.steps.append(step(title, text, expr, name))
         solution = solutions.get(name or "")
         if isinstance(solution, sp.Expr) and s.title.startswith("Solve for") and by_name[name].kind != "weight":
             deriver.finish(by_name[name], solution)  # N_1 + ... + N_K -> N, with its step

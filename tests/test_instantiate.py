@@ -94,3 +94,18 @@ def test_a_concrete_gaussian_is_derived_once_for_a_generic_component(monkeypatch
     assert any(s.title == "Differentiate Q with respect to mu_7" for s in seven.steps)
     assert two.update("mu_2").text == "sum_{n=1}^{N} (x_n*gamma_n2)/N_2"
     cache.clear_memory()
+
+
+def test_written_out_steps_name_their_component_and_share_its_symbols():
+    """The text of 'Differentiate Q with respect to mu_2' says mu_2 (it said mu_k), and each name is one
+    sympy symbol across the steps (N_1 written out from N_k had every derived assumption, so it was not
+    the N_1 of the other steps: N_1 - N_1 did not cancel)."""
+    d = get_derivation(load_spec("standard"))
+    texts = {s.title: s.text for s in d.steps}
+    assert texts["Differentiate Q with respect to mu_2"] == "Only the terms of Q that contain mu_2 survive."
+    assert texts["Differentiate L with respect to pi_1"] == "Only the terms of L that contain pi_1 survive."
+    symbols: dict[str, set] = {}
+    for s in d.steps:
+        for a in s.expr.atoms(sp.Symbol):
+            symbols.setdefault(a.name, set()).add(a)
+    assert {name: len(v) for name, v in symbols.items() if len(v) > 1} == {}
