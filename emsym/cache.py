@@ -254,15 +254,16 @@ def derive(spec: ModelSpec) -> Derivation:
 
 def _derive(spec: Spec, use_cache: bool) -> Derivation:
     """A family derives for a generic component; a concrete Gaussian with a general form is that form
-    (derived once, cached) written out for its K components (``emsym.instantiate``): the cost does
-    not grow with K.  Pinned variants (fixed or linked values, Bernoulli z) and a general d derive per component."""
+    (derived once, cached) written out for its K components (``emsym.instantiate``; a general d stays
+    general): the cost does not grow with K.  Pinned variants (fixed or linked values, Bernoulli z)
+    derive per component."""
     from .family_derive import derive_family
     from .instantiate import instantiate
 
     if isinstance(spec, FamilySpec):
         return derive_family(spec)
     general = spec.general()
-    if general is None or general is spec or spec.general_d:
+    if general is None or general is spec:
         return derive(spec)
     return instantiate(get_derivation(general, use_cache), spec)
 

@@ -128,10 +128,10 @@ class _Writer:
     written out.
     """
 
-    def __init__(self, general: Derivation, K: int, dim: int):
+    def __init__(self, general: Derivation, K: int, dim: int | None):
         g = general.model
         self.g, self.K = g, K
-        self.shapes = {g.d: dim} if isinstance(g.d, sp.Symbol) else {}
+        self.shapes = {g.d: dim} if isinstance(g.d, sp.Symbol) and dim is not None else {}
         self.base = {g.K: K, **self.shapes} if isinstance(g.K, sp.Symbol) else dict(self.shapes)
         self._concrete: dict[sp.Basic, sp.Basic] = {}
         self._generic: dict[sp.Basic, tuple[sp.Basic, _Names]] = {}
@@ -208,7 +208,7 @@ def instantiate(general: Derivation, spec: ModelSpec) -> Derivation:
     come from ``general``, written out per component; ordering the updates, their display forms,
     the "M-step update" steps and the notes are the concrete derivation's own last stage.
     """
-    K, dim = int(spec.components), int(spec.dim)
+    K, dim = int(spec.components), None if spec.general_d else int(spec.dim)
     write = _Writer(general, K, dim)
     deriver = Deriver(spec)  # mixture density, likelihoods, E-steps, Q: written for the K components
     deriver.model_steps()
@@ -226,5 +226,6 @@ def instantiate(general: Derivation, spec: ModelSpec) -> Derivation:
     _parameter_steps(general, write, deriver, generic, solutions)
     deriver.solutions = {**solutions, **deriver.solutions}  # finish() may have folded N_1 + ... + N_K into N
     d = deriver.result()
-    note = f"Derived once for a generic component k and written out for K = {K}, d = {dim}."
+    shown = "d (general)" if dim is None else dim
+    note = f"Derived once for a generic component k and written out for K = {K}, d = {shown}."
     return dataclasses.replace(d, notes=(*d.notes, note))

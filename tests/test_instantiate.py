@@ -57,17 +57,23 @@ READS_CASES = [
     ("full", 2, 2),
     ({"components": "K", "dim": "d", "covariance": "full", "prior": {"variance": {"inverse-wishart": [4, 2]}}}, 2, 2),
     ("VVE", 2, 2),
+    # a concrete K with a general d: written out for K, d kept general
+    ("spherical", 3, "d"),
+    ("EEI", 2, "d"),
+    ({"components": "K", "dim": "d", "covariance": "diag", "prior": {"variance": {"inverse-gamma": [2, 1]}}}, 3, "d"),
+    ("full", 2, "d"),
+    ("VEV", 2, "d"),
 ]
 
 
 @pytest.mark.parametrize(("source", "K", "d"), READS_CASES, ids=lambda c: str(c)[:30])
 def test_instantiated_steps_read_like_the_per_component_derivation(source, K, d):
-    """Step by step against the per-component derivation: the same titles, parameters, updates and notes,
+    """Step by step against the per-component derivation: the same titles, texts, parameters, updates and notes,
     and (scalar models) every step's equation equal to the per-component one, summed out for N = 3."""
     general = load_spec(source)
     concrete = general.instantiate(components=K, dim=d)
     ours, ref = instantiate(derive(general), concrete), derive(concrete)
-    assert [(s.title, s.param) for s in ours.steps] == [(s.title, s.param) for s in ref.steps]
+    assert [(s.title, s.param, s.text) for s in ours.steps] == [(s.title, s.param, s.text) for s in ref.steps]
     assert [(u.name, u.text, u.uses) for u in ours.updates] == [(u.name, u.text, u.uses) for u in ref.updates]
     assert ours.notes[:-1] == ref.notes and "generic component k" in ours.notes[-1]
     if ref.model.full:  # matrix expressions: titles and updates above; their values in the test before
