@@ -285,25 +285,22 @@ def _engine_item(spec: ModelSpec, model, X: np.ndarray, start: dict) -> CheckIte
     """(d) The same Gaussian derived a second, independent way: by the generic family engine from the
     declaration in ``emsym.families.gaussian``.  From the same start, both give the same log-likelihood
     and, from the same responsibilities, the same exact M-step."""
+    from .families.gaussian import form, view
+
     name = "agrees with the family engine"
-    form = spec.family_form()
-    if form is None:
+    twin = spec.family_form()
+    if twin is None:
         return CheckItem(
             name, None, "skipped: a covariance matrix is derived by the matrix rules alone (no family form)"
         )
-    from .families.gaussian import form as kind_of
-    from .families.gaussian import view
-
-    kind = kind_of(spec.vector, spec.covariance)
-
-    other = get_model(form)
+    other = get_model(twin)
     XT = np.ascontiguousarray(X.T)
     comps = model.components(start)
-    theirs = other.params_from_components([view(c, form.family) for c in comps], where="check start")
+    theirs = other.params_from_components([view(c, twin.family) for c in comps], where="check start")
     mine_lj, their_lj = model.log_joint(XT, start), other.log_joint(XT, theirs)
     ll = [float(np.sum(np.logaddexp.reduce(lj, axis=0))) for lj in (mine_lj, their_lj)]
     R = _e_step(model, XT, start)
-    new = [view(c, form.family) for c in model.components(model.m_step(XT, R, start, exact=True))]
+    new = [view(c, twin.family) for c in model.components(model.m_step(XT, R, start, exact=True))]
     their_new = other.components(other.m_step(XT, R, theirs, exact=True))
     step = max(
         float(np.max(np.abs(np.asarray(a[f]) - np.asarray(b[f])) / (1 + np.abs(np.asarray(a[f])))))
@@ -314,7 +311,7 @@ def _engine_item(spec: ModelSpec, model, X: np.ndarray, start: dict) -> CheckIte
     return CheckItem(
         name,
         gap <= 1e-9 and step <= 1e-9,
-        f"derived again from the {kind} declaration in emsym.families.gaussian: "
+        f"derived again from the {form(spec.vector, spec.covariance)} declaration in emsym.families.gaussian: "
         f"log-likelihood at the start differs by {gap:.1e}, one exact M-step by {step:.1e} (relative; tolerance 1e-9)",
     )
 
